@@ -1,0 +1,137 @@
+"""`make run`, `make up`, `make down`, `make status`: the whole system on one machine.
+
+`run` stays in the foreground and stops what it started on Ctrl-C; `up` leaves everything
+running in the background and returns once it is healthy; `down` stops what `up` started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from loyalnest.bootstrap.__main__ import bootstrap
+from loyalnest.cli import produce_sample_orders
+from loyalnest.localstack.process import StackError, spawn, stop_pid, tail, wait_until
+from loyalnest.localstack.service import StackPaths
+from loyalnest.localstack.stack import start_all
+from loyalnest.localstack.stack import status as stack_status
+from loyalnest.settings import Settings
+from loyalnest.supervisor import Job, Supervisor, default_jobs, healthy, init_recovery
+
+JOBS_TIMEOUT = 90.0
+SAMPLE_SHOP = "demo.myshopify.com"
+
+
+def prepare(settings: Settings) -> list[Job]:
+    """Servers up, topics/schemas/indexes/migrations in place, recovery stores created."""
+    start_all(settings)
+    bootstrap(settings)
+    jobs = default_jobs(settings)
+    for job in jobs:
+        init_recovery(settings, job)
+    return jobs
+
+
+def wait_for_jobs(settings: Settings, jobs: list[Job]) -> None:
+    for job in jobs:
+        if not wait_until(lambda job=job: healthy(job), timeout=JOBS_TIMEOUT):  # type: ignore[misc]
+            log = settings.data_dir.resolve() / "logs" / f"{job.name}.log"
+            raise StackError(f"job {job.name} not healthy after {JOBS_TIMEOUT:.0f}s; "
+                             f"last lines of {log}:\n{tail(log)}")
+        print(f"✓ {job.name:<9} {job.health_url}", flush=True)
+
+
+def print_endpoints(settings: Settings) -> None:
+    print(f"""
+LoyalNest is running.
+  Kafka              {settings.kafka_bootstrap_servers}
+  Schema registry    {settings.schema_registry_url}
+  MongoDB            {settings.mongo_url}  (database {settings.mongo_database})
+  PostgreSQL         {settings.postgres_url.split('@')[-1]}
+  Redis              {settings.redis_url}
+  Flow metrics       http://127.0.0.1:{settings.flow_api_port}/metrics
+  Logs               {settings.data_dir.resolve() / 'logs'}
+""", flush=True)
+
+
+def run(settings: Settings) -> int:
+    """Foreground: start everything, feed sample orders, stop it all on Ctrl-C."""
+    started = start_all(settings)
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    bootstrap(settings)
+    jobs = default_jobs(settings)
+    for job in jobs:
+        init_recovery(settings, job)
+    supervisor = Supervisor(jobs, settings.data_dir.resolve() / "logs")
+    worker = threading.Thread(target=supervisor.run, name="supervisor")
+    worker.start()
+    try:
+        wait_for_jobs(settings, jobs)
+        produce_sample_orders(settings, SAMPLE_SHOP, count=20, seed=7)
+        print("✓ produced 20 sample orders to shopify.orders")
+        print_endpoints(settings)
+        print("Press Ctrl-C to stop.", flush=True)
+        stopping.wait()
+    finally:
+        print("\nStopping…", flush=True)
+        supervisor.stop()
+        worker.join()
+        for service in reversed(started):
+            service.stop()
+            print(f"stopped {service.name}")
+    return 0
+
+
+def up(settings: Settings) -> int:
+    """Background: servers and the supervisor, returning once all jobs are healthy."""
+    jobs = prepare(settings)
+    paths = StackPaths(settings.data_dir.resolve())
+    pid_file = paths.pid("supervisor")
+    if not wait_until(lambda: all(healthy(job) for job in jobs), timeout=0):
+        stop_pid(pid_file)
+        spawn([sys.executable, "-m", "loyalnest.supervisor"], log=paths.log("supervisor"),
+              pid_file=pid_file)
+    wait_for_jobs(settings, jobs)
+    print_endpoints(settings)
+    return 0
+
+
+def down(settings: Settings) -> int:
+    paths = StackPaths(settings.data_dir.resolve())
+    stopped = stop_pid(paths.pid("supervisor"), timeout=40)
+    print(f"supervisor {'stopped' if stopped else 'not running'}")
+    from loyalnest.localstack.stack import down as stack_down
+
+    return stack_down(settings)
+
+
+def status(settings: Settings) -> int:
+    code = stack_status(settings)
+    for job in default_jobs(settings):
+        state = "up" if healthy(job) else "down"
+        print(f"{job.name:<9} {state:<5} {job.health_url}")
+        code |= 0 if state == "up" else 1
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loyalnest.app")
+    parser.add_argument("command", choices=["run", "up", "down", "status"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    command = {"run": run, "up": up, "down": down, "status": status}[args.command]
+    try:
+        return command(Settings())
+    except StackError as exc:
+        print(f"✗ {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

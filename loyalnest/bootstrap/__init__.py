@@ -1,0 +1,1 @@
+"""Create what the system needs on its servers; every step is safe to run again."""

@@ -1,0 +1,40 @@
+"""`python -m loyalnest.bootstrap`: topics, schemas, collections, indexes and migrations."""
+
+from __future__ import annotations
+
+import sys
+
+import psycopg
+import pymongo
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from loyalnest.bootstrap.kafka import ensure_topics, register_schemas
+from loyalnest.bootstrap.migrations import apply_migrations, discover
+from loyalnest.bootstrap.mongo import ensure_collections
+from loyalnest.settings import Settings
+from loyalnest.topics import TOPICS
+
+
+def bootstrap(settings: Settings) -> None:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    created = ensure_topics(admin, TOPICS, partitions=settings.kafka_topic_partitions,
+                            replication=settings.kafka_replication_factor)
+    print(f"kafka     topics: {len(TOPICS)} ({len(created)} created)")
+    ids = register_schemas(SchemaRegistryClient({"url": settings.schema_registry_url}))
+    print(f"registry  schemas: {', '.join(f'{s}=#{i}' for s, i in ids.items())}")
+    with pymongo.MongoClient(settings.mongo_url) as client:
+        collections = ensure_collections(client[settings.mongo_database])
+    print(f"mongo     collections and indexes ensured ({len(collections)} created)")
+    with psycopg.connect(settings.postgres_url) as conn:
+        applied = apply_migrations(conn, discover())
+    print(f"postgres  migrations: {len(applied)} applied")
+
+
+def main() -> int:
+    bootstrap(Settings())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

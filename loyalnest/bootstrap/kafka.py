@@ -1,0 +1,44 @@
+"""Kafka topics and the Avro schemas registered for them."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from loyalnest.schemas import TOPIC_SCHEMAS, schema_text, value_subject
+from loyalnest.topics import TopicSpec
+
+COMPATIBILITY = "BACKWARD"
+
+
+def ensure_topics(admin: AdminClient, topics: tuple[TopicSpec, ...], *, partitions: int,
+                  replication: int, timeout: float = 30) -> list[str]:
+    """Create the topics that do not exist yet; return their names."""
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    new = [NewTopic(t.name, num_partitions=partitions, replication_factor=replication,
+                    config=t.config) for t in topics if t.name not in existing]
+    if not new:
+        return []
+    for name, future in admin.create_topics(new, operation_timeout=timeout).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            # Another bootstrap created it between our listing and our request.
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise RuntimeError(f"creating topic {name}: {exc}") from exc
+    return [t.topic for t in new]
+
+
+def register_schemas(client: SchemaRegistryClient, topics: list[str] | None = None) -> dict[str, int]:
+    """Set BACKWARD compatibility and register each topic's value schema; return schema ids.
+
+    Compatibility is set before registering, so an incompatible change to a file in `avro/`
+    fails the bootstrap instead of silently becoming a new, breaking version.
+    """
+    ids = {}
+    for topic in topics if topics is not None else list(TOPIC_SCHEMAS):
+        subject = value_subject(topic)
+        client.set_compatibility(subject, COMPATIBILITY)
+        ids[subject] = client.register_schema(subject, Schema(schema_text(topic), "AVRO"))
+    return ids

@@ -1,0 +1,23 @@
+"""Avro contracts in `avro/`, and the registry subjects they are registered under."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loyalnest.topics import POINTS_EARNED, REWARD_REDEMPTION
+
+AVRO_DIR = Path(__file__).resolve().parents[1] / "avro"
+
+# Confluent's default TopicNameStrategy: the value schema of topic T is subject "T-value".
+TOPIC_SCHEMAS: dict[str, str] = {
+    POINTS_EARNED: "points_earned.avsc",
+    REWARD_REDEMPTION: "reward_redemption.avsc",
+}
+
+
+def value_subject(topic: str) -> str:
+    return f"{topic}-value"
+
+
+def schema_text(topic: str) -> str:
+    return (AVRO_DIR / TOPIC_SCHEMAS[topic]).read_text()

@@ -1,0 +1,47 @@
+"""The one settings object, read from the environment (and an optional `.env` file).
+
+Only entry points (`main()`, `create_app()`, CLI commands) read it; everything else takes
+plain arguments, so tests can build any component without touching the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob LoyalNest has; the README's configuration table mirrors this class."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_partitions: int = Field(default=4, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
+    mongo_url: str = "mongodb://127.0.0.1:27017"
+    mongo_database: str = "loyalnest"
+    postgres_url: str = "postgresql://loyalnest:loyalnest@127.0.0.1:5432/loyalnest"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_key_prefix: str = "loyalnest:"
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    api_host: str = "127.0.0.1"
+    api_http_port: int = 8080
+    api_grpc_port: int = 50059
+    flow_api_port: int = Field(default=3030, validation_alias="FLOW_API_PORT")
+    flow_recovery_partitions: int = Field(default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS")
+    flow_snapshot_seconds: int = Field(default=5, ge=1, validation_alias="FLOW_SNAPSHOT_SECONDS")
+    data_dir: Path = Field(default=Path(".data"), validation_alias="LOYALNEST_DATA_DIR")
+    log_level: str = Field(default="INFO", validation_alias="LOYALNEST_LOG_LEVEL")
+
+    @property
+    def kafka_brokers(self) -> list[str]:
+        return [b.strip() for b in self.kafka_bootstrap_servers.split(",") if b.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

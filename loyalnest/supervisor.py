@@ -1,0 +1,143 @@
+"""Run LoyalNest's long-running jobs as child processes and restart them when they die.
+
+Bytewax flows scale with processes, not threads, and one dead process stops a cluster; the
+supervisor restarts it and Bytewax recovery resumes from the last snapshot. Each flow runs with
+the Bytewax dataflow API on its own port, whose `/metrics` answering is the job's health check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from loyalnest.settings import Settings
+
+log = logging.getLogger("loyalnest.supervisor")
+
+MAX_BACKOFF = 30.0
+STOP_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    health_url: str | None = None
+
+
+def flow_job(settings: Settings, name: str, import_str: str, port: int) -> Job:
+    recovery = settings.data_dir.resolve() / "recovery" / name
+    return Job(
+        name=name,
+        argv=[sys.executable, "-m", "bytewax.run", import_str, "-r", str(recovery),
+              "-s", str(settings.flow_snapshot_seconds), "-b", "60"],
+        env={"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port)},
+        health_url=f"http://127.0.0.1:{port}/metrics",
+    )
+
+
+def default_jobs(settings: Settings) -> list[Job]:
+    return [flow_job(settings, "order-archive", "flows.order_archive:flow()",
+                     settings.flow_api_port)]
+
+
+def init_recovery(settings: Settings, job: Job) -> None:
+    """Create a flow's recovery store once; its partition count is fixed from then on."""
+    if "-r" not in job.argv:
+        return
+    directory = Path(job.argv[job.argv.index("-r") + 1])
+    if directory.exists() and any(directory.iterdir()):
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "bytewax.recovery", str(directory),
+         str(settings.flow_recovery_partitions)], check=True, capture_output=True,
+    )
+
+
+def healthy(job: Job) -> bool:
+    if job.health_url is None:
+        return True
+    try:
+        return httpx.get(job.health_url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class Supervisor:
+    """Starts every job, restarts any that exits, stops them all on request."""
+
+    def __init__(self, jobs: list[Job], log_dir: Path) -> None:
+        self.jobs = jobs
+        self.log_dir = log_dir
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        """Block until stop() is called, keeping every job alive."""
+        backoff = {job.name: 1.0 for job in self.jobs}
+        for job in self.jobs:
+            self._start(job)
+        while not self._stopping.wait(0.5):
+            for job in self.jobs:
+                proc = self._procs[job.name]
+                if proc.poll() is None:
+                    continue
+                log.error("%s exited with %s; restarting in %.0fs", job.name, proc.returncode,
+                          backoff[job.name])
+                if self._stopping.wait(backoff[job.name]):
+                    break
+                backoff[job.name] = min(backoff[job.name] * 2, MAX_BACKOFF)
+                self._start(job)
+        self._terminate_all()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _start(self, job: Job) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{job.name}.log").open("ab") as out:
+            self._procs[job.name] = subprocess.Popen(  # noqa: S603
+                job.argv, env={**os.environ, **job.env}, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        log.info("started %s (pid %d)", job.name, self._procs[job.name].pid)
+
+    def _terminate_all(self) -> None:
+        for proc in self._procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # Bytewax stops cleanly on KeyboardInterrupt
+        for name, proc in self._procs.items():
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0fs; killing it", name, STOP_TIMEOUT)
+                proc.kill()
+                proc.wait()
+
+
+def main() -> int:
+    """Foreground supervisor (what `make up` runs in the background)."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    jobs = default_jobs(settings)
+    for job in jobs:
+        init_recovery(settings, job)
+    supervisor = Supervisor(jobs, settings.data_dir.resolve() / "logs")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: supervisor.stop())
+    supervisor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Deterministic identities: the same input always gives the same UUID.
+
+Shopify ids are merchant-scoped integers. UUIDv5 over the shop domain lets every component
+(flows, API, Core's tables) derive the same internal ids without a lookup, and lets a replayed
+event produce the very id its first delivery did, which is what makes sinks idempotent.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+NAMESPACE = uuid.UUID("6f1b8a6e-3c1d-5b7e-9a42-1c0de5a10a17")
+
+
+def merchant_id(shop_domain: str) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, f"shop:{normalize_shop(shop_domain)}")
+
+
+def customer_id(shop_domain: str, shopify_customer_id: int) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, f"customer:{normalize_shop(shop_domain)}:{shopify_customer_id}")
+
+
+def event_id(*parts: object) -> uuid.UUID:
+    """An id for an event defined by its business key, e.g. (shop, order id, "earn")."""
+    return uuid.uuid5(NAMESPACE, "event:" + ":".join(str(p) for p in parts))
+
+
+def normalize_shop(shop_domain: str) -> str:
+    return shop_domain.strip().lower()

@@ -1,0 +1,73 @@
+"""Shopify order webhooks as typed, validated values."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+ORDER_TOPICS = frozenset(
+    {"orders/create", "orders/paid", "orders/updated", "orders/cancelled", "refunds/create"}
+)
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be processed; the message says why (it goes to a dead letter)."""
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """One order-related webhook: which shop, which topic, and the decoded body."""
+
+    shop: str
+    topic: str
+    body: dict[str, Any]
+
+    @property
+    def order_id(self) -> int:
+        key = "order_id" if self.topic == "refunds/create" else "id"
+        return require_int(self.body, key)
+
+
+def parse_order_event(shop: str | None, topic: str | None, raw: bytes | None) -> OrderEvent:
+    """Decode a webhook body received for `topic` from `shop`; raise InvalidEvent if unusable."""
+    if not shop:
+        raise InvalidEvent("missing shop domain")
+    if topic not in ORDER_TOPICS:
+        raise InvalidEvent(f"unsupported topic {topic!r}")
+    if not raw:
+        raise InvalidEvent("empty body")
+    try:
+        # Money arrives as strings; any stray JSON number becomes a Decimal, never a float.
+        body = json.loads(raw, parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidEvent("body is not a JSON object")
+    event = OrderEvent(shop=shop, topic=topic, body=body)
+    event.order_id  # noqa: B018 - validates that the order id is present
+    return event
+
+
+def require_int(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent(f"{key} must be an integer, got {value!r}")
+    return value
+
+
+def money(body: dict[str, Any], key: str) -> Decimal:
+    """A money field as Decimal; Shopify sends decimal strings."""
+    value = body.get(key)
+    if value is None:
+        raise InvalidEvent(f"{key} is missing")
+    if isinstance(value, float):
+        raise InvalidEvent(f"{key} must be a decimal string, not a float")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise InvalidEvent(f"{key} is not a decimal amount: {value!r}") from exc
+    if not amount.is_finite():
+        raise InvalidEvent(f"{key} is not a finite amount: {value!r}")
+    return amount

@@ -1,0 +1,79 @@
+"""Deterministic UUIDv5 identities."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from loyalty import ids
+
+SHOP = "demo.myshopify.com"
+
+
+def test_merchant_id_is_deterministic_uuid5_in_the_project_namespace() -> None:
+    first = ids.merchant_id(SHOP)
+
+    assert first == ids.merchant_id(SHOP)
+    assert first.version == 5
+    assert first == uuid.uuid5(ids.NAMESPACE, f"shop:{SHOP}")
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["DEMO.myshopify.com", "  demo.myshopify.com", "demo.myshopify.com\n", " Demo.MyShopify.COM "],
+)
+def test_shop_case_and_surrounding_whitespace_give_the_same_merchant_id(spelling: str) -> None:
+    assert ids.merchant_id(spelling) == ids.merchant_id(SHOP)
+
+
+def test_shop_case_and_whitespace_give_the_same_customer_id() -> None:
+    assert ids.customer_id(" DEMO.myshopify.com ", 42) == ids.customer_id(SHOP, 42)
+
+
+def test_normalize_shop_strips_and_lowercases() -> None:
+    assert ids.normalize_shop("\tShop.MyShopify.com ") == "shop.myshopify.com"
+
+
+def test_different_shops_have_different_merchant_ids() -> None:
+    assert ids.merchant_id(SHOP) != ids.merchant_id("other.myshopify.com")
+
+
+def test_customer_id_is_deterministic() -> None:
+    assert ids.customer_id(SHOP, 7) == ids.customer_id(SHOP, 7)
+
+
+def test_different_customers_of_one_shop_have_different_ids() -> None:
+    assert ids.customer_id(SHOP, 1) != ids.customer_id(SHOP, 2)
+
+
+def test_same_customer_number_in_two_shops_gives_different_ids() -> None:
+    assert ids.customer_id(SHOP, 1) != ids.customer_id("other.myshopify.com", 1)
+
+
+def test_merchant_customer_and_event_ids_do_not_collide_for_similar_input() -> None:
+    generated = {ids.merchant_id(SHOP), ids.customer_id(SHOP, 1), ids.event_id(SHOP, 1)}
+
+    assert len(generated) == 3
+
+
+def test_event_id_is_deterministic() -> None:
+    assert ids.event_id(SHOP, 1001, "earn") == ids.event_id(SHOP, 1001, "earn")
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        ("other.myshopify.com", 1001, "earn"),
+        (SHOP, 1002, "earn"),
+        (SHOP, 1001, "redeem"),
+        (SHOP, 1001),
+        (SHOP, 1001, "earn", "extra"),
+    ],
+)
+def test_event_id_differs_when_any_part_differs(other: tuple[object, ...]) -> None:
+    assert ids.event_id(*other) != ids.event_id(SHOP, 1001, "earn")
+
+
+def test_event_id_depends_on_part_order() -> None:
+    assert ids.event_id("a", "b") != ids.event_id("b", "a")

@@ -1,0 +1,352 @@
+"""MongoWriter against a hand-written fake database: batching, grouping, retries, duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+from prometheus_client import REGISTRY
+from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo.database import Database
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    ConnectionFailure,
+    NetworkTimeout,
+    OperationFailure,
+)
+
+from sinks.mongo import (
+    MAX_BATCH,
+    MongoSinkError,
+    MongoWrite,
+    MongoWriter,
+    RetryPolicy,
+    WriteOp,
+    count_duplicates,
+    group_by_collection,
+)
+
+
+@dataclass(frozen=True)
+class BulkCall:
+    collection: str
+    ops: list[WriteOp]
+    ordered: bool
+
+
+@dataclass
+class FakeCollection:
+    name: str
+    log: list[BulkCall]
+    outcomes: list[Exception | None] = field(default_factory=list)
+    calls: list[BulkCall] = field(default_factory=list)
+
+    def bulk_write(self, requests: list[WriteOp], ordered: bool = True) -> None:
+        """Record the call; raise the next scripted exception (None, or none left: succeed)."""
+        call = BulkCall(self.name, list(requests), ordered)
+        self.calls.append(call)
+        self.log.append(call)
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if outcome is not None:
+            raise outcome
+
+
+class FakeDatabase:
+    """`db[name].bulk_write(ops, ordered=...)` is all MongoWriter uses of a Database."""
+
+    def __init__(self, outcomes: dict[str, Iterable[Exception | None]] | None = None) -> None:
+        self.log: list[BulkCall] = []
+        self.collections: dict[str, FakeCollection] = {}
+        self._outcomes = {name: list(seq) for name, seq in (outcomes or {}).items()}
+
+    def __getitem__(self, name: str) -> FakeCollection:
+        if name not in self.collections:
+            self.collections[name] = FakeCollection(name, self.log, self._outcomes.pop(name, []))
+        return self.collections[name]
+
+
+def make_writer(
+    db: FakeDatabase,
+    sleeps: list[float],
+    *,
+    max_batch: int = MAX_BATCH,
+    retry: RetryPolicy | None = None,
+) -> MongoWriter:
+    return MongoWriter(
+        cast("Database[Any]", db), max_batch=max_batch, retry=retry, sleep=sleeps.append
+    )
+
+
+def inserts(collection: str, count: int, start: int = 0) -> list[MongoWrite]:
+    return [(collection, InsertOne({"_id": f"{collection}-{i}"})) for i in range(start, count)]
+
+
+def bulk_error(
+    write_errors: list[dict[str, Any]], write_concern_errors: list[dict[str, Any]] | None = None
+) -> BulkWriteError:
+    return BulkWriteError(
+        {
+            "writeErrors": write_errors,
+            "writeConcernErrors": write_concern_errors or [],
+            "nInserted": 0,
+            "nUpserted": 0,
+            "nMatched": 0,
+            "nModified": 0,
+            "nRemoved": 0,
+            "upserted": [],
+        }
+    )
+
+
+def duplicate_error(index: int) -> dict[str, Any]:
+    return {"index": index, "code": 11000, "errmsg": "E11000 duplicate key error", "op": {}}
+
+
+def validation_error(index: int) -> dict[str, Any]:
+    return {"index": index, "code": 121, "errmsg": "Document failed validation", "op": {}}
+
+
+WRITE_CONCERN_ERROR: dict[str, Any] = {"code": 64, "errmsg": "waiting for replication timed out"}
+
+
+# --- batching and grouping ----------------------------------------------------------------------
+
+
+def test_2500_writes_for_one_collection_go_out_as_unordered_chunks_of_1000_1000_500() -> None:
+    db, sleeps = FakeDatabase(), list[float]()
+    items = inserts("orders", 2500)
+
+    stats = make_writer(db, sleeps).write(items)
+
+    calls = db.collections["orders"].calls
+    assert [len(c.ops) for c in calls] == [1000, 1000, 500]
+    assert [c.ordered for c in calls] == [False, False, False]
+    assert [o for c in calls for o in c.ops] == [o for _, o in items]
+    assert (stats.batches, stats.applied, stats.duplicates) == (3, 2500, 0)
+    assert sleeps == []
+
+
+def test_custom_max_batch_splits_into_chunks_of_that_size() -> None:
+    db = FakeDatabase()
+
+    make_writer(db, [], max_batch=2).write(inserts("orders", 5))
+
+    assert [len(c.ops) for c in db.collections["orders"].calls] == [2, 2, 1]
+
+
+def test_writes_for_two_collections_are_grouped_per_collection_keeping_arrival_order() -> None:
+    db = FakeDatabase()
+    a = [InsertOne({"_id": f"a{i}"}) for i in range(3)]
+    b: list[WriteOp] = [
+        UpdateOne({"_id": "b0"}, {"$set": {"x": 1}}, upsert=True),
+        ReplaceOne({"_id": "b1"}, {"x": 2}, upsert=True),
+    ]
+    items: list[MongoWrite] = [("a", a[0]), ("b", b[0]), ("a", a[1]), ("b", b[1]), ("a", a[2])]
+
+    stats = make_writer(db, []).write(items)
+
+    assert [(c.collection, c.ops, c.ordered) for c in db.log] == [
+        ("a", a, False),
+        ("b", b, False),
+    ]
+    assert (stats.batches, stats.applied) == (2, 5)
+
+
+def test_group_by_collection_orders_collections_by_first_use() -> None:
+    ops = [InsertOne({"_id": i}) for i in range(4)]
+
+    grouped = group_by_collection([("z", ops[0]), ("a", ops[1]), ("z", ops[2]), ("m", ops[3])])
+
+    assert list(grouped) == ["z", "a", "m"]
+    assert grouped == {"z": [ops[0], ops[2]], "a": [ops[1]], "m": [ops[3]]}
+
+
+def test_writing_nothing_sends_no_bulk_write() -> None:
+    db = FakeDatabase()
+
+    stats = make_writer(db, []).write([])
+
+    assert db.log == []
+    assert (stats.batches, stats.applied, stats.duplicates) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("max_batch", [0, -1, MAX_BATCH + 1])
+def test_max_batch_outside_1_to_1000_raises_value_error(max_batch: int) -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        make_writer(FakeDatabase(), [], max_batch=max_batch)
+
+
+@pytest.mark.parametrize("max_batch", [1, MAX_BATCH])
+def test_max_batch_at_the_bounds_is_accepted(max_batch: int) -> None:
+    db = FakeDatabase()
+
+    make_writer(db, [], max_batch=max_batch).write(inserts("c", 2))
+
+    assert sum(len(c.ops) for c in db.log) == 2
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+
+def test_default_retry_policy_waits_1_2_and_4_seconds() -> None:
+    assert list(RetryPolicy().delays()) == [1.0, 2.0, 4.0]
+
+
+def test_auto_reconnect_twice_then_success_is_retried_and_counted_once() -> None:
+    db = FakeDatabase({"orders": [AutoReconnect("down"), AutoReconnect("still down")]})
+    sleeps: list[float] = []
+    items = inserts("orders", 3)
+
+    stats = make_writer(db, sleeps).write(items)
+
+    calls = db.collections["orders"].calls
+    assert len(calls) == 3
+    assert all(c.ops == [o for _, o in items] for c in calls)
+    assert sleeps == [1.0, 2.0]
+    assert (stats.batches, stats.applied, stats.duplicates) == (1, 3, 0)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [AutoReconnect("reconnect"), ConnectionFailure("refused"), NetworkTimeout("timed out")],
+    ids=["AutoReconnect", "ConnectionFailure", "NetworkTimeout"],
+)
+def test_transient_error_on_every_attempt_raises_mongo_sink_error_after_all_attempts(
+    error: Exception,
+) -> None:
+    policy = RetryPolicy()
+    db = FakeDatabase({"orders": [error] * 10})
+    sleeps: list[float] = []
+
+    with pytest.raises(MongoSinkError, match="orders: gave up after retries") as info:
+        make_writer(db, sleeps, retry=policy).write(inserts("orders", 1))
+
+    assert len(db.collections["orders"].calls) == policy.attempts
+    assert sleeps == [1.0, 2.0, 4.0]
+    assert info.value.__cause__ is error
+
+
+def test_custom_retry_policy_controls_attempts_and_delays() -> None:
+    db = FakeDatabase({"orders": [AutoReconnect("x")] * 10})
+    sleeps: list[float] = []
+
+    with pytest.raises(MongoSinkError):
+        make_writer(db, sleeps, retry=RetryPolicy(attempts=3, base_delay=0.5)).write(
+            inserts("orders", 1)
+        )
+
+    assert len(db.collections["orders"].calls) == 3
+    assert sleeps == [0.5, 1.0]
+
+
+def test_non_transient_error_is_not_retried() -> None:
+    db = FakeDatabase({"orders": [OperationFailure("not authorized", code=13)]})
+    sleeps: list[float] = []
+
+    with pytest.raises(OperationFailure):
+        make_writer(db, sleeps).write(inserts("orders", 1))
+
+    assert len(db.collections["orders"].calls) == 1
+    assert sleeps == []
+
+
+def test_each_chunk_gets_a_fresh_retry_budget() -> None:
+    # The first chunk uses up all three retries; the second chunk may still retry.
+    outcomes = [
+        AutoReconnect("1"),
+        AutoReconnect("2"),
+        AutoReconnect("3"),
+        None,
+        AutoReconnect("4"),
+    ]
+    db = FakeDatabase({"orders": outcomes})
+    sleeps: list[float] = []
+
+    stats = make_writer(db, sleeps, max_batch=2).write(inserts("orders", 4))
+
+    assert len(db.collections["orders"].calls) == 6
+    assert sleeps == [1.0, 2.0, 4.0, 1.0]
+    assert (stats.batches, stats.applied) == (2, 4)
+
+
+# --- duplicates and write errors -----------------------------------------------------------------
+
+
+def test_bulk_write_error_with_only_duplicate_keys_is_counted_not_raised() -> None:
+    db = FakeDatabase({"orders": [bulk_error([duplicate_error(0), duplicate_error(2)])]})
+    sleeps: list[float] = []
+
+    stats = make_writer(db, sleeps).write(inserts("orders", 5))
+
+    assert stats.duplicates == 2
+    assert stats.applied == 5 - 2
+    assert stats.batches == 1
+    assert len(db.collections["orders"].calls) == 1
+    assert sleeps == []
+
+
+def test_duplicate_and_validation_error_raise_mongo_sink_error_naming_code_121() -> None:
+    db = FakeDatabase({"orders": [bulk_error([duplicate_error(0), validation_error(1)])]})
+    sleeps: list[float] = []
+
+    with pytest.raises(MongoSinkError, match=r"code 121 at index 1") as info:
+        make_writer(db, sleeps).write(inserts("orders", 2))
+
+    assert "1 write(s) failed" in str(info.value)
+    assert len(db.collections["orders"].calls) == 1
+    assert sleeps == []
+
+
+def test_write_concern_error_without_write_errors_is_retried_like_a_transient_error() -> None:
+    db = FakeDatabase({"orders": [bulk_error([], [WRITE_CONCERN_ERROR])]})
+    sleeps: list[float] = []
+
+    stats = make_writer(db, sleeps).write(inserts("orders", 2))
+
+    assert len(db.collections["orders"].calls) == 2
+    assert sleeps == [1.0]
+    assert (stats.batches, stats.applied, stats.duplicates) == (1, 2, 0)
+
+
+def test_write_concern_error_on_every_attempt_raises_mongo_sink_error() -> None:
+    db = FakeDatabase({"orders": [bulk_error([], [WRITE_CONCERN_ERROR]) for _ in range(4)]})
+    sleeps: list[float] = []
+
+    with pytest.raises(MongoSinkError, match="write concern error"):
+        make_writer(db, sleeps).write(inserts("orders", 1))
+
+    assert len(db.collections["orders"].calls) == RetryPolicy().attempts
+    assert sleeps == [1.0, 2.0, 4.0]
+
+
+def test_count_duplicates_without_errors_is_zero() -> None:
+    assert count_duplicates("c", {"writeErrors": [], "writeConcernErrors": []}) == 0
+    assert count_duplicates("c", {}) == 0
+
+
+def test_count_duplicates_reports_how_many_writes_failed() -> None:
+    details = {"writeErrors": [validation_error(0), duplicate_error(1), validation_error(3)]}
+
+    expected = r"^c: 2 write\(s\) failed, first: code 121 at index 0"
+    with pytest.raises(MongoSinkError, match=expected):
+        count_duplicates("c", details)
+
+
+def test_write_counters_record_applied_and_duplicate_writes() -> None:
+    collection = "metrics_probe_collection"
+
+    def sample(outcome: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "loyalnest_mongo_sink_writes_total", {"collection": collection, "outcome": outcome}
+        )
+        return value or 0.0
+
+    before = sample("applied"), sample("duplicate")
+    db = FakeDatabase({collection: [bulk_error([duplicate_error(1)])]})
+
+    make_writer(db, []).write(inserts(collection, 4))
+
+    assert (sample("applied") - before[0], sample("duplicate") - before[1]) == (3.0, 1.0)
