@@ -33,8 +33,14 @@ class Webhook:
         }
 
 
-def order_body(rng: random.Random, order_id: int, customer_id: int | None,
-               created_at: datetime, *, paid: bool = True) -> dict[str, Any]:
+def order_body(
+    rng: random.Random,
+    order_id: int,
+    customer_id: int | None,
+    created_at: datetime,
+    *,
+    paid: bool = True,
+) -> dict[str, Any]:
     subtotal = (Decimal(rng.randint(500, 50_000)) / 100).quantize(CENTS)
     tax = (subtotal * Decimal("0.08")).quantize(CENTS)
     body: dict[str, Any] = {
@@ -59,8 +65,9 @@ def order_body(rng: random.Random, order_id: int, customer_id: int | None,
     return body
 
 
-def sample_orders(shop: str, count: int, *, customers: int = 10, seed: int = 7,
-                  first_order_id: int = 5_000_000) -> Iterator[Webhook]:
+def sample_orders(
+    shop: str, count: int, *, customers: int = 10, seed: int = 7, first_order_id: int = 5_000_000
+) -> Iterator[Webhook]:
     """`count` paid orders/create webhooks spread over `customers` customers."""
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -69,5 +76,6 @@ def sample_orders(shop: str, count: int, *, customers: int = 10, seed: int = 7,
         customer = 1_000 + rng.randrange(customers)
         created = start + timedelta(minutes=17 * n)
         webhook_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        yield Webhook(shop, "orders/create", webhook_id,
-                      order_body(rng, order_id, customer, created))
+        yield Webhook(
+            shop, "orders/create", webhook_id, order_body(rng, order_id, customer, created)
+        )

@@ -18,8 +18,9 @@ DLQ_ORIGIN = "dlq-origin"
 
 def source(brokers: list[str], topics: list[str], *, tail: bool = True) -> KafkaSource:
     """A source that hands consumer errors to the flow instead of crashing it."""
-    return KafkaSource(brokers, topics, tail=tail, raise_on_errors=False,
-                       add_config={"log_level": "3"})
+    return KafkaSource(
+        brokers, topics, tail=tail, raise_on_errors=False, add_config={"log_level": "3"}
+    )
 
 
 def sink(brokers: list[str], topic: str) -> KafkaSink:
@@ -39,6 +40,10 @@ def header(message: SourceMessage, name: str) -> str | None:
 def dead_letter(message: SourceMessage, reason: str, step: str) -> SinkMessage:
     """The original key, bytes and headers, plus why and where it failed."""
     origin = f"{message.topic}/{message.partition}/{message.offset}"
-    headers = [*message.headers, (DLQ_REASON, reason.encode()), (DLQ_STEP, step.encode()),
-               (DLQ_ORIGIN, origin.encode())]
+    headers = [
+        *message.headers,
+        (DLQ_REASON, reason.encode()),
+        (DLQ_STEP, step.encode()),
+        (DLQ_ORIGIN, origin.encode()),
+    ]
     return KafkaSinkMessage(key=message.key, value=message.value, headers=headers)

@@ -12,8 +12,12 @@ from typing import Any
 from loyalty.ids import normalize_shop
 
 FORWARDED_HEADERS = (
-    "X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-Webhook-Id", "X-Shopify-Event-Id",
-    "X-Shopify-Triggered-At", "X-Shopify-API-Version",
+    "X-Shopify-Topic",
+    "X-Shopify-Shop-Domain",
+    "X-Shopify-Webhook-Id",
+    "X-Shopify-Event-Id",
+    "X-Shopify-Triggered-At",
+    "X-Shopify-API-Version",
 )
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -27,11 +31,16 @@ def partition_key(shop: str, body: dict[str, Any]) -> bytes:
     return f"{normalize_shop(shop)}:order:{order_id}".encode()
 
 
-def kafka_headers(delivery: dict[str, str], correlation_id: str) -> list[tuple[str, bytes]]:
+def kafka_headers(
+    delivery: dict[str, str], correlation_id: str
+) -> list[tuple[str, str | bytes | None]]:
     """The Shopify delivery headers we keep, plus our correlation id."""
     lowered = {k.lower(): v for k, v in delivery.items()}
-    kept = [(name, lowered[name.lower()].encode()) for name in FORWARDED_HEADERS
-            if name.lower() in lowered]
+    kept = [
+        (name, lowered[name.lower()].encode())
+        for name in FORWARDED_HEADERS
+        if name.lower() in lowered
+    ]
     return [*kept, (CORRELATION_HEADER, correlation_id.encode())]
 
 

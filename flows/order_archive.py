@@ -8,14 +8,17 @@ deliveries and replays of the topic land on the same document.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 from pymongo import InsertOne
 
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage, dead_letter, header
@@ -24,9 +27,10 @@ from connectors.kafka import source as kafka_source
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import ids
-from loyalty.orders import InvalidEvent, OrderEvent, parse_order_event
+from loyalty.orders import InvalidEventError, OrderEvent, parse_order_event
 from sinks.mongo import MongoSink, MongoWrite
 
+T = TypeVar("T")
 COLLECTION = "order_events"
 TOPIC_HEADER = "X-Shopify-Topic"
 SHOP_HEADER = "X-Shopify-Shop-Domain"
@@ -49,9 +53,8 @@ def decode(item: SourceItem) -> Decoded | Rejected:
     if isinstance(item, KafkaError):
         return Rejected(item.msg, f"kafka error: {item.err}")
     try:
-        event = parse_order_event(header(item, SHOP_HEADER), header(item, TOPIC_HEADER),
-                                  item.value)
-    except InvalidEvent as exc:
+        event = parse_order_event(header(item, SHOP_HEADER), header(item, TOPIC_HEADER), item.value)
+    except InvalidEventError as exc:
         return Rejected(item, str(exc))
     return Decoded(item, event)
 
@@ -59,33 +62,49 @@ def decode(item: SourceItem) -> Decoded | Rejected:
 def archive_write(decoded: Decoded) -> MongoWrite:
     event, message = decoded.event, decoded.message
     raw = message.value or b""
-    doc_id = ids.event_id(event.shop, event.topic, hashlib.sha256(raw).hexdigest())
-    received_ms = message.timestamp[1] if message.timestamp else 0
-    return COLLECTION, InsertOne({
-        "_id": str(doc_id),
-        "merchant_id": str(ids.merchant_id(event.shop)),
-        "shop": ids.normalize_shop(event.shop),
-        "topic": event.topic,
-        "order_id": event.order_id,
-        "webhook_id": header(message, WEBHOOK_ID_HEADER),
-        "received_at": datetime.fromtimestamp(received_ms / 1000, tz=UTC),
-        # Raw text, not a parsed document: BSON has no exact Decimal for stray JSON numbers.
-        "payload": raw.decode("utf-8"),
-    })
+    shop = ids.normalize_shop(event.shop)
+    doc_id = ids.event_id(shop, event.topic, hashlib.sha256(raw).hexdigest())
+    return COLLECTION, InsertOne(
+        {
+            "_id": str(doc_id),
+            "merchant_id": str(ids.merchant_id(event.shop)),
+            "shop": shop,
+            "topic": event.topic,
+            "order_id": event.order_id,
+            "webhook_id": header(message, WEBHOOK_ID_HEADER),
+            "received_at": broker_time(message),
+            # Raw text, not a parsed document: BSON has no exact Decimal for stray JSON numbers.
+            "payload": raw.decode("utf-8"),
+        }
+    )
+
+
+def broker_time(message: SourceMessage) -> datetime | None:
+    """When the broker (or producer) stamped the record; None when Kafka has no timestamp."""
+    if message.timestamp is None or message.timestamp[0] == TIMESTAMP_NOT_AVAILABLE:
+        return None
+    return datetime.fromtimestamp(message.timestamp[1] / 1000, tz=UTC)
 
 
 def to_dead_letter(rejected: Rejected) -> SinkMessage:
     return dead_letter(rejected.message, rejected.reason, "order-archive.decode")
 
 
-def build(source: Source[SourceItem], archive: Sink[MongoWrite],
-          dead_letters: Sink[SinkMessage]) -> Dataflow:
+def only(kind: type[T]) -> Callable[[object], T | None]:
+    """A filter_map mapper keeping the items of one type (a typed two-way split)."""
+    return lambda item: item if isinstance(item, kind) else None
+
+
+def build(
+    source: Source[SourceItem], archive: Sink[MongoWrite], dead_letters: Sink[SinkMessage]
+) -> Dataflow:
     flow = Dataflow("order-archive")
     messages = op.input("orders-in", flow, source)
     decoded = op.map("decode", messages, decode)
-    split = op.branch("split-rejected", decoded, lambda d: isinstance(d, Decoded))
-    op.output("archive-out", op.map("to-archive-write", split.trues, archive_write), archive)
-    op.output("dlq-out", op.map("to-dead-letter", split.falses, to_dead_letter), dead_letters)
+    accepted = op.filter_map("accepted", decoded, only(Decoded))
+    rejected = op.filter_map("rejected", decoded, only(Rejected))
+    op.output("archive-out", op.map("to-archive-write", accepted, archive_write), archive)
+    op.output("dlq-out", op.map("to-dead-letter", rejected, to_dead_letter), dead_letters)
     return flow
 
 

@@ -39,22 +39,27 @@ def wait_for_jobs(settings: Settings, jobs: list[Job]) -> None:
     for job in jobs:
         if not wait_until(lambda job=job: healthy(job), timeout=JOBS_TIMEOUT):  # type: ignore[misc]
             log = settings.data_dir.resolve() / "logs" / f"{job.name}.log"
-            raise StackError(f"job {job.name} not healthy after {JOBS_TIMEOUT:.0f}s; "
-                             f"last lines of {log}:\n{tail(log)}")
+            raise StackError(
+                f"job {job.name} not healthy after {JOBS_TIMEOUT:.0f}s; "
+                f"last lines of {log}:\n{tail(log)}"
+            )
         print(f"✓ {job.name:<9} {job.health_url}", flush=True)
 
 
 def print_endpoints(settings: Settings) -> None:
-    print(f"""
+    print(
+        f"""
 LoyalNest is running.
   Kafka              {settings.kafka_bootstrap_servers}
   Schema registry    {settings.schema_registry_url}
   MongoDB            {settings.mongo_url}  (database {settings.mongo_database})
-  PostgreSQL         {settings.postgres_url.split('@')[-1]}
+  PostgreSQL         {settings.postgres_url.split("@")[-1]}
   Redis              {settings.redis_url}
   Flow metrics       http://127.0.0.1:{settings.flow_api_port}/metrics
-  Logs               {settings.data_dir.resolve() / 'logs'}
-""", flush=True)
+  Logs               {settings.data_dir.resolve() / "logs"}
+""",
+        flush=True,
+    )
 
 
 def run(settings: Settings) -> int:
@@ -94,8 +99,11 @@ def up(settings: Settings) -> int:
     pid_file = paths.pid("supervisor")
     if not wait_until(lambda: all(healthy(job) for job in jobs), timeout=0):
         stop_pid(pid_file)
-        spawn([sys.executable, "-m", "loyalnest.supervisor"], log=paths.log("supervisor"),
-              pid_file=pid_file)
+        spawn(
+            [sys.executable, "-m", "loyalnest.supervisor"],
+            log=paths.log("supervisor"),
+            pid_file=pid_file,
+        )
     wait_for_jobs(settings, jobs)
     print_endpoints(settings)
     return 0

@@ -17,8 +17,13 @@ from loyalnest.topics import SHOPIFY_ORDERS
 
 def produce_sample_orders(settings: Settings, shop: str, count: int, seed: int) -> int:
     """Produce `count` sample orders/create webhooks to shopify.orders; wait for the acks."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers,
-                         "enable.idempotence": True, "acks": "all"})
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+        }
+    )
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: object) -> None:
@@ -26,10 +31,13 @@ def produce_sample_orders(settings: Settings, shop: str, count: int, seed: int) 
             failures.append(str(err))
 
     for webhook in sample_orders(shop, count, seed=seed):
-        producer.produce(SHOPIFY_ORDERS, value=encode_body(webhook.body),
-                         key=partition_key(shop, webhook.body),
-                         headers=kafka_headers(webhook.headers, str(uuid.uuid4())),
-                         on_delivery=on_delivery)
+        producer.produce(
+            SHOPIFY_ORDERS,
+            value=encode_body(webhook.body),
+            key=partition_key(shop, webhook.body),
+            headers=kafka_headers(webhook.headers, str(uuid.uuid4())),
+            on_delivery=on_delivery,
+        )
     producer.flush(30)
     if failures:
         raise RuntimeError(f"{len(failures)} sample orders not delivered: {failures[0]}")

@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     api_http_port: int = 8080
     api_grpc_port: int = 50059
     flow_api_port: int = Field(default=3030, validation_alias="FLOW_API_PORT")
-    flow_recovery_partitions: int = Field(default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS")
+    flow_recovery_partitions: int = Field(
+        default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS"
+    )
     flow_snapshot_seconds: int = Field(default=5, ge=1, validation_alias="FLOW_SNAPSHOT_SECONDS")
     data_dir: Path = Field(default=Path(".data"), validation_alias="LOYALNEST_DATA_DIR")
     log_level: str = Field(default="INFO", validation_alias="LOYALNEST_LOG_LEVEL")

@@ -38,16 +38,27 @@ def flow_job(settings: Settings, name: str, import_str: str, port: int) -> Job:
     recovery = settings.data_dir.resolve() / "recovery" / name
     return Job(
         name=name,
-        argv=[sys.executable, "-m", "bytewax.run", import_str, "-r", str(recovery),
-              "-s", str(settings.flow_snapshot_seconds), "-b", "60"],
+        argv=[
+            sys.executable,
+            "-m",
+            "bytewax.run",
+            import_str,
+            "-r",
+            str(recovery),
+            "-s",
+            str(settings.flow_snapshot_seconds),
+            "-b",
+            "60",
+        ],
         env={"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port)},
         health_url=f"http://127.0.0.1:{port}/metrics",
     )
 
 
 def default_jobs(settings: Settings) -> list[Job]:
-    return [flow_job(settings, "order-archive", "flows.order_archive:flow()",
-                     settings.flow_api_port)]
+    return [
+        flow_job(settings, "order-archive", "flows.order_archive:flow()", settings.flow_api_port)
+    ]
 
 
 def init_recovery(settings: Settings, job: Job) -> None:
@@ -59,8 +70,15 @@ def init_recovery(settings: Settings, job: Job) -> None:
         return
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(  # noqa: S603
-        [sys.executable, "-m", "bytewax.recovery", str(directory),
-         str(settings.flow_recovery_partitions)], check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "bytewax.recovery",
+            str(directory),
+            str(settings.flow_recovery_partitions),
+        ],
+        check=True,
+        capture_output=True,
     )
 
 
@@ -92,8 +110,12 @@ class Supervisor:
                 proc = self._procs[job.name]
                 if proc.poll() is None:
                     continue
-                log.error("%s exited with %s; restarting in %.0fs", job.name, proc.returncode,
-                          backoff[job.name])
+                log.error(
+                    "%s exited with %s; restarting in %.0fs",
+                    job.name,
+                    proc.returncode,
+                    backoff[job.name],
+                )
                 if self._stopping.wait(backoff[job.name]):
                     break
                 backoff[job.name] = min(backoff[job.name] * 2, MAX_BACKOFF)
@@ -107,7 +129,10 @@ class Supervisor:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{job.name}.log").open("ab") as out:
             self._procs[job.name] = subprocess.Popen(  # noqa: S603
-                job.argv, env={**os.environ, **job.env}, stdout=out, stderr=subprocess.STDOUT,
+                job.argv,
+                env={**os.environ, **job.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         log.info("started %s (pid %d)", job.name, self._procs[job.name].pid)

@@ -7,6 +7,7 @@ event produce the very id its first delivery did, which is what makes sinks idem
 
 from __future__ import annotations
 
+import json
 import uuid
 
 NAMESPACE = uuid.UUID("6f1b8a6e-3c1d-5b7e-9a42-1c0de5a10a17")
@@ -22,7 +23,8 @@ def customer_id(shop_domain: str, shopify_customer_id: int) -> uuid.UUID:
 
 def event_id(*parts: object) -> uuid.UUID:
     """An id for an event defined by its business key, e.g. (shop, order id, "earn")."""
-    return uuid.uuid5(NAMESPACE, "event:" + ":".join(str(p) for p in parts))
+    # JSON keeps the parts apart: ("a:b", "c") and ("a", "b:c") must not collide.
+    return uuid.uuid5(NAMESPACE, "event:" + json.dumps([str(p) for p in parts]))
 
 
 def normalize_shop(shop_domain: str) -> str:

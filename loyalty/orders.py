@@ -12,7 +12,7 @@ ORDER_TOPICS = frozenset(
 )
 
 
-class InvalidEvent(ValueError):
+class InvalidEventError(ValueError):
     """An event that cannot be processed; the message says why (it goes to a dead letter)."""
 
 
@@ -31,29 +31,36 @@ class OrderEvent:
 
 
 def parse_order_event(shop: str | None, topic: str | None, raw: bytes | None) -> OrderEvent:
-    """Decode a webhook body received for `topic` from `shop`; raise InvalidEvent if unusable."""
+    """Decode a webhook body sent for `topic` by `shop`; raise InvalidEventError if unusable."""
     if not shop:
-        raise InvalidEvent("missing shop domain")
+        raise InvalidEventError("missing shop domain")
     if topic not in ORDER_TOPICS:
-        raise InvalidEvent(f"unsupported topic {topic!r}")
+        raise InvalidEventError(f"unsupported topic {topic!r}")
     if not raw:
-        raise InvalidEvent("empty body")
+        raise InvalidEventError("empty body")
     try:
+        text = raw.decode("utf-8")  # Shopify sends UTF-8; anything else is not a webhook body
         # Money arrives as strings; any stray JSON number becomes a Decimal, never a float.
-        body = json.loads(raw, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent(f"body is not JSON: {exc}") from exc
+        body = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise InvalidEventError(f"body is not UTF-8: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise InvalidEventError(f"body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise InvalidEvent("body is not a JSON object")
+        raise InvalidEventError("body is not a JSON object")
     event = OrderEvent(shop=shop, topic=topic, body=body)
     event.order_id  # noqa: B018 - validates that the order id is present
     return event
 
 
+def _reject_constant(name: str) -> object:
+    raise InvalidEventError(f"body is not JSON: {name} is not a number")
+
+
 def require_int(body: dict[str, Any], key: str) -> int:
     value = body.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidEvent(f"{key} must be an integer, got {value!r}")
+        raise InvalidEventError(f"{key} must be an integer, got {value!r}")
     return value
 
 
@@ -61,13 +68,13 @@ def money(body: dict[str, Any], key: str) -> Decimal:
     """A money field as Decimal; Shopify sends decimal strings."""
     value = body.get(key)
     if value is None:
-        raise InvalidEvent(f"{key} is missing")
+        raise InvalidEventError(f"{key} is missing")
     if isinstance(value, float):
-        raise InvalidEvent(f"{key} must be a decimal string, not a float")
+        raise InvalidEventError(f"{key} must be a decimal string, not a float")
     try:
         amount = Decimal(str(value))
     except InvalidOperation as exc:
-        raise InvalidEvent(f"{key} is not a decimal amount: {value!r}") from exc
+        raise InvalidEventError(f"{key} is not a decimal amount: {value!r}") from exc
     if not amount.is_finite():
-        raise InvalidEvent(f"{key} is not a finite amount: {value!r}")
+        raise InvalidEventError(f"{key} is not a finite amount: {value!r}")
     return amount

@@ -33,10 +33,16 @@ DUPLICATE_KEY = 11000
 # Errors where the server may or may not have applied the batch; repeating it is safe.
 TRANSIENT_ERRORS = (AutoReconnect, ConnectionFailure, NetworkTimeout)
 
-WRITES = Counter("loyalnest_mongo_sink_writes_total", "Write operations sent by the Mongo sink",
-                 ["collection", "outcome"])
-RETRIES = Counter("loyalnest_mongo_sink_retries_total", "Bulk writes retried after a transient "
-                  "error", ["collection"])
+WRITES = Counter(
+    "loyalnest_mongo_sink_writes_total",
+    "Write operations sent by the Mongo sink",
+    ["collection", "outcome"],
+)
+RETRIES = Counter(
+    "loyalnest_mongo_sink_retries_total",
+    "Bulk writes retried after a transient error",
+    ["collection"],
+)
 
 
 class MongoSinkError(RuntimeError):
@@ -65,9 +71,14 @@ class WriteStats:
 class MongoWriter:
     """Groups writes by collection and bulk-writes them in chunks of at most `max_batch`."""
 
-    def __init__(self, db: Database[Any], *, max_batch: int = MAX_BATCH,
-                 retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        db: Database[Any],
+        *,
+        max_batch: int = MAX_BATCH,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         if not 1 <= max_batch <= MAX_BATCH:
             raise ValueError(f"max_batch must be between 1 and {MAX_BATCH}")
         self._db = db
@@ -79,7 +90,7 @@ class MongoWriter:
         stats = WriteStats()
         for collection, ops in group_by_collection(items).items():
             for start in range(0, len(ops), self._max_batch):
-                self._write_chunk(collection, ops[start:start + self._max_batch], stats)
+                self._write_chunk(collection, ops[start : start + self._max_batch], stats)
         return stats
 
     def _write_chunk(self, collection: str, ops: list[WriteOp], stats: WriteStats) -> None:
@@ -93,8 +104,9 @@ class MongoWriter:
                 if delay is None:
                     raise MongoSinkError(f"{collection}: gave up after retries: {exc}") from exc
                 RETRIES.labels(collection).inc()
-                log.warning("transient error writing %s, retrying in %.1fs: %s",
-                            collection, delay, exc)
+                log.warning(
+                    "transient error writing %s, retrying in %.1fs: %s", collection, delay, exc
+                )
                 self._sleep(delay)
         stats.batches += 1
         stats.duplicates += duplicates
@@ -107,7 +119,7 @@ class MongoWriter:
         try:
             self._db[collection].bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
-            return count_duplicates(collection, exc.details)
+            return count_duplicates(collection, dict(exc.details))
         return 0
 
 
@@ -150,15 +162,22 @@ class _MongoSinkPartition(StatelessSinkPartition[MongoWrite]):
 class MongoSink(DynamicSink[MongoWrite]):
     """Bytewax sink writing `(collection, operation)` items; one client per worker."""
 
-    def __init__(self, url: str, database: str, *, max_batch: int = MAX_BATCH,
-                 retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        *,
+        max_batch: int = MAX_BATCH,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self._url = url
         self._database = database
         self._max_batch = max_batch
         self._retry = retry
 
-    def build(self, step_id: str, worker_index: int,
-              worker_count: int) -> StatelessSinkPartition[MongoWrite]:
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[MongoWrite]:
         client: MongoClient[Any] = MongoClient(self._url, appname=f"loyalnest-{step_id}")
         writer = MongoWriter(client[self._database], max_batch=self._max_batch, retry=self._retry)
         return _MongoSinkPartition(client, writer)

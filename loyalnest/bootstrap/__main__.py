@@ -18,11 +18,17 @@ from loyalnest.topics import TOPICS
 
 def bootstrap(settings: Settings) -> None:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    created = ensure_topics(admin, TOPICS, partitions=settings.kafka_topic_partitions,
-                            replication=settings.kafka_replication_factor)
+    created = ensure_topics(
+        admin,
+        TOPICS,
+        partitions=settings.kafka_topic_partitions,
+        replication=settings.kafka_replication_factor,
+    )
     print(f"kafka     topics: {len(TOPICS)} ({len(created)} created)")
-    ids = register_schemas(SchemaRegistryClient({"url": settings.schema_registry_url}))
+    with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
+        ids = register_schemas(registry)
     print(f"registry  schemas: {', '.join(f'{s}=#{i}' for s, i in ids.items())}")
+    client: pymongo.MongoClient[dict[str, object]]
     with pymongo.MongoClient(settings.mongo_url) as client:
         collections = ensure_collections(client[settings.mongo_database])
     print(f"mongo     collections and indexes ensured ({len(collections)} created)")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from loyalnest.schemas import TOPIC_SCHEMAS, schema_text, value_subject
@@ -12,12 +13,21 @@ from loyalnest.topics import TopicSpec
 COMPATIBILITY = "BACKWARD"
 
 
-def ensure_topics(admin: AdminClient, topics: tuple[TopicSpec, ...], *, partitions: int,
-                  replication: int, timeout: float = 30) -> list[str]:
+def ensure_topics(
+    admin: AdminClient,
+    topics: tuple[TopicSpec, ...],
+    *,
+    partitions: int,
+    replication: int,
+    timeout: float = 30,
+) -> list[str]:
     """Create the topics that do not exist yet; return their names."""
     existing = set(admin.list_topics(timeout=timeout).topics)
-    new = [NewTopic(t.name, num_partitions=partitions, replication_factor=replication,
-                    config=t.config) for t in topics if t.name not in existing]
+    new = [
+        NewTopic(t.name, num_partitions=partitions, replication_factor=replication, config=t.config)
+        for t in topics
+        if t.name not in existing
+    ]
     if not new:
         return []
     for name, future in admin.create_topics(new, operation_timeout=timeout).items():
@@ -30,7 +40,9 @@ def ensure_topics(admin: AdminClient, topics: tuple[TopicSpec, ...], *, partitio
     return [t.topic for t in new]
 
 
-def register_schemas(client: SchemaRegistryClient, topics: list[str] | None = None) -> dict[str, int]:
+def register_schemas(
+    client: SchemaRegistryClient, topics: list[str] | None = None
+) -> dict[str, int]:
     """Set BACKWARD compatibility and register each topic's value schema; return schema ids.
 
     Compatibility is set before registering, so an incompatible change to a file in `avro/`

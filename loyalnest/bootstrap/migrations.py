@@ -44,21 +44,23 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         match = FILE_PATTERN.match(path.name)
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
-        migrations.append(Migration(int(match[1]), match[2], path.read_text()))
+        migrations.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
         raise MigrationError(f"duplicate migration versions in {directory}")
     return migrations
 
 
-def apply_migrations(conn: psycopg.Connection[tuple[object, ...]],
-                     migrations: list[Migration]) -> list[Migration]:
+def apply_migrations(
+    conn: psycopg.Connection[tuple[object, ...]], migrations: list[Migration]
+) -> list[Migration]:
     """Apply pending migrations, each in its own transaction; return the ones applied now."""
     conn.autocommit = True
     conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_ID,))
     try:
         conn.execute(CREATE_TABLE)
-        applied = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+        rows = conn.execute("SELECT version, checksum FROM schema_migrations").fetchall()
+        applied: dict[object, object] = {row[0]: row[1] for row in rows}
         pending = [m for m in migrations if _is_pending(m, applied)]
         for migration in pending:
             _apply(conn, migration)

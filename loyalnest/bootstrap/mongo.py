@@ -13,35 +13,45 @@ COLLECTIONS: dict[str, list[IndexModel]] = {
     # The ledger. event_id is deterministic, so a replayed write is rejected as a duplicate.
     "points_transactions": [
         IndexModel([("event_id", ASCENDING)], name="idx_event_id", unique=True),
-        IndexModel([("merchant_id", ASCENDING), ("customer_id", ASCENDING),
-                    ("created_at", DESCENDING)], name="idx_merchant_customer_created"),
+        IndexModel(
+            [("merchant_id", ASCENDING), ("customer_id", ASCENDING), ("created_at", DESCENDING)],
+            name="idx_merchant_customer_created",
+        ),
         IndexModel([("created_at", ASCENDING)], name="idx_created_at"),
     ],
     # One document per customer (_id = merchant:customer), holding an absolute balance and
     # the sequence number that guards it against older, replayed writes.
     "point_balances": [
-        IndexModel([("merchant_id", ASCENDING), ("customer_id", ASCENDING)],
-                   name="idx_merchant_customer", unique=True),
+        IndexModel(
+            [("merchant_id", ASCENDING), ("customer_id", ASCENDING)],
+            name="idx_merchant_customer",
+            unique=True,
+        ),
     ],
     "reward_redemptions": [
-        IndexModel([("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
-                   name="idx_merchant_idempotency_key", unique=True),
-        IndexModel([("merchant_id", ASCENDING), ("customer_id", ASCENDING)],
-                   name="idx_merchant_customer"),
+        IndexModel(
+            [("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
+            name="idx_merchant_idempotency_key",
+            unique=True,
+        ),
+        IndexModel(
+            [("merchant_id", ASCENDING), ("customer_id", ASCENDING)], name="idx_merchant_customer"
+        ),
     ],
     "processed_events": [
         IndexModel([("event_id", ASCENDING)], name="idx_event_id", unique=True),
-        IndexModel([("created_at", ASCENDING)], name="idx_created_at_ttl",
-                   expireAfterSeconds=DAY_SECONDS),
+        IndexModel(
+            [("created_at", ASCENDING)], name="idx_created_at_ttl", expireAfterSeconds=DAY_SECONDS
+        ),
     ],
     "translations": [
-        IndexModel([("key", ASCENDING), ("locale", ASCENDING)], name="idx_key_locale",
-                   unique=True),
+        IndexModel([("key", ASCENDING), ("locale", ASCENDING)], name="idx_key_locale", unique=True),
     ],
     # Every order event as received, once (see flows/order_archive.py).
     "order_events": [
-        IndexModel([("merchant_id", ASCENDING), ("order_id", ASCENDING)],
-                   name="idx_merchant_order"),
+        IndexModel(
+            [("merchant_id", ASCENDING), ("order_id", ASCENDING)], name="idx_merchant_order"
+        ),
     ],
 }
 

@@ -23,8 +23,13 @@ class Kafka(Service):
         return self.settings.kafka_bootstrap_servers
 
     def answers(self) -> bool:
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers,
-                             "socket.timeout.ms": 2000, "log_level": 0})
+        admin = AdminClient(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap_servers,
+                "socket.timeout.ms": 2000,
+                "log_level": 0,
+            }
+        )
         try:
             admin.list_topics(timeout=2)
             return True
@@ -44,8 +49,18 @@ class Kafka(Service):
             return
         ensure_java_and_maven()
         shutil.rmtree(dist, ignore_errors=True)
-        run(["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={self._libs}"])
+        run(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={self._libs}",
+            ]
+        )
         stamp.write_text(digest)
 
     def start(self) -> None:
@@ -54,14 +69,27 @@ class Kafka(Service):
             cluster_id = self._java("kafka.tools.StorageTool", "random-uuid").strip()
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", config)
         log4j = TEMPLATES / "kafka" / "log4j2.properties"
-        spawn(["java", "-Xms256m", "-Xmx512m", f"-Dlog4j2.configurationFile={log4j}",
-               "-cp", f"{self._libs}/*", "kafka.Kafka", config],
-              log=self.log_file, pid_file=self.pid_file)
+        spawn(
+            [
+                "java",
+                "-Xms256m",
+                "-Xmx512m",
+                f"-Dlog4j2.configurationFile={log4j}",
+                "-cp",
+                f"{self._libs}/*",
+                "kafka.Kafka",
+                config,
+            ],
+            log=self.log_file,
+            pid_file=self.pid_file,
+        )
 
     def _write_config(self) -> str:
         host, port = host_port(self.settings.kafka_brokers[0], 9092)
         text = Template((TEMPLATES / "kafka" / "server.properties").read_text()).substitute(
-            host=host, port=port, controller_port=port + 1,
+            host=host,
+            port=port,
+            controller_port=port + 1,
             log_dirs=(self.paths.data("kafka") / "logs").resolve(),
             partitions=self.settings.kafka_topic_partitions,
         )

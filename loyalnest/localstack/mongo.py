@@ -34,6 +34,18 @@ class Mongo(Service):
     def start(self) -> None:
         host, port = host_port(self.settings.mongo_url, 27017)
         storage = self.paths.data("mongo").resolve()
-        spawn([venv_bin("secantusd-py"), "--host", host, "--port", str(port),
-               "--storage-path", str(storage), "--log-level", "WARNING"],
-              log=self.log_file, pid_file=self.pid_file)
+        spawn(
+            [
+                venv_bin("secantusd-py"),
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--storage-path",
+                str(storage),
+                "--log-level",
+                "WARNING",
+            ],
+            log=self.log_file,
+            pid_file=self.pid_file,
+        )

@@ -63,8 +63,21 @@ class Postgres(Service):
         sockets.mkdir(exist_ok=True)
         self._chown(sockets)
         options = f"-p {port} -c listen_addresses={host} -k {sockets} {DEV_OPTIONS}"
-        self._as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(self.log_file),
-                        "-o", options, "-w", "-t", str(int(self.start_timeout)), "start"])
+        self._as_owner(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(self.log_file),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(self.start_timeout)),
+                "start",
+            ]
+        )
         self._create_databases()
 
     def stop(self) -> bool:
@@ -90,9 +103,21 @@ class Postgres(Service):
         pwfile.write_text(parts.password)
         self._chown(pwfile)
         try:
-            self._as_owner([str(PG_BIN / "initdb"), "-D", str(data), "-U", parts.username,
-                            f"--pwfile={pwfile}", "--auth-local=trust",
-                            "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale"])
+            self._as_owner(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    parts.username,
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                ]
+            )
         finally:
             pwfile.unlink(missing_ok=True)
 

@@ -29,8 +29,12 @@ def spawn(cmd: Sequence[str], *, log: Path, pid_file: Path, cwd: Path | None = N
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(  # noqa: S603
-            list(cmd), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            list(cmd),
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid

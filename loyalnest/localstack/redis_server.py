@@ -29,7 +29,24 @@ class Redis(Service):
 
     def start(self) -> None:
         host, port = host_port(self.settings.redis_url, 6379)
-        run(["redis-server", "--daemonize", "yes", "--bind", host, "--port", str(port),
-             "--pidfile", str(self.pid_file), "--logfile", str(self.log_file.resolve()),
-             "--dir", str(self.paths.data("redis").resolve()), "--save", "",
-             "--appendonly", "no"])
+        run(
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                host,
+                "--port",
+                str(port),
+                "--pidfile",
+                str(self.pid_file),
+                "--logfile",
+                str(self.log_file.resolve()),
+                "--dir",
+                str(self.paths.data("redis").resolve()),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+        )

@@ -43,13 +43,28 @@ class SchemaRegistry(Service):
             return
         ensure_java_and_maven()
         download = self.paths.dist("download")
-        run(["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={ARTIFACT}",
-             f"-DoutputDirectory={download}"])
+        run(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "dependency:copy",
+                f"-Dartifact={ARTIFACT}",
+                f"-DoutputDirectory={download}",
+            ]
+        )
         staging = dist.with_name(dist.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        run(["tar", "-xzf", str(download / f"apicurio-registry-app-{APICURIO_VERSION}-all.tar.gz"),
-             "-C", str(staging)])
+        run(
+            [
+                "tar",
+                "-xzf",
+                str(download / f"apicurio-registry-app-{APICURIO_VERSION}-all.tar.gz"),
+                "-C",
+                str(staging),
+            ]
+        )
         staging.rename(dist)  # only a complete unpack ever counts as installed
         shutil.rmtree(download)
 
@@ -58,15 +73,25 @@ class SchemaRegistry(Service):
         (home / "config").mkdir(exist_ok=True)
         (home / "config" / "application.properties").write_text(self._config())
         # Quarkus reads config/application.properties relative to its working directory.
-        spawn(["java", "-Xms128m", "-Xmx384m", "-jar", str(self._jar)],
-              log=self.log_file, pid_file=self.pid_file, cwd=home)
+        spawn(
+            ["java", "-Xms128m", "-Xmx384m", "-jar", str(self._jar)],
+            log=self.log_file,
+            pid_file=self.pid_file,
+            cwd=home,
+        )
 
     def _config(self) -> str:
         host, port = host_port(self.settings.schema_registry_url, 8081)
         pg = urlsplit(self.settings.postgres_url)
-        jdbc = (f"jdbc:postgresql://{pg.hostname}:{pg.port or 5432}/"
-                f"{registry_database(self.settings.postgres_url)}")
+        jdbc = (
+            f"jdbc:postgresql://{pg.hostname}:{pg.port or 5432}/"
+            f"{registry_database(self.settings.postgres_url)}"
+        )
         return Template((TEMPLATES / "registry" / "application.properties").read_text()).substitute(
-            host=host, port=port, jdbc_url=jdbc, user=pg.username or "", password=pg.password or "",
+            host=host,
+            port=port,
+            jdbc_url=jdbc,
+            user=pg.username or "",
+            password=pg.password or "",
             base_path=urlsplit(self.settings.schema_registry_url).path,
         )

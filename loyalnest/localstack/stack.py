@@ -85,11 +85,14 @@ def status(settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loyalnest.localstack")
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--only", action="append", metavar="SERVICE",
-                        help="with down: stop only this service (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SERVICE",
+        help="with down: stop only this service (repeatable)",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     if args.command == "down":
         return down(settings, args.only)
     return up(settings) if args.command == "up" else status(settings)
-

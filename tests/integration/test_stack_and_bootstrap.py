@@ -1,0 +1,39 @@
+"""The local stack answers, and the bootstrap steps are safe to run twice."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from loyalnest.bootstrap.kafka import ensure_topics
+from loyalnest.localstack.stack import services, status
+from loyalnest.settings import Settings
+from loyalnest.topics import TopicSpec
+
+
+def test_every_configured_server_answers(settings: Settings) -> None:
+    down = [s.name for s in services(settings) if not s.answers()]
+    assert down == []
+    assert status(settings) == 0
+
+
+def test_ensure_topics_creates_missing_topics_once(settings: Settings, admin: AdminClient) -> None:
+    specs = (TopicSpec(f"boot.{uuid.uuid4().hex[:10]}", {"retention.ms": "-1"}),)
+    try:
+        first = ensure_topics(admin, specs, partitions=3, replication=1)
+        second = ensure_topics(admin, specs, partitions=3, replication=1)
+        metadata = admin.list_topics(specs[0].name, timeout=10).topics[specs[0].name]
+    finally:
+        for future in admin.delete_topics([specs[0].name]).values():
+            future.result(30)
+
+    assert first == [specs[0].name]
+    assert second == []
+    assert len(metadata.partitions) == 3
+
+
+@pytest.mark.parametrize("name", ["shopify.orders", "points.dlq"])
+def test_bootstrap_created_the_system_topics(admin: AdminClient, name: str) -> None:
+    assert name in admin.list_topics(timeout=10).topics
