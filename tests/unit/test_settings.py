@@ -38,7 +38,7 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("LOYALNEST_DATA_DIR", "/srv/loyalnest")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "a:1, b:2")
 
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
 
     assert settings.api_http_port == 9999
     assert settings.data_dir == Path("/srv/loyalnest")
@@ -48,4 +48,4 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_TOPIC_PARTITIONS", "0")
     with pytest.raises(ValueError, match="kafka_topic_partitions"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
