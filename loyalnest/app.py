@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loyalnest.app")
     parser.add_argument("command", choices=["run", "up", "down", "status"])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Our own progress at INFO; libraries (HTTP clients of the registry, ...) only when it matters.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("loyalnest").setLevel(logging.INFO)
     command = {"run": run, "up": up, "down": down, "status": status}[args.command]
     try:
         return command(Settings())

@@ -11,9 +11,12 @@ if ! $PY -m loyalnest.localstack up; then
   exit 1
 fi
 stop_started() {
+  local only=()
   for svc in $($PY -m loyalnest.localstack status 2>/dev/null | awk '$2 == "up" && $4 == "ours," {print $1}'); do
-    grep -qx "$svc" <<<"$before" || $PY -m loyalnest.localstack down --only "$svc"
+    grep -qx "$svc" <<<"$before" || only+=(--only "$svc")
   done
+  # One call, so services stop in reverse start order (the registry before PostgreSQL).
+  [ ${#only[@]} -eq 0 ] || $PY -m loyalnest.localstack down "${only[@]}"
 }
 trap stop_started EXIT
 $PY -m loyalnest.bootstrap || exit 1
