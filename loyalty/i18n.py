@@ -1,0 +1,35 @@
+"""Transaction descriptions in the merchant's or customer's language (en, ar, he built in)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+DEFAULT_LOCALE = "en"
+
+# (key, locale) -> template. Seeded into the `translations` collection, which may override them.
+BUILT_IN: dict[tuple[str, str], str] = {
+    ("points.earned.order", "en"): "Earned {points} points",
+    ("points.earned.order", "ar"): "ربحت {points} نقطة",
+    ("points.earned.order", "he"): "צברת {points} נקודות",
+    ("points.reversed.refund", "en"): "{points} points reversed for a refund",
+    ("points.reversed.refund", "ar"): "تم خصم {points} نقطة بسبب استرداد",
+    ("points.reversed.refund", "he"): "{points} נקודות בוטלו בעקבות החזר",
+    ("points.reversed.cancel", "en"): "{points} points reversed for a cancelled order",
+    ("points.reversed.cancel", "ar"): "تم خصم {points} نقطة بسبب إلغاء الطلب",
+    ("points.reversed.cancel", "he"): "{points} נקודות בוטלו בעקבות ביטול הזמנה",
+    ("points.spent.redemption", "en"): "Spent {points} points on a reward",
+    ("points.spent.redemption", "ar"): "استخدمت {points} نقطة للحصول على مكافأة",
+    ("points.spent.redemption", "he"): "מימשת {points} נקודות בהטבה",
+    ("points.balance", "en"): "You have {balance} points",
+    ("points.balance", "ar"): "لديك {balance} نقطة",
+    ("points.balance", "he"): "יש לך {balance} נקודות",
+}
+
+
+def describe(translations: Mapping[tuple[str, str], str], key: str, locale: str,
+             **values: int) -> str:
+    """The template for (key, locale), else for (key, en), filled with values."""
+    template = translations.get((key, locale)) or translations.get((key, DEFAULT_LOCALE))
+    if template is None:
+        raise KeyError(f"no translation for {key!r}")
+    return template.format(**values)
