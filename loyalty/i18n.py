@@ -26,8 +26,9 @@ BUILT_IN: dict[tuple[str, str], str] = {
 }
 
 
-def describe(translations: Mapping[tuple[str, str], str], key: str, locale: str,
-             **values: int) -> str:
+def describe(
+    translations: Mapping[tuple[str, str], str], key: str, locale: str, **values: int
+) -> str:
     """The template for (key, locale), else for (key, en), filled with values."""
     template = translations.get((key, locale)) or translations.get((key, DEFAULT_LOCALE))
     if template is None:

@@ -121,8 +121,9 @@ class OrderState:
 OrderOutput = PointsChange | Skipped
 
 
-def apply_order(state: OrderState | None,
-                update: OrderUpdate) -> tuple[OrderState, list[OrderOutput]]:
+def apply_order(
+    state: OrderState | None, update: OrderUpdate
+) -> tuple[OrderState, list[OrderOutput]]:
     order = state or OrderState()
     if update.is_refund:
         return order, _on_refund(order, update)
@@ -186,8 +187,9 @@ def _refund_amounts(body: dict[str, Any]) -> tuple[Decimal, Decimal]:
     if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
         raise InvalidEventError("refund_line_items must be a list of objects")
     subtotal = sum((money(line, "subtotal") for line in lines), ZERO)
-    tax = sum((money(line, "total_tax") for line in lines if line.get("total_tax") is not None),
-              ZERO)
+    tax = sum(
+        (money(line, "total_tax") for line in lines if line.get("total_tax") is not None), ZERO
+    )
     return subtotal, tax
 
 
@@ -204,18 +206,42 @@ def _reverse_refunds(order: OrderState, update: OrderUpdate) -> list[OrderOutput
         delta = reversal_target(order.earned, order.basis, order.refunded) - order.reversed
         if delta > 0:
             order.reversed += delta
-            changes.append(_change(order, update, Kind.REVERSE, delta, f"refund:{refund_id}",
-                                   "points.reversed.refund", refund_id=refund_id))
+            changes.append(
+                _change(
+                    order,
+                    update,
+                    Kind.REVERSE,
+                    delta,
+                    f"refund:{refund_id}",
+                    "points.reversed.refund",
+                    refund_id=refund_id,
+                )
+            )
     return changes
 
 
-def _change(order: OrderState, update: OrderUpdate, kind: Kind, points: int, key: str,
-            text_key: str, refund_id: int | None = None) -> PointsChange:
+def _change(
+    order: OrderState,
+    update: OrderUpdate,
+    kind: Kind,
+    points: int,
+    key: str,
+    text_key: str,
+    refund_id: int | None = None,
+) -> PointsChange:
     assert order.customer is not None  # only orders with a customer ever earn
     return PointsChange(
-        shop=ids.normalize_shop(update.shop), customer=order.customer,
-        order_id=update.order_id, kind=kind, points=points, key=key, text_key=text_key, locale=update.policy.locale,
-        at=update.received_at, refund_id=refund_id, correlation_id=update.correlation_id,
+        shop=ids.normalize_shop(update.shop),
+        customer=order.customer,
+        order_id=update.order_id,
+        kind=kind,
+        points=points,
+        key=key,
+        text_key=text_key,
+        locale=update.policy.locale,
+        at=update.received_at,
+        refund_id=refund_id,
+        correlation_id=update.correlation_id,
     )
 
 
@@ -288,18 +314,31 @@ CustomerInput = PointsChange | Redemption
 CustomerOutput = LedgerEntry | RedemptionOutcome
 
 
-def apply_customer(state: CustomerState | None,
-                   item: CustomerInput) -> tuple[CustomerState, list[CustomerOutput]]:
+def apply_customer(
+    state: CustomerState | None, item: CustomerInput
+) -> tuple[CustomerState, list[CustomerOutput]]:
     customer = state or CustomerState()
     if isinstance(item, Redemption):
         return customer, _redeem(customer, item)
     if item.event_id in customer.applied:
         return customer, []
     customer.applied.add(item.event_id)
-    return customer, [_post(customer, item.event_id, item.merchant_id, item.customer, item.kind,
-                            item.points, item.text_key, item.locale, item.at,
-                            order_id=item.order_id, refund_id=item.refund_id,
-                            correlation_id=item.correlation_id)]
+    return customer, [
+        _post(
+            customer,
+            item.event_id,
+            item.merchant_id,
+            item.customer,
+            item.kind,
+            item.points,
+            item.text_key,
+            item.locale,
+            item.at,
+            order_id=item.order_id,
+            refund_id=item.refund_id,
+            correlation_id=item.correlation_id,
+        )
+    ]
 
 
 def _redeem(customer: CustomerState, redemption: Redemption) -> list[CustomerOutput]:
@@ -310,19 +349,46 @@ def _redeem(customer: CustomerState, redemption: Redemption) -> list[CustomerOut
         return [RedemptionOutcome(redemption, RedemptionStatus.FAILED, "invalid_points")]
     if customer.balance < redemption.points:
         return [RedemptionOutcome(redemption, RedemptionStatus.FAILED, "insufficient_points")]
-    entry = _post(customer, str(ids.event_id("redemption", redemption.redemption_id)),
-                  redemption.merchant_id, redemption.customer, Kind.SPEND, redemption.points,
-                  "points.spent.redemption", redemption.locale, redemption.at,
-                  redemption_id=redemption.redemption_id,
-                  correlation_id=redemption.correlation_id)
+    entry = _post(
+        customer,
+        str(ids.event_id("redemption", redemption.redemption_id)),
+        redemption.merchant_id,
+        redemption.customer,
+        Kind.SPEND,
+        redemption.points,
+        "points.spent.redemption",
+        redemption.locale,
+        redemption.at,
+        redemption_id=redemption.redemption_id,
+        correlation_id=redemption.correlation_id,
+    )
     return [entry, RedemptionOutcome(redemption, RedemptionStatus.COMPLETED, entry=entry)]
 
 
-def _post(customer: CustomerState, event_id: str, merchant_id: str, customer_id: int,
-          kind: Kind, points: int, text_key: str, locale: str, at: datetime,
-          **refs: Any) -> LedgerEntry:
+def _post(
+    customer: CustomerState,
+    event_id: str,
+    merchant_id: str,
+    customer_id: int,
+    kind: Kind,
+    points: int,
+    text_key: str,
+    locale: str,
+    at: datetime,
+    **refs: Any,
+) -> LedgerEntry:
     customer.seq += 1
     customer.balance += points if kind == Kind.EARN else -points
-    return LedgerEntry(event_id=event_id, merchant_id=merchant_id, customer=customer_id,
-                       kind=kind, points=points, balance=customer.balance, seq=customer.seq,
-                       text_key=text_key, locale=locale, at=at, **refs)
+    return LedgerEntry(
+        event_id=event_id,
+        merchant_id=merchant_id,
+        customer=customer_id,
+        kind=kind,
+        points=points,
+        balance=customer.balance,
+        seq=customer.seq,
+        text_key=text_key,
+        locale=locale,
+        at=at,
+        **refs,
+    )
