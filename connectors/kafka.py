@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSource
+from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSource
 from bytewax.connectors.kafka import KafkaSourceMessage as _SourceMessage
 
 SourceMessage: TypeAlias = _SourceMessage[bytes | None, bytes | None]
@@ -21,11 +21,6 @@ def source(brokers: list[str], topics: list[str], *, tail: bool = True) -> Kafka
     return KafkaSource(
         brokers, topics, tail=tail, raise_on_errors=False, add_config={"log_level": "3"}
     )
-
-
-def sink(brokers: list[str], topic: str) -> KafkaSink:
-    # Idempotent producer: a retried send after a broker hiccup is not written twice.
-    return KafkaSink(brokers, topic, add_config={"enable.idempotence": "true", "acks": "all"})
 
 
 def header(message: SourceMessage, name: str) -> str | None:

@@ -1,7 +1,12 @@
 """Shopify webhooks as Kafka records on `shopify.orders`: the contract between ingest and flows.
 
 The value is the webhook body exactly as Shopify sent it (so its HMAC can be checked again);
-the delivery headers travel as Kafka headers; the key keeps one customer's events in order.
+the delivery headers travel as Kafka headers, next to the merchant's earning terms at the time.
+
+The key is shop:order. A refund webhook names its order but not its customer, so only the order
+keeps an order's creation, payment, refunds and cancellation in one partition, in the order
+received; the points flow then re-keys each resulting change by merchant:customer through
+`points.commands`, which is where one customer's balance changes are ordered.
 """
 
 from __future__ import annotations
@@ -22,26 +27,36 @@ FORWARDED_HEADERS = (
 CORRELATION_HEADER = "X-Correlation-Id"
 
 
-def partition_key(shop: str, body: dict[str, Any]) -> bytes:
-    """shop:customer when the body names a customer, else shop:order:<id>."""
-    customer = body.get("customer")
-    if isinstance(customer, dict) and isinstance(customer.get("id"), int):
-        return f"{normalize_shop(shop)}:{customer['id']}".encode()
-    order_id = body.get("order_id", body.get("id"))
-    return f"{normalize_shop(shop)}:order:{order_id}".encode()
+POINTS_PER_UNIT_HEADER = "LoyalNest-Points-Per-Unit"
+LOCALE_HEADER = "LoyalNest-Locale"
+
+
+def partition_key(shop: str, topic: str, body: dict[str, Any]) -> bytes:
+    """shop:order — refunds carry `order_id`, every other order topic `id`."""
+    order_id = body.get("order_id") if topic == "refunds/create" else body.get("id")
+    return f"{normalize_shop(shop)}:{order_id}".encode()
 
 
 def kafka_headers(
-    delivery: dict[str, str], correlation_id: str
+    delivery: dict[str, str],
+    correlation_id: str,
+    *,
+    points_per_unit: str = "1",
+    locale: str = "en",
 ) -> list[tuple[str, str | bytes | None]]:
-    """The Shopify delivery headers we keep, plus our correlation id."""
+    """The Shopify delivery headers we keep, our correlation id and the earning terms."""
     lowered = {k.lower(): v for k, v in delivery.items()}
-    kept = [
+    kept: list[tuple[str, str | bytes | None]] = [
         (name, lowered[name.lower()].encode())
         for name in FORWARDED_HEADERS
         if name.lower() in lowered
     ]
-    return [*kept, (CORRELATION_HEADER, correlation_id.encode())]
+    return [
+        *kept,
+        (CORRELATION_HEADER, correlation_id.encode()),
+        (POINTS_PER_UNIT_HEADER, points_per_unit.encode()),
+        (LOCALE_HEADER, locale.encode()),
+    ]
 
 
 def encode_body(body: dict[str, Any]) -> bytes:

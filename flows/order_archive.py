@@ -8,33 +8,30 @@ deliveries and replays of the topic land on the same document.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TypeVar
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 from pymongo import InsertOne
 
-from connectors.kafka import SinkMessage, SourceItem, SourceMessage, dead_letter, header
-from connectors.kafka import sink as kafka_sink
+from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header
 from connectors.kafka import source as kafka_source
+from flows.common import Rejected, broker_time, only, to_dead_letter
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import ids
 from loyalty.orders import InvalidEventError, OrderEvent, parse_order_event
+from sinks.kafka import ReliableKafkaSink
 from sinks.mongo import MongoSink, MongoWrite
 
-T = TypeVar("T")
 COLLECTION = "order_events"
 TOPIC_HEADER = "X-Shopify-Topic"
 SHOP_HEADER = "X-Shopify-Shop-Domain"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+DECODE_STEP = "order-archive.decode"
 
 
 @dataclass(frozen=True)
@@ -43,19 +40,13 @@ class Decoded:
     event: OrderEvent
 
 
-@dataclass(frozen=True)
-class Rejected:
-    message: SourceMessage
-    reason: str
-
-
 def decode(item: SourceItem) -> Decoded | Rejected:
     if isinstance(item, KafkaError):
-        return Rejected(item.msg, f"kafka error: {item.err}")
+        return Rejected(item.msg, f"kafka error: {item.err}", DECODE_STEP)
     try:
         event = parse_order_event(header(item, SHOP_HEADER), header(item, TOPIC_HEADER), item.value)
     except InvalidEventError as exc:
-        return Rejected(item, str(exc))
+        return Rejected(item, str(exc), DECODE_STEP)
     return Decoded(item, event)
 
 
@@ -79,22 +70,6 @@ def archive_write(decoded: Decoded) -> MongoWrite:
     )
 
 
-def broker_time(message: SourceMessage) -> datetime | None:
-    """When the broker (or producer) stamped the record; None when Kafka has no timestamp."""
-    if message.timestamp is None or message.timestamp[0] == TIMESTAMP_NOT_AVAILABLE:
-        return None
-    return datetime.fromtimestamp(message.timestamp[1] / 1000, tz=UTC)
-
-
-def to_dead_letter(rejected: Rejected) -> SinkMessage:
-    return dead_letter(rejected.message, rejected.reason, "order-archive.decode")
-
-
-def only(kind: type[T]) -> Callable[[object], T | None]:
-    """A filter_map mapper keeping the items of one type (a typed two-way split)."""
-    return lambda item: item if isinstance(item, kind) else None
-
-
 def build(
     source: Source[SourceItem], archive: Sink[MongoWrite], dead_letters: Sink[SinkMessage]
 ) -> Dataflow:
@@ -114,5 +89,5 @@ def flow() -> Dataflow:
     return build(
         kafka_source(settings.kafka_brokers, [SHOPIFY_ORDERS]),
         MongoSink(settings.mongo_url, settings.mongo_database),
-        kafka_sink(settings.kafka_brokers, POINTS_DLQ),
+        ReliableKafkaSink(settings.kafka_brokers, POINTS_DLQ),
     )

@@ -34,7 +34,7 @@ def produce_sample_orders(settings: Settings, shop: str, count: int, seed: int) 
         producer.produce(
             SHOPIFY_ORDERS,
             value=encode_body(webhook.body),
-            key=partition_key(shop, webhook.body),
+            key=partition_key(shop, webhook.topic, webhook.body),
             headers=kafka_headers(webhook.headers, str(uuid.uuid4())),
             on_delivery=on_delivery,
         )

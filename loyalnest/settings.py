@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # Prepended to every topic name: several deployments (or test runs) can share a cluster.
+    kafka_topic_prefix: str = ""
     kafka_topic_partitions: int = Field(default=4, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)
     schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
@@ -38,6 +40,9 @@ class Settings(BaseSettings):
     flow_snapshot_seconds: int = Field(default=5, ge=1, validation_alias="FLOW_SNAPSHOT_SECONDS")
     data_dir: Path = Field(default=Path(".data"), validation_alias="LOYALNEST_DATA_DIR")
     log_level: str = Field(default="INFO", validation_alias="LOYALNEST_LOG_LEVEL")
+
+    def topic(self, name: str) -> str:
+        return f"{self.kafka_topic_prefix}{name}"
 
     @property
     def kafka_brokers(self) -> list[str]:

@@ -17,8 +17,10 @@ def merchant_id(shop_domain: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"shop:{normalize_shop(shop_domain)}")
 
 
-def customer_id(shop_domain: str, shopify_customer_id: int) -> uuid.UUID:
-    return uuid.uuid5(NAMESPACE, f"customer:{normalize_shop(shop_domain)}:{shopify_customer_id}")
+def customer_id(merchant: uuid.UUID | str, shopify_customer_id: int) -> uuid.UUID:
+    """Derived from the merchant id (itself derived from the shop), so a redemption, which
+    knows only the merchant, and an order, which knows the shop, name the same customer."""
+    return uuid.uuid5(NAMESPACE, f"customer:{merchant}:{shopify_customer_id}")
 
 
 def event_id(*parts: object) -> uuid.UUID:
@@ -29,3 +31,8 @@ def event_id(*parts: object) -> uuid.UUID:
 
 def normalize_shop(shop_domain: str) -> str:
     return shop_domain.strip().lower()
+
+
+def redemption_id(merchant: uuid.UUID | str, idempotency_key: str) -> uuid.UUID:
+    """The same Idempotency-Key from the same merchant always names the same redemption."""
+    return uuid.uuid5(NAMESPACE, f"redemption:{merchant}:{idempotency_key}")

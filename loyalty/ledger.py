@@ -133,7 +133,9 @@ def apply_order(
 def _on_order(order: OrderState, update: OrderUpdate) -> list[OrderOutput]:
     body = update.body
     customer = body.get("customer")
-    if isinstance(customer, dict) and isinstance(customer.get("id"), int):
+    # Once an order has earned, its points belong to that customer: a later edit that moves
+    # the order to someone else must not charge them the reversals.
+    if not order.earned and isinstance(customer, dict) and isinstance(customer.get("id"), int):
         order.customer = customer["id"]
     order.taxes_included = body.get("taxes_included") is True
     if update.topic == "orders/cancelled" or body.get("cancelled_at"):

@@ -11,7 +11,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from loyalnest.bootstrap.kafka import ensure_topics, register_schemas
 from loyalnest.bootstrap.migrations import apply_migrations, discover
-from loyalnest.bootstrap.mongo import ensure_collections
+from loyalnest.bootstrap.mongo import ensure_collections, seed_translations
 from loyalnest.settings import Settings
 from loyalnest.topics import TOPICS
 
@@ -26,11 +26,12 @@ def bootstrap(settings: Settings) -> None:
     )
     print(f"kafka     topics: {len(TOPICS)} ({len(created)} created)")
     with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
-        ids = register_schemas(registry)
+        ids = register_schemas(registry, settings.kafka_topic_prefix)
     print(f"registry  schemas: {', '.join(f'{s}=#{i}' for s, i in ids.items())}")
     client: pymongo.MongoClient[dict[str, object]]
     with pymongo.MongoClient(settings.mongo_url) as client:
         collections = ensure_collections(client[settings.mongo_database])
+        seed_translations(client[settings.mongo_database])
     print(f"mongo     collections and indexes ensured ({len(collections)} created)")
     with psycopg.connect(settings.postgres_url) as conn:
         applied = apply_migrations(conn, discover())

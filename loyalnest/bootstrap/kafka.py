@@ -40,17 +40,15 @@ def ensure_topics(
     return [t.topic for t in new]
 
 
-def register_schemas(
-    client: SchemaRegistryClient, topics: list[str] | None = None
-) -> dict[str, int]:
+def register_schemas(client: SchemaRegistryClient, prefix: str = "") -> dict[str, int]:
     """Set BACKWARD compatibility and register each topic's value schema; return schema ids.
 
     Compatibility is set before registering, so an incompatible change to a file in `avro/`
     fails the bootstrap instead of silently becoming a new, breaking version.
     """
     ids = {}
-    for topic in topics if topics is not None else list(TOPIC_SCHEMAS):
-        subject = value_subject(topic)
+    for topic in TOPIC_SCHEMAS:
+        subject = value_subject(prefix + topic)
         client.set_compatibility(subject, COMPATIBILITY)
         ids[subject] = client.register_schema(subject, Schema(schema_text(topic), "AVRO"))
     return ids

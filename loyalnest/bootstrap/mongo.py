@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.database import Database
+
+from loyalty.i18n import BUILT_IN
 
 DAY_SECONDS = 24 * 3600
 
@@ -65,3 +68,23 @@ def ensure_collections(db: Database[Any]) -> list[str]:
     for name, indexes in COLLECTIONS.items():
         db[name].create_indexes(indexes)
     return created
+
+
+def seed_translations(db: Database[Any]) -> int:
+    """Insert the built-in descriptions that are missing; never overwrite edited ones."""
+    now = datetime.now(UTC)
+    ops = [
+        UpdateOne(
+            {"key": key, "locale": locale},
+            {"$setOnInsert": {"value": value, "version": "1.0.0", "created_at": now}},
+            upsert=True,
+        )
+        for (key, locale), value in BUILT_IN.items()
+    ]
+    return db.translations.bulk_write(ops, ordered=False).upserted_count
+
+
+def load_translations(db: Database[Any]) -> dict[tuple[str, str], str]:
+    """Built-in descriptions, overridden by whatever the collection holds."""
+    stored = {(d["key"], d["locale"]): d["value"] for d in db.translations.find()}
+    return {**BUILT_IN, **stored}

@@ -12,11 +12,11 @@ from pymongo.database import Database
 
 from bench.orders import sample_orders
 from connectors.kafka import DLQ_REASON
-from connectors.kafka import sink as kafka_sink
 from connectors.kafka import source as kafka_source
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from flows.order_archive import COLLECTION, build
 from loyalnest.settings import Settings
+from sinks.kafka import ReliableKafkaSink
 from sinks.mongo import MongoSink
 
 SHOP = "flow-test.myshopify.com"
@@ -56,7 +56,7 @@ def order_records(count: int, duplicate_every: int) -> list[tuple[bytes, bytes, 
     records = []
     for n, webhook in enumerate(sample_orders(SHOP, count, customers=50, seed=11)):
         record = (
-            partition_key(SHOP, webhook.body),
+            partition_key(SHOP, webhook.topic, webhook.body),
             encode_body(webhook.body),
             kafka_headers(webhook.headers, f"corr-{n}"),
         )
@@ -70,7 +70,7 @@ def run_archive(settings: Settings, topic: str, dlq: str, db: Database[Any]) -> 
     flow = build(
         kafka_source(settings.kafka_brokers, [topic], tail=False),
         MongoSink(settings.mongo_url, db.name),
-        kafka_sink(settings.kafka_brokers, dlq),
+        ReliableKafkaSink(settings.kafka_brokers, dlq),
     )
     run_main(flow)  # type: ignore[no-untyped-call]
 

@@ -20,14 +20,14 @@ from connectors.kafka import (
     SourceItem,
     SourceMessage,
 )
+from flows.common import Rejected, to_dead_letter
 from flows.order_archive import (
     COLLECTION,
+    DECODE_STEP,
     Decoded,
-    Rejected,
     archive_write,
     build,
     decode,
-    to_dead_letter,
 )
 from loyalty import ids
 from loyalty.orders import OrderEvent
@@ -208,7 +208,7 @@ def test_decode_rejects_unusable_messages_with_a_reason(
 ) -> None:
     msg = message(value, headers=headers)
 
-    assert decode(msg) == Rejected(msg, reason)
+    assert decode(msg) == Rejected(msg, reason, DECODE_STEP)
 
 
 def test_decode_reads_headers_case_insensitively() -> None:
@@ -249,7 +249,7 @@ def test_archive_write_normalizes_the_shop_and_tolerates_missing_timestamp_and_w
 def test_to_dead_letter_names_the_decode_step() -> None:
     msg = message(b"x", offset=3)
 
-    dlq = to_dead_letter(Rejected(msg, "body is not JSON: boom"))
+    dlq = to_dead_letter(Rejected(msg, "body is not JSON: boom", DECODE_STEP))
 
     assert headers_of(dlq)[DLQ_STEP] == b"order-archive.decode"
     assert headers_of(dlq)[DLQ_REASON] == b"body is not JSON: boom"
