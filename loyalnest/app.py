@@ -55,7 +55,7 @@ LoyalNest is running.
   MongoDB            {settings.mongo_url}  (database {settings.mongo_database})
   PostgreSQL         {settings.postgres_url.split("@")[-1]}
   Redis              {settings.redis_url}
-  Flow metrics       http://127.0.0.1:{settings.flow_api_port}/metrics
+  Flow metrics       http://127.0.0.1:{settings.flow_api_port}/metrics (points), +1 (order-archive)
   Logs               {settings.data_dir.resolve() / "logs"}
 """,
         flush=True,

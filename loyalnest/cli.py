@@ -6,11 +6,16 @@ import argparse
 import json
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 
+import psycopg
 from confluent_kafka import Producer
 
 from bench.orders import sample_orders
+from connectors.merchants import merchant_by_shop, upsert_merchant
 from connectors.shopify import encode_body, kafka_headers, partition_key
+from loyalnest import tokens
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
 
@@ -44,17 +49,91 @@ def produce_sample_orders(settings: Settings, shop: str, count: int, seed: int) 
     return count
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="loyalnest", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_merchant(settings: Settings, args: argparse.Namespace) -> dict[str, object]:
+    with psycopg.connect(settings.postgres_url) as conn:
+        merchant = upsert_merchant(
+            conn,
+            settings.secrets_key.get_secret_value(),
+            shop=args.shop,
+            secret=args.webhook_secret,
+            points_per_unit=args.points_per_unit,
+            locale=args.locale,
+        )
+    return {
+        "merchant_id": merchant.merchant_id,
+        "shop": merchant.shop,
+        "points_per_unit": str(merchant.points_per_unit),
+        "locale": merchant.locale,
+    }
+
+
+def make_token(settings: Settings, args: argparse.Namespace) -> dict[str, object]:
+    with psycopg.connect(settings.postgres_url) as conn:
+        merchant = merchant_by_shop(conn, settings.secrets_key.get_secret_value(), args.shop)
+    if merchant is None:
+        raise SystemExit(f"unknown shop {args.shop!r}: add it with `loyalnest merchants add`")
+    scopes = {s.strip() for s in args.scopes.split(",") if s.strip()}
+    token = tokens.issue(
+        settings.jwt_secret.get_secret_value(),
+        merchant.merchant_id,
+        merchant.shop,
+        scopes,
+        now=datetime.now(UTC),
+        ttl=timedelta(days=settings.jwt_ttl_days),
+    )
+    return {"token": token, "merchant_id": merchant.merchant_id, "scopes": sorted(scopes)}
+
+
+def decimal_arg(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise argparse.ArgumentTypeError(f"not a decimal amount: {text!r}") from exc
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError("must be a non-negative amount")
+    if value.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise argparse.ArgumentTypeError("at most 4 decimal places")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="loyalnest", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    merchants = commands.add_parser("merchants", help="manage merchants")
+    merchant_cmds = merchants.add_subparsers(dest="action", required=True)
+    add = merchant_cmds.add_parser("add", help="create or update a merchant (prints JSON)")
+    add.add_argument("--shop", required=True, help="e.g. my-store.myshopify.com")
+    add.add_argument("--webhook-secret", required=True, help="the app's webhook signing secret")
+    add.add_argument("--points-per-unit", type=decimal_arg, default=Decimal(1))
+    add.add_argument("--locale", default="en")
+    token = commands.add_parser("token", help="print a signed API token for a merchant")
+    token.add_argument("--shop", required=True)
+    token.add_argument(
+        "--scopes",
+        default=tokens.SCOPE_VIEW,
+        help=f"comma-separated: {', '.join(sorted(tokens.SCOPES))}",
+    )
     samples = commands.add_parser("sample-orders", help="produce sample Shopify orders to Kafka")
     samples.add_argument("--shop", default="demo.myshopify.com")
     samples.add_argument("--count", type=int, default=20)
     samples.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    if args.command == "sample-orders":
-        sent = produce_sample_orders(Settings(), args.shop, args.count, args.seed)
-        print(json.dumps({"topic": SHOPIFY_ORDERS, "produced": sent, "shop": args.shop}))
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings()
+    if args.command == "merchants":
+        result = add_merchant(settings, args)
+    elif args.command == "token":
+        try:
+            result = make_token(settings, args)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from exc
+    else:
+        sent = produce_sample_orders(settings, args.shop, args.count, args.seed)
+        result = {"topic": settings.topic(SHOPIFY_ORDERS), "produced": sent, "shop": args.shop}
+    print(json.dumps(result))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_http_port: int = 8080
     api_grpc_port: int = 50059
+    # Signs API tokens (HS256). The default is for local development only.
+    jwt_secret: SecretStr = SecretStr("dev-only-jwt-secret-change-me-in-production")
+    jwt_ttl_days: int = Field(default=30, ge=1)
+    # Encrypts webhook secrets at rest (pgcrypto). The default is for local development only.
+    secrets_key: SecretStr = Field(
+        default=SecretStr("dev-only-secrets-key-change-me"),
+        validation_alias="LOYALNEST_SECRETS_KEY",
+    )
+    webhook_rate_limit: int = Field(default=40, ge=1)
     flow_api_port: int = Field(default=3030, validation_alias="FLOW_API_PORT")
     flow_recovery_partitions: int = Field(
         default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS"

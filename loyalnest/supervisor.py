@@ -57,7 +57,10 @@ def flow_job(settings: Settings, name: str, import_str: str, port: int) -> Job:
 
 def default_jobs(settings: Settings) -> list[Job]:
     return [
-        flow_job(settings, "order-archive", "flows.order_archive:flow()", settings.flow_api_port)
+        flow_job(settings, "points", "flows.points:flow()", settings.flow_api_port),
+        flow_job(
+            settings, "order-archive", "flows.order_archive:flow()", settings.flow_api_port + 1
+        ),
     ]
 
 

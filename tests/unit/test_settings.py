@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from loyalnest.settings import Settings
 
@@ -25,6 +26,8 @@ def documented(path: Path) -> dict[str, str]:
 def test_every_setting_is_in_env_example_with_its_default(field: str) -> None:
     example = documented(ROOT / ".env.example")
     default = Settings.model_fields[field].default
+    if isinstance(default, SecretStr):
+        default = default.get_secret_value()
     assert example[env_name(field)] == str(default)
 
 

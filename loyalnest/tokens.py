@@ -1,0 +1,60 @@
+"""API bearer tokens: HS256 JWTs naming a merchant and what it may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+ISSUER = "loyalnest"
+ALGORITHM = "HS256"
+SCOPE_VIEW = "merchant:points:view"
+SCOPE_REDEEM = "merchant:points:redeem"
+SCOPES = frozenset({SCOPE_VIEW, SCOPE_REDEEM})
+
+
+class TokenError(ValueError):
+    """The token is missing, malformed, expired, or not signed by us."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    merchant_id: str
+    shop: str
+    scopes: frozenset[str]
+
+
+def issue(
+    secret: str, merchant_id: str, shop: str, scopes: set[str], *, now: datetime, ttl: timedelta
+) -> str:
+    unknown = scopes - SCOPES
+    if unknown:
+        raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
+    claims = {
+        "iss": ISSUER,
+        "sub": merchant_id,
+        "shop": shop,
+        "scope": " ".join(sorted(scopes)),
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify(secret: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "iat", "sub", "iss"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenError(str(exc)) from exc
+    return Principal(
+        merchant_id=str(claims["sub"]),
+        shop=str(claims.get("shop", "")),
+        scopes=frozenset(str(claims.get("scope", "")).split()),
+    )
