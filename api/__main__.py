@@ -1,0 +1,47 @@
+"""`python -m api`: REST (uvicorn) and gRPC in one process and one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import uvicorn
+
+from api.app import create_app
+from api.context import ApiContext
+from api.grpc_service import create_server
+from loyalnest.settings import Settings
+
+
+async def serve(settings: Settings) -> None:
+    ctx = await ApiContext.open(settings)
+    grpc_server = await create_server(ctx, settings.api_host, settings.api_grpc_port)
+    http = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, ctx),
+            host=settings.api_host,
+            port=settings.api_http_port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    await grpc_server.start()
+    try:
+        await http.serve()  # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
+    finally:
+        await grpc_server.stop(grace=5)
+        await ctx.close()
+
+
+def main() -> int:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    asyncio.run(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The Starlette application: routes, and the shared context opened at startup."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.balances import get_balance, get_transactions
+from api.context import ApiContext
+from api.health import health, metrics, ready
+from api.redemptions import create_redemption, get_redemption
+from api.webhooks import shopify_webhook
+from loyalnest.settings import Settings
+
+ROUTES = [
+    Route("/webhooks/shopify", shopify_webhook, methods=["POST"]),
+    Route("/v1/redemptions", create_redemption, methods=["POST"]),
+    Route("/v1/redemptions/{redemption_id}", get_redemption, methods=["GET"]),
+    Route("/v1/customers/{customer_id}/balance", get_balance, methods=["GET"]),
+    Route("/v1/customers/{customer_id}/transactions", get_transactions, methods=["GET"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/ready", ready, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]
+
+
+async def http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(settings: Settings, context: ApiContext | None = None) -> Starlette:
+    """The app; pass `context` to share one with the gRPC server (it is then not closed here)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.ctx = context or await ApiContext.open(settings)
+        try:
+            yield
+        finally:
+            if context is None:
+                await app.state.ctx.close()
+
+    return Starlette(
+        routes=ROUTES, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+    )

@@ -1,0 +1,175 @@
+"""Balances and ledger history, read from the Redis cache with MongoDB behind it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+from prometheus_client import Histogram
+from pymongo import DESCENDING
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.auth import require
+from api.context import ApiContext
+from connectors.balance_cache import SET_IF_NEWER, cache_key
+from flows.points_records import BALANCES, LEDGER, balance_id
+from loyalnest.tokens import SCOPE_VIEW
+from loyalty.i18n import DEFAULT_LOCALE, describe
+
+log = logging.getLogger("loyalnest.api.balances")
+
+LATENCY = Histogram(
+    "points_balance_latency_seconds",
+    "Balance lookups",
+    ["source"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+)
+CACHE_TTL = 3600
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class BalanceView:
+    merchant_id: str
+    customer: int
+    balance: int
+    seq: int
+    updated_at: str
+
+    def as_json(self, translations: dict[tuple[str, str], str], locale: str) -> dict[str, Any]:
+        return {
+            "merchant_id": self.merchant_id,
+            "customer_id": self.customer,
+            "balance": self.balance,
+            "locale": locale,
+            "updated_at": self.updated_at,
+            "description": describe(translations, "points.balance", locale, balance=self.balance),
+        }
+
+
+async def read_balance(ctx: ApiContext, merchant_id: str, customer: int) -> BalanceView | None:
+    """Cache first; on a miss (or Redis down) MongoDB, then fill the cache if it is newer."""
+    started = time.perf_counter()
+    key = cache_key(ctx.settings.redis_key_prefix, merchant_id, customer)
+    try:
+        cached = await ctx.redis.hgetall(key)
+    except redis.RedisError as exc:
+        log.warning("balance cache unavailable, reading MongoDB: %s", exc)
+        cached = None
+    if cached:
+        LATENCY.labels("cache").observe(time.perf_counter() - started)
+        fields = {_text(k): _text(v) for k, v in cached.items()}
+        return BalanceView(
+            merchant_id,
+            customer,
+            int(fields["balance"]),
+            int(fields["seq"]),
+            fields["updated_at"].replace("+00:00", "Z"),
+        )
+    doc = await ctx.db[BALANCES].find_one({"_id": balance_id(merchant_id, customer)})
+    LATENCY.labels("mongo").observe(time.perf_counter() - started)
+    if doc is None:
+        return None
+    view = BalanceView(merchant_id, customer, doc["balance"], doc["seq"], _iso(doc["updated_at"]))
+    if cached is not None:  # Redis answered: fill it (guarded, so never over a newer value)
+        try:
+            await ctx.redis.eval(
+                SET_IF_NEWER, 1, key, view.seq, view.balance, view.updated_at, CACHE_TTL
+            )
+        except redis.RedisError as exc:
+            log.warning("balance cache fill failed: %s", exc)
+    return view
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value.tzinfo else value.isoformat() + "Z"
+
+
+def customer_param(request: Request) -> int:
+    raw = request.path_params["customer_id"]
+    if not raw.isdigit():
+        raise HTTPException(400, "customer_id must be a Shopify customer id (digits)")
+    return int(raw)
+
+
+def locale_param(request: Request) -> str:
+    locale = request.query_params.get("locale", DEFAULT_LOCALE)
+    if not locale.isalpha() or len(locale) > 8:
+        raise HTTPException(400, "locale must be a language code such as en, ar or he")
+    return locale.lower()
+
+
+async def get_balance(request: Request) -> JSONResponse:
+    principal = require(request, SCOPE_VIEW)
+    ctx: ApiContext = request.app.state.ctx
+    customer, locale = customer_param(request), locale_param(request)
+    view = await read_balance(ctx, principal.merchant_id, customer)
+    if view is None:
+        raise HTTPException(404, "customer not found")
+    return JSONResponse(view.as_json(ctx.translations, locale))
+
+
+async def get_transactions(request: Request) -> JSONResponse:
+    """The ledger, newest first. `before` is the seq to continue from (next_before)."""
+    principal = require(request, SCOPE_VIEW)
+    ctx: ApiContext = request.app.state.ctx
+    customer = customer_param(request)
+    limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
+    before = _int_param(request, "before", 2**62, 1, 2**62)
+    if (
+        await ctx.db[BALANCES].find_one(
+            {"_id": balance_id(principal.merchant_id, customer)}, {"_id": 1}
+        )
+        is None
+    ):
+        raise HTTPException(404, "customer not found")
+    cursor = ctx.db[LEDGER].find(
+        {
+            "merchant_id": principal.merchant_id,
+            "shopify_customer_id": customer,
+            "seq": {"$lt": before},
+        },
+        sort=[("seq", DESCENDING)],
+        limit=limit,
+    )
+    items = [_transaction(d) async for d in cursor]
+    next_before = items[-1]["seq"] if len(items) == limit else None
+    return JSONResponse({"items": items, "next_before": next_before})
+
+
+def _transaction(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: doc.get(k)
+        for k in (
+            "event_id",
+            "type",
+            "points",
+            "balance_after",
+            "seq",
+            "description",
+            "locale",
+            "order_id",
+            "refund_id",
+            "redemption_id",
+            "correlation_id",
+        )
+    } | {"created_at": _iso(doc["created_at"])}
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise HTTPException(400, f"{name} must be an integer between {low} and {high}")
+    return int(raw)

@@ -1,0 +1,86 @@
+"""What the API talks to, opened once per process and shared by REST and gRPC handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import redis.asyncio as aioredis
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from api.producer import AsyncProducer
+from connectors.merchants import Merchant, merchant_by_shop
+from loyalnest.settings import Settings
+from loyalty.i18n import BUILT_IN
+
+MERCHANT_TTL = 30.0  # seconds a merchant (and its secrets) is cached in process
+
+
+@dataclass
+class MerchantCache:
+    """Webhooks arrive for a handful of shops at high rates: look each up once in a while."""
+
+    postgres_url: str
+    key: str
+    _entries: dict[str, tuple[float, Merchant | None]] = field(default_factory=dict)
+
+    async def get(self, shop: str) -> Merchant | None:
+        hit = self._entries.get(shop)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        merchant = await asyncio.to_thread(self._load, shop)
+        self._entries[shop] = (time.monotonic() + MERCHANT_TTL, merchant)
+        return merchant
+
+    def _load(self, shop: str) -> Merchant | None:
+        with psycopg.connect(self.postgres_url) as conn:
+            return merchant_by_shop(conn, self.key, shop)
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    producer: AsyncProducer
+    redis: aioredis.Redis
+    mongo: AsyncMongoClient[dict[str, Any]]
+    merchants: MerchantCache
+    translations: dict[tuple[str, str], str]
+
+    @property
+    def db(self) -> AsyncDatabase[dict[str, Any]]:
+        return self.mongo[self.settings.mongo_database]
+
+    @property
+    def jwt_secret(self) -> str:
+        return self.settings.jwt_secret.get_secret_value()
+
+    @classmethod
+    async def open(cls, settings: Settings) -> ApiContext:
+        mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            settings.mongo_url, serverSelectionTimeoutMS=3000
+        )
+        stored = {
+            (d["key"], d["locale"]): d["value"]
+            async for d in mongo[settings.mongo_database].translations.find()
+        }
+        return cls(
+            settings=settings,
+            producer=AsyncProducer(
+                {"bootstrap.servers": settings.kafka_bootstrap_servers, "message.timeout.ms": 4000}
+            ),
+            redis=aioredis.Redis.from_url(
+                settings.redis_url, socket_timeout=1, socket_connect_timeout=1
+            ),
+            mongo=mongo,
+            merchants=MerchantCache(settings.postgres_url, settings.secrets_key.get_secret_value()),
+            translations={**BUILT_IN, **stored},
+        )
+
+    async def close(self) -> None:
+        self.producer.close()
+        await self.redis.aclose()
+        await self.mongo.close()

@@ -1,0 +1,80 @@
+"""gRPC `points.v1.PointsService` and the standard health service, on API_GRPC_PORT."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from api.auth import bearer
+from api.balances import read_balance
+from api.context import ApiContext
+from loyalnest.tokens import SCOPE_VIEW, TokenError, verify
+from loyalnest_grpc.points.v1 import points_pb2, points_pb2_grpc
+from loyalty.i18n import DEFAULT_LOCALE, describe
+
+SERVICE = "points.v1.PointsService"
+
+
+class RpcError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class PointsService(points_pb2_grpc.PointsServiceServicer):
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+
+    async def GetPointsBalance(  # noqa: N802 - the name is the RPC's
+        self, request: points_pb2.GetPointsBalanceRequest, context: grpc.aio.ServicerContext
+    ) -> points_pb2.GetPointsBalanceResponse:
+        try:
+            return await self._balance(request, dict(context.invocation_metadata() or ()))
+        except RpcError as exc:
+            await context.abort(exc.code, exc.message)
+            raise  # abort() raises; this only tells the type checker
+
+    async def _balance(
+        self, request: points_pb2.GetPointsBalanceRequest, metadata: dict[str, object]
+    ) -> points_pb2.GetPointsBalanceResponse:
+        raw = metadata.get("authorization")
+        token = bearer(raw if isinstance(raw, str) else None)
+        if token is None:
+            raise RpcError(grpc.StatusCode.UNAUTHENTICATED, "missing bearer token")
+        try:
+            principal = verify(self._ctx.jwt_secret, token)
+        except TokenError as exc:
+            raise RpcError(grpc.StatusCode.UNAUTHENTICATED, f"invalid token: {exc}") from exc
+        if SCOPE_VIEW not in principal.scopes:
+            raise RpcError(grpc.StatusCode.PERMISSION_DENIED, f"token lacks {SCOPE_VIEW}")
+        if not request.customer_id.isdigit():
+            raise RpcError(
+                grpc.StatusCode.INVALID_ARGUMENT, "customer_id must be a Shopify customer id"
+            )
+        # Another merchant's customer is "not found", never "forbidden".
+        view = None
+        if request.merchant_id in ("", principal.merchant_id):
+            view = await read_balance(self._ctx, principal.merchant_id, int(request.customer_id))
+        if view is None:
+            raise RpcError(grpc.StatusCode.NOT_FOUND, "customer not found")
+        locale = request.locale or DEFAULT_LOCALE
+        return points_pb2.GetPointsBalanceResponse(
+            balance=view.balance,
+            description=describe(
+                self._ctx.translations, "points.balance", locale, balance=view.balance
+            ),
+        )
+
+
+async def create_server(ctx: ApiContext, host: str, port: int) -> grpc.aio.Server:
+    server = grpc.aio.server()
+    points_pb2_grpc.add_PointsServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        PointsService(ctx), server
+    )
+    checker = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    for name in ("", SERVICE):
+        await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+    server.add_insecure_port(f"{host}:{port}")
+    return server

@@ -1,0 +1,145 @@
+"""Redemptions: accepted here, decided by the points flow (the customer's single writer).
+
+`POST /v1/redemptions` records a pending redemption under an id derived from the merchant and
+the Idempotency-Key, then sends the command through `points.commands`. Repeating the request
+with the same key returns the same redemption (and re-sends the command while it is pending,
+in case the first send was lost; the flow applies a redemption id once).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.auth import require
+from api.balances import _iso
+from api.context import ApiContext
+from api.producer import ProduceError
+from flows.points_records import REDEMPTIONS, SCHEMA_VERSION
+from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
+from loyalnest.topics import POINTS_COMMANDS
+from loyalty import ids
+from loyalty.commands import customer_key, encode_redemption
+from loyalty.ledger import Redemption, RedemptionStatus
+
+MAX_KEY = 255
+
+
+def _request(body: Any) -> tuple[int, int, str]:
+    if not isinstance(body, dict):
+        raise HTTPException(400, "body must be a JSON object")
+    customer, points, reward = body.get("customer_id"), body.get("points"), body.get("reward_id")
+    if isinstance(customer, str) and customer.isdigit():
+        customer = int(customer)
+    if isinstance(customer, bool) or not isinstance(customer, int) or customer <= 0:
+        raise HTTPException(400, "customer_id must be a Shopify customer id")
+    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+        raise HTTPException(400, "points must be a positive integer")
+    if not isinstance(reward, str) or not reward or len(reward) > 200:
+        raise HTTPException(400, "reward_id must be a non-empty string")
+    return customer, points, reward
+
+
+def _view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "redemption_id": doc["_id"],
+        "status": doc["status"],
+        "reason": doc.get("reason"),
+        "customer_id": doc["shopify_customer_id"],
+        "points": doc["points"],
+        "reward_id": doc["reward_id"],
+        "created_at": _iso(doc["created_at"]),
+        "decided_at": _iso(doc["decided_at"]) if doc.get("decided_at") else None,
+    }
+
+
+async def create_redemption(request: Request) -> JSONResponse:
+    principal = require(request, SCOPE_REDEEM)
+    ctx: ApiContext = request.app.state.ctx
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key or len(key) > MAX_KEY:
+        raise HTTPException(400, f"Idempotency-Key header required (1-{MAX_KEY} characters)")
+    try:
+        customer, points, reward = _request(json.loads(await request.body()))
+    except json.JSONDecodeError as exc:
+        raise HTTPException(400, "body is not JSON") from exc
+    redemption = Redemption(
+        redemption_id=str(ids.redemption_id(principal.merchant_id, key)),
+        merchant_id=principal.merchant_id,
+        customer=customer,
+        points=points,
+        reward_id=reward,
+        idempotency_key=key,
+        locale=request.query_params.get("locale", "en"),
+        at=datetime.now(UTC),
+        correlation_id=request.headers.get("X-Correlation-Id") or str(uuid.uuid4()),
+    )
+    doc = await _record(ctx, redemption)
+    if (doc["shopify_customer_id"], doc["points"], doc["reward_id"]) != (customer, points, reward):
+        raise HTTPException(422, "Idempotency-Key already used for a different redemption")
+    if doc["status"] == RedemptionStatus.PENDING.value:
+        await _send(ctx, principal, redemption)
+    # 202 while the flow has not decided; the decided redemption itself once it has.
+    pending = doc["status"] == RedemptionStatus.PENDING.value
+    return JSONResponse(_view(doc), status_code=202 if pending else 200)
+
+
+async def _record(ctx: ApiContext, r: Redemption) -> dict[str, Any]:
+    """Insert the pending redemption, or return the one this key already made."""
+    doc = {
+        "_id": r.redemption_id,
+        "merchant_id": r.merchant_id,
+        "shopify_customer_id": r.customer,
+        "customer_id": str(ids.customer_id(r.merchant_id, r.customer)),
+        "points": r.points,
+        "reward_id": r.reward_id,
+        "idempotency_key": r.idempotency_key,
+        "locale": r.locale,
+        "status": RedemptionStatus.PENDING.value,
+        "reason": None,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": r.at,
+        "correlation_id": r.correlation_id,
+    }
+    try:
+        await ctx.db[REDEMPTIONS].insert_one(doc)
+        return doc
+    except DuplicateKeyError:
+        existing = await ctx.db[REDEMPTIONS].find_one({"_id": r.redemption_id})
+        if existing is None:
+            raise HTTPException(409, "redemption conflict, retry") from None
+        return existing
+
+
+async def _send(ctx: ApiContext, principal: Principal, r: Redemption) -> None:
+    try:
+        await ctx.producer.send(
+            ctx.settings.topic(POINTS_COMMANDS),
+            key=customer_key(principal.merchant_id, r.customer),
+            value=encode_redemption(r),
+            headers=[],
+        )
+    except ProduceError as exc:
+        raise HTTPException(
+            503,
+            "event store unavailable; retry with the same Idempotency-Key",
+            {"Retry-After": "5"},
+        ) from exc
+
+
+async def get_redemption(request: Request) -> JSONResponse:
+    principal = require(request, SCOPE_VIEW)
+    ctx: ApiContext = request.app.state.ctx
+    doc = await ctx.db[REDEMPTIONS].find_one(
+        {"_id": request.path_params["redemption_id"], "merchant_id": principal.merchant_id}
+    )
+    if doc is None:
+        raise HTTPException(404, "redemption not found")
+    return JSONResponse(_view(doc))
