@@ -13,7 +13,7 @@ import sys
 import threading
 
 from loyalnest.bootstrap.__main__ import bootstrap
-from loyalnest.cli import produce_sample_orders
+from loyalnest.demo import instructions, register_demo_merchant, send_sample_webhooks
 from loyalnest.localstack.process import StackError, spawn, stop_pid, tail, wait_until
 from loyalnest.localstack.service import StackPaths
 from loyalnest.localstack.stack import start_all
@@ -22,7 +22,7 @@ from loyalnest.settings import Settings
 from loyalnest.supervisor import Job, Supervisor, default_jobs, healthy, init_recovery
 
 JOBS_TIMEOUT = 90.0
-SAMPLE_SHOP = "demo.myshopify.com"
+SAMPLE_ORDERS = 20
 
 
 def prepare(settings: Settings) -> list[Job]:
@@ -50,6 +50,8 @@ def print_endpoints(settings: Settings) -> None:
     print(
         f"""
 LoyalNest is running.
+  API (REST)         http://{settings.api_host}:{settings.api_http_port}
+  API (gRPC)         {settings.api_host}:{settings.api_grpc_port}
   Kafka              {settings.kafka_bootstrap_servers}
   Schema registry    {settings.schema_registry_url}
   MongoDB            {settings.mongo_url}  (database {settings.mongo_database})
@@ -77,9 +79,11 @@ def run(settings: Settings) -> int:
     worker.start()
     try:
         wait_for_jobs(settings, jobs)
-        produce_sample_orders(settings, SAMPLE_SHOP, count=20, seed=7)
-        print("✓ produced 20 sample orders to shopify.orders")
+        token = register_demo_merchant(settings)
+        customers = send_sample_webhooks(settings, SAMPLE_ORDERS)
+        print(f"✓ sent {SAMPLE_ORDERS} signed sample webhooks to the API")
         print_endpoints(settings)
+        print(instructions(settings, token, customers[0]))
         print("Press Ctrl-C to stop.", flush=True)
         stopping.wait()
     finally:

@@ -55,8 +55,17 @@ def flow_job(settings: Settings, name: str, import_str: str, port: int) -> Job:
     )
 
 
+def api_job(settings: Settings) -> Job:
+    return Job(
+        name="api",
+        argv=[sys.executable, "-m", "api"],
+        health_url=f"http://127.0.0.1:{settings.api_http_port}/health",
+    )
+
+
 def default_jobs(settings: Settings) -> list[Job]:
     return [
+        api_job(settings),
         flow_job(settings, "points", "flows.points:flow()", settings.flow_api_port),
         flow_job(
             settings, "order-archive", "flows.order_archive:flow()", settings.flow_api_port + 1
