@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 
 import uvicorn
@@ -38,7 +37,6 @@ async def serve(settings: Settings) -> None:
 def main() -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     asyncio.run(serve(settings))
     return 0
 

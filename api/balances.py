@@ -21,6 +21,7 @@ from connectors.balance_cache import SET_IF_NEWER, cache_key
 from flows.points_records import BALANCES, LEDGER, balance_id
 from loyalnest.tokens import SCOPE_VIEW
 from loyalty.i18n import DEFAULT_LOCALE, describe
+from loyalty.orders import parse_id
 
 log = logging.getLogger("loyalnest.api.balances")
 
@@ -96,10 +97,10 @@ def _iso(value: datetime) -> str:
 
 
 def customer_param(request: Request) -> int:
-    raw = request.path_params["customer_id"]
-    if not raw.isdigit():
+    customer = parse_id(request.path_params["customer_id"])
+    if customer is None:
         raise HTTPException(400, "customer_id must be a Shopify customer id (digits)")
-    return int(raw)
+    return customer
 
 
 def locale_param(request: Request) -> str:
@@ -170,6 +171,6 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise HTTPException(400, f"{name} must be an integer between {low} and {high}")
     return int(raw)

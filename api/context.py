@@ -17,6 +17,7 @@ from connectors.merchants import Merchant, merchant_by_shop
 from loyalnest.settings import Settings
 from loyalty.i18n import BUILT_IN
 
+MAX_RECORD_BYTES = 2 * 1024 * 1024
 MERCHANT_TTL = 30.0  # seconds a merchant (and its secrets) is cached in process
 
 
@@ -70,7 +71,12 @@ class ApiContext:
         return cls(
             settings=settings,
             producer=AsyncProducer(
-                {"bootstrap.servers": settings.kafka_bootstrap_servers, "message.timeout.ms": 4000}
+                {
+                    "bootstrap.servers": settings.kafka_bootstrap_servers,
+                    "message.timeout.ms": 4000,
+                    # a 1 MiB webhook body plus its key and headers must fit in one record
+                    "message.max.bytes": MAX_RECORD_BYTES,
+                }
             ),
             redis=aioredis.Redis.from_url(
                 settings.redis_url, socket_timeout=1, socket_connect_timeout=1

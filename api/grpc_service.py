@@ -11,6 +11,7 @@ from api.context import ApiContext
 from loyalnest.tokens import SCOPE_VIEW, TokenError, verify
 from loyalnest_grpc.points.v1 import points_pb2, points_pb2_grpc
 from loyalty.i18n import DEFAULT_LOCALE, describe
+from loyalty.orders import parse_id
 
 SERVICE = "points.v1.PointsService"
 
@@ -48,17 +49,18 @@ class PointsService(points_pb2_grpc.PointsServiceServicer):
             raise RpcError(grpc.StatusCode.UNAUTHENTICATED, f"invalid token: {exc}") from exc
         if SCOPE_VIEW not in principal.scopes:
             raise RpcError(grpc.StatusCode.PERMISSION_DENIED, f"token lacks {SCOPE_VIEW}")
-        if not request.customer_id.isdigit():
+        customer = parse_id(request.customer_id)
+        if customer is None:
             raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT, "customer_id must be a Shopify customer id"
             )
         # Another merchant's customer is "not found", never "forbidden".
         view = None
         if request.merchant_id in ("", principal.merchant_id):
-            view = await read_balance(self._ctx, principal.merchant_id, int(request.customer_id))
+            view = await read_balance(self._ctx, principal.merchant_id, customer)
         if view is None:
             raise RpcError(grpc.StatusCode.NOT_FOUND, "customer not found")
-        locale = request.locale or DEFAULT_LOCALE
+        locale = (request.locale or DEFAULT_LOCALE).lower()
         return points_pb2.GetPointsBalanceResponse(
             balance=view.balance,
             description=describe(

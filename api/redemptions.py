@@ -28,19 +28,21 @@ from loyalnest.topics import POINTS_COMMANDS
 from loyalty import ids
 from loyalty.commands import customer_key, encode_redemption
 from loyalty.ledger import Redemption, RedemptionStatus
+from loyalty.orders import MAX_ID, parse_id
 
 MAX_KEY = 255
+MAX_POINTS = 10**12
 
 
 def _request(body: Any) -> tuple[int, int, str]:
     if not isinstance(body, dict):
         raise HTTPException(400, "body must be a JSON object")
     customer, points, reward = body.get("customer_id"), body.get("points"), body.get("reward_id")
-    if isinstance(customer, str) and customer.isdigit():
-        customer = int(customer)
-    if isinstance(customer, bool) or not isinstance(customer, int) or customer <= 0:
+    if isinstance(customer, str):
+        customer = parse_id(customer)
+    if isinstance(customer, bool) or not isinstance(customer, int) or not 0 < customer <= MAX_ID:
         raise HTTPException(400, "customer_id must be a Shopify customer id")
-    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_POINTS:
         raise HTTPException(400, "points must be a positive integer")
     if not isinstance(reward, str) or not reward or len(reward) > 200:
         raise HTTPException(400, "reward_id must be a non-empty string")
@@ -68,8 +70,8 @@ async def create_redemption(request: Request) -> JSONResponse:
         raise HTTPException(400, f"Idempotency-Key header required (1-{MAX_KEY} characters)")
     try:
         customer, points, reward = _request(json.loads(await request.body()))
-    except json.JSONDecodeError as exc:
-        raise HTTPException(400, "body is not JSON") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HTTPException(400, "body is not UTF-8 JSON") from exc
     redemption = Redemption(
         redemption_id=str(ids.redemption_id(principal.merchant_id, key)),
         merchant_id=principal.merchant_id,

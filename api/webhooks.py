@@ -62,7 +62,12 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 async def _read_body(request: Request) -> bytes | None:
     """The raw body, or None once it passes MAX_BODY (without reading the rest)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > MAX_BODY
+    ):
         return None
     chunks, size = [], 0
     async for chunk in request.stream():

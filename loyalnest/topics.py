@@ -14,6 +14,8 @@ POINTS_REPLAY = "points.replay"
 # Order webhooks and points commands are the source of truth the ledger is rebuilt from
 # (replay from offset 0), so they are kept forever; derived events use the broker default.
 KEEP_FOREVER = {"retention.ms": "-1"}
+# Webhook bodies may be up to 1 MiB (the API's limit); leave room for key and headers.
+LARGE_RECORDS = {"max.message.bytes": str(2 * 1024 * 1024)}
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,7 @@ class TopicSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(SHOPIFY_ORDERS, KEEP_FOREVER),
+    TopicSpec(SHOPIFY_ORDERS, KEEP_FOREVER | LARGE_RECORDS),
     TopicSpec(POINTS_COMMANDS, KEEP_FOREVER),
     TopicSpec(POINTS_EARNED),
     TopicSpec(REWARD_REDEMPTION),

@@ -78,3 +78,14 @@ def money(body: dict[str, Any], key: str) -> Decimal:
     if not amount.is_finite():
         raise InvalidEventError(f"{key} is not a finite amount: {value!r}")
     return amount
+
+
+MAX_ID = 2**63 - 1  # Shopify ids are 64-bit; MongoDB stores signed 64-bit integers
+
+
+def parse_id(text: str) -> int | None:
+    """A positive 64-bit id written in ASCII digits, or None (`"²".isdigit()` is True)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
