@@ -8,6 +8,7 @@ for requests that no retry can fix.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
 import json
@@ -30,6 +31,7 @@ log = logging.getLogger("loyalnest.api.webhooks")
 
 MAX_BODY = 1024 * 1024
 DEDUP_SECONDS = 24 * 3600
+IN_FLIGHT_SECONDS = 30  # longer than any produce can wait (message.timeout.ms is 4 s)
 REQUIRED = (
     "X-Shopify-Hmac-Sha256",
     "X-Shopify-Topic",
@@ -93,24 +95,42 @@ async def _over_limit(ctx: ApiContext, merchant_id: str) -> bool:
     return int(count) > ctx.settings.webhook_rate_limit
 
 
-async def _first_delivery(ctx: ApiContext, merchant_id: str, webhook_id: str) -> bool:
-    key = f"{ctx.settings.redis_key_prefix}processed:{merchant_id}:{webhook_id}"
+class Delivery(enum.Enum):
+    NEW = "new"
+    DONE = "done"  # accepted before: answer 200 again
+    IN_FLIGHT = "in_flight"  # another request with this id is waiting for Kafka right now
+
+
+def _delivery_key(ctx: ApiContext, merchant_id: str, webhook_id: str) -> str:
+    return f"{ctx.settings.redis_key_prefix}processed:{merchant_id}:{webhook_id}"
+
+
+async def _claim_delivery(ctx: ApiContext, merchant_id: str, webhook_id: str) -> Delivery:
+    """Claim a delivery id as in flight. Only an acknowledged delivery becomes DONE: a copy
+    arriving while the first still waits for Kafka gets 503, not a 200 that would end
+    Shopify's retries for a delivery that may yet fail."""
+    key = _delivery_key(ctx, merchant_id, webhook_id)
     try:
-        return bool(await ctx.redis.set(key, b"1", nx=True, ex=DEDUP_SECONDS))
+        if await ctx.redis.set(key, b"pending", nx=True, ex=IN_FLIGHT_SECONDS):
+            return Delivery.NEW
+        state = await ctx.redis.get(key)
     except redis.RedisError as exc:
         log.warning("delivery dedup unavailable: %s", exc)
-        return True  # the flow dedups by business key anyway
+        return Delivery.NEW  # the flow dedups by business key anyway
+    return Delivery.DONE if state == b"done" else Delivery.IN_FLIGHT
 
 
-async def _forget_delivery(ctx: ApiContext, merchant_id: str, webhook_id: str) -> None:
+async def _settle_delivery(
+    ctx: ApiContext, merchant_id: str, webhook_id: str, accepted: bool
+) -> None:
+    key = _delivery_key(ctx, merchant_id, webhook_id)
     try:
-        await ctx.redis.delete(
-            f"{ctx.settings.redis_key_prefix}processed:{merchant_id}:{webhook_id}"
-        )
+        if accepted:
+            await ctx.redis.set(key, b"done", ex=DEDUP_SECONDS)
+        else:
+            await ctx.redis.delete(key)
     except redis.RedisError:
-        log.warning(
-            "could not forget delivery %s; a retry will be dropped as duplicate", webhook_id
-        )
+        log.warning("could not record delivery %s (accepted=%s)", webhook_id, accepted)
 
 
 async def shopify_webhook(request: Request) -> Response:
@@ -140,9 +160,14 @@ async def shopify_webhook(request: Request) -> Response:
         WEBHOOKS.labels("ignored").inc()
         return JSONResponse({"status": "ignored", "topic": topic})
     webhook_id = request.headers["X-Shopify-Webhook-Id"]
-    if not await _first_delivery(ctx, merchant.merchant_id, webhook_id):
+    delivery = await _claim_delivery(ctx, merchant.merchant_id, webhook_id)
+    if delivery is Delivery.DONE:
         WEBHOOKS.labels("duplicate").inc()
         return JSONResponse({"status": "duplicate"})
+    if delivery is Delivery.IN_FLIGHT:
+        return _error(
+            503, "the same delivery is being processed, retry later", {"Retry-After": "5"}
+        )
     correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
     headers = kafka_headers(
         dict(request.headers),
@@ -158,8 +183,9 @@ async def shopify_webhook(request: Request) -> Response:
             headers=headers,
         )
     except ProduceError as exc:
-        await _forget_delivery(ctx, merchant.merchant_id, webhook_id)
+        await _settle_delivery(ctx, merchant.merchant_id, webhook_id, accepted=False)
         log.error("webhook %s not accepted by Kafka: %s", webhook_id, exc)
         return _error(503, "event store unavailable, retry later", {"Retry-After": "5"})
+    await _settle_delivery(ctx, merchant.merchant_id, webhook_id, accepted=True)
     WEBHOOKS.labels("accepted").inc()
     return JSONResponse({"status": "accepted", "correlation_id": correlation_id})

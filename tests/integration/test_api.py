@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
@@ -379,6 +380,22 @@ def test_kafka_down_is_503_and_the_delivery_is_not_remembered(
     checks = ready.json()["checks"]
     assert checks["kafka"].startswith("error")
     assert {checks["mongo"], checks["redis"], checks["postgres"]} == {"ok"}
+
+
+def test_a_copy_arriving_while_the_first_waits_for_kafka_is_not_called_a_duplicate(
+    stack: ApiStack, kafka_down_api: ApiProcess
+) -> None:
+    order, webhook_id = new_order(stack, 100_000 + stack.next_id()), str(uuid.uuid4())
+
+    def deliver() -> httpx.Response:
+        with httpx.Client(base_url=kafka_down_api.url, timeout=30) as http:
+            return post_webhook(http, stack.shop_a, "orders/create", order, webhook_id=webhook_id)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        responses = list(pool.map(lambda _: deliver(), range(2)))
+
+    # Neither copy may be answered 200: the delivery was never acknowledged by Kafka.
+    assert [r.status_code for r in responses] == [503, 503], [r.text for r in responses]
 
 
 # ----------------------------------------------------------------------------- balances
