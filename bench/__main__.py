@@ -7,10 +7,11 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import sink
+from bench import pipeline, sink
 from loyalnest.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -19,9 +20,20 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--docs", type=int, default=20_000)
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--only", choices=["sink", "pipeline"], action="append")
     args = parser.parse_args(argv)
     settings = Settings()
-    results = {"mongo_sink": sink.measure(settings, args.docs)}
+    runs: dict[str, Callable[[], dict[str, float]]] = {
+        "mongo_sink": lambda: sink.measure(settings, args.docs),
+        "pipeline": lambda: pipeline.measure(settings, args.orders),
+    }
+    chosen = {"sink": "mongo_sink", "pipeline": "pipeline"}
+    results = {
+        name: run()
+        for name, run in runs.items()
+        if not args.only or name in {chosen[o] for o in args.only}
+    }
     print(f"\n{'benchmark':<14}{'metric':<28}{'value':>12}")
     for name, metrics in results.items():
         for metric, value in metrics.items():

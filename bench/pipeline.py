@@ -1,0 +1,160 @@
+"""Pipeline throughput: orders/s from Kafka to ledger + balances, against the store's ceiling.
+
+Every order is a paid order of its own customer, so N orders are N ledger entries, N balances
+and N customers held in flow state: the same run gives the flow's memory per customer.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pymongo
+from confluent_kafka import Producer
+from pymongo import InsertOne, UpdateOne
+
+from bench.orders import order_body
+from bench.stackenv import BenchEnv, bench_env, flow_process, wait
+from connectors.shopify import encode_body, kafka_headers, partition_key
+from loyalnest.bootstrap.mongo import ensure_collections
+from loyalnest.settings import Settings
+from loyalnest.topics import SHOPIFY_ORDERS
+from sinks.mongo import MongoWrite, MongoWriter
+
+SHOP = "bench.myshopify.com"
+
+
+def produce_orders(env: BenchEnv, count: int) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": env.settings.kafka_bootstrap_servers,
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+        }
+    )
+    rng = random.Random(1)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    headers = kafka_headers(
+        {"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": SHOP}, "bench"
+    )
+    for n in range(count):
+        body = order_body(rng, 9_000_000 + n, 2_000_000 + n, start + timedelta(seconds=n))
+        while True:
+            try:
+                producer.produce(
+                    env.topic(SHOPIFY_ORDERS),
+                    value=encode_body(body),
+                    key=partition_key(SHOP, "orders/create", body),
+                    headers=headers,
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError("orders not all produced")
+
+
+def balances_written(db: Any) -> int:
+    return int(db.point_balances.estimated_document_count())
+
+
+def store_ceiling(settings: Settings, count: int) -> float:
+    """Orders/s the store takes when the same writes are bulk-written directly."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
+    db = client[f"bench_ceiling_{int(time.time())}"]
+    ensure_collections(db)
+    now = datetime.now(UTC)
+    writes: list[MongoWrite] = []
+    for n in range(count):
+        event = f"e{n}"
+        writes.append(
+            (
+                "points_transactions",
+                InsertOne(
+                    {
+                        "_id": event,
+                        "event_id": event,
+                        "merchant_id": "m",
+                        "customer_id": f"c{n}",
+                        "shopify_customer_id": n,
+                        "points": 100,
+                        "type": "earn",
+                        "balance_after": 100,
+                        "seq": 1,
+                        "locale": "en",
+                        "description": "Earned 100 points",
+                        "order_id": n,
+                        "schema_version": "1.0.0",
+                        "created_at": now,
+                    }
+                ),
+            )
+        )
+        writes.append(
+            (
+                "point_balances",
+                UpdateOne(
+                    {"_id": f"m:{n}", "seq": {"$lt": 1}},
+                    {
+                        "$set": {
+                            "merchant_id": "m",
+                            "shopify_customer_id": n,
+                            "balance": 100,
+                            "seq": 1,
+                            "updated_at": now,
+                        }
+                    },
+                    upsert=True,
+                ),
+            )
+        )
+    try:
+        started = time.perf_counter()
+        for i in range(0, len(writes), 2000):  # batches as the flow's sink sees them
+            MongoWriter(db).write(writes[i : i + 2000])
+        return count / (time.perf_counter() - started)
+    finally:
+        client.drop_database(db.name)
+        client.close()
+
+
+def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, float]:
+    with bench_env(settings) as env:
+        produce_orders(env, orders)
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
+        db = client[env.database]
+        idle = flow_process_idle_rss(settings, port + 1)
+        started = time.perf_counter()
+        flow = flow_process(env, port)
+        try:
+            wait(lambda: balances_written(db) >= orders, 1800, "all balances", flow, 0.5)
+            elapsed = time.perf_counter() - started
+            rss = flow.rss_bytes()
+        finally:
+            flow.stop()
+            client.close()
+    ceiling = store_ceiling(settings, orders)
+    rate = orders / elapsed
+    return {
+        "orders": orders,
+        "pipeline_orders_per_s": rate,
+        "store_ceiling_orders_per_s": ceiling,
+        "pipeline_vs_ceiling": rate / ceiling,
+        "flow_rss_mib": rss / 2**20,
+        "flow_idle_rss_mib": idle / 2**20,
+        "flow_mib_per_100k_customers": (rss - idle) / 2**20 * 100_000 / orders,
+    }
+
+
+def flow_process_idle_rss(settings: Settings, port: int) -> int:
+    """Resident size of the flow with empty topics and empty state: the baseline."""
+    with bench_env(settings) as env:
+        flow = flow_process(env, port)
+        try:
+            return flow.rss_bytes()
+        finally:
+            flow.stop()
