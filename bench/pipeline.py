@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pymongo
 from confluent_kafka import Producer
 from pymongo import InsertOne, UpdateOne
@@ -134,6 +135,7 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
             wait(lambda: balances_written(db) >= orders, 1800, "all balances", flow, 0.5)
             elapsed = time.perf_counter() - started
             rss = flow.rss_bytes()
+            batch = mean_batch_size(port)
         finally:
             flow.stop()
             client.close()
@@ -147,7 +149,20 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
         "flow_rss_mib": rss / 2**20,
         "flow_idle_rss_mib": idle / 2**20,
         "flow_mib_per_100k_customers": (rss - idle) / 2**20 * 100_000 / orders,
+        "mongo_sink_mean_batch": batch,
     }
+
+
+def mean_batch_size(port: int) -> float:
+    """From the flow's own metrics: how many writes each sink call carried on average."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("loyalnest_mongo_sink_batch_size_sum"):
+            total = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("loyalnest_mongo_sink_batch_size_count"):
+            count = float(line.rsplit(" ", 1)[1])
+    return total / count if count else 0.0
 
 
 def flow_process_idle_rss(settings: Settings, port: int) -> int:

@@ -135,6 +135,8 @@ def flow_process(env: BenchEnv, port: int) -> Process:
             "5",
             "-b",
             "30",
+            "-w",
+            os.environ.get("BENCH_FLOW_WORKERS", "1"),
         ],
         env.env(BYTEWAX_DATAFLOW_API_ENABLED="true", BYTEWAX_DATAFLOW_API_PORT=str(port)),
         env.workdir / "flow.log",

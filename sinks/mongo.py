@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from pymongo import InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, NetworkTimeout
@@ -42,6 +42,13 @@ RETRIES = Counter(
     "loyalnest_mongo_sink_retries_total",
     "Bulk writes retried after a transient error",
     ["collection"],
+)
+
+
+BATCH_SIZE = Histogram(
+    "loyalnest_mongo_sink_batch_size",
+    "Items per write_batch call",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
 )
 
 
@@ -153,6 +160,7 @@ class _MongoSinkPartition(StatelessSinkPartition[MongoWrite]):
         self._writer = writer
 
     def write_batch(self, items: list[MongoWrite]) -> None:
+        BATCH_SIZE.observe(len(items))
         self._writer.write(items)
 
     def close(self) -> None:
