@@ -22,7 +22,7 @@ from api.auth import require
 from api.balances import _iso
 from api.context import ApiContext
 from api.producer import ProduceError
-from flows.points_records import REDEMPTIONS, SCHEMA_VERSION
+from flows.points_records import REDEMPTIONS, redemption_facts
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
 from loyalnest.topics import POINTS_COMMANDS
 from loyalty import ids
@@ -97,18 +97,9 @@ async def _record(ctx: ApiContext, r: Redemption) -> dict[str, Any]:
     """Insert the pending redemption, or return the one this key already made."""
     doc = {
         "_id": r.redemption_id,
-        "merchant_id": r.merchant_id,
-        "shopify_customer_id": r.customer,
-        "customer_id": str(ids.customer_id(r.merchant_id, r.customer)),
-        "points": r.points,
-        "reward_id": r.reward_id,
-        "idempotency_key": r.idempotency_key,
-        "locale": r.locale,
         "status": RedemptionStatus.PENDING.value,
         "reason": None,
-        "schema_version": SCHEMA_VERSION,
-        "created_at": r.at,
-        "correlation_id": r.correlation_id,
+        **redemption_facts(r),
     }
     try:
         await ctx.db[REDEMPTIONS].insert_one(doc)

@@ -13,17 +13,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pymongo
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from loyalnest.bootstrap.kafka import ensure_topics, register_schemas
-from loyalnest.bootstrap.mongo import ensure_collections, seed_translations
+from loyalnest.bootstrap.isolated import isolated_copy
 from loyalnest.settings import Settings
-from loyalnest.topics import TOPICS, TopicSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,21 +52,8 @@ class BenchEnv:
 @contextmanager
 def bench_env(settings: Settings, partitions: int = 4) -> Iterator[BenchEnv]:
     env = BenchEnv(settings, uuid.uuid4().hex[:8], Path(tempfile.mkdtemp(prefix="bench-")))
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    topics = tuple(TopicSpec(env.topic(t.name), t.config) for t in TOPICS)
-    ensure_topics(admin, topics, partitions=partitions, replication=1)
-    with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
-        register_schemas(registry, env.prefix)
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
-    ensure_collections(client[env.database])
-    seed_translations(client[env.database])
-    try:
+    with isolated_copy(settings, env.prefix, env.database, partitions):
         yield env
-    finally:
-        client.drop_database(env.database)
-        client.close()
-        for future in admin.delete_topics([t.name for t in topics]).values():
-            future.result(60)
 
 
 class Process:

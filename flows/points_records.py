@@ -14,7 +14,7 @@ from pymongo import InsertOne, UpdateOne
 from connectors.balance_cache import CachedBalance
 from loyalty import ids
 from loyalty.i18n import describe
-from loyalty.ledger import LedgerEntry, RedemptionOutcome, RedemptionStatus
+from loyalty.ledger import LedgerEntry, Redemption, RedemptionOutcome, RedemptionStatus
 from sinks.mongo import MongoWrite
 from sinks.redis_cache import CacheUpdate
 
@@ -72,6 +72,22 @@ def entry_writes(entry: LedgerEntry, translations: Translations) -> list[MongoWr
     return [(LEDGER, InsertOne(ledger_document(entry, translations))), (BALANCES, balance)]
 
 
+def redemption_facts(r: Redemption) -> dict[str, Any]:
+    """What a redemption document says about the request, whoever writes it first."""
+    return {
+        "merchant_id": r.merchant_id,
+        "shopify_customer_id": r.customer,
+        "customer_id": str(ids.customer_id(r.merchant_id, r.customer)),
+        "points": r.points,
+        "reward_id": r.reward_id,
+        "idempotency_key": r.idempotency_key,
+        "locale": r.locale,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": r.at,
+        "correlation_id": r.correlation_id,
+    }
+
+
 def outcome_write(outcome: RedemptionOutcome) -> MongoWrite:
     r = outcome.redemption
     decided: dict[str, Any] = {
@@ -86,18 +102,7 @@ def outcome_write(outcome: RedemptionOutcome) -> MongoWrite:
         {"_id": r.redemption_id, "status": RedemptionStatus.PENDING.value},
         {
             "$set": decided,
-            "$setOnInsert": {
-                "merchant_id": r.merchant_id,
-                "shopify_customer_id": r.customer,
-                "customer_id": str(ids.customer_id(r.merchant_id, r.customer)),
-                "points": r.points,
-                "reward_id": r.reward_id,
-                "idempotency_key": r.idempotency_key,
-                "locale": r.locale,
-                "schema_version": SCHEMA_VERSION,
-                "created_at": r.at,
-                "correlation_id": r.correlation_id,
-            },
+            "$setOnInsert": redemption_facts(r),
         },
         upsert=True,
     )
@@ -105,17 +110,16 @@ def outcome_write(outcome: RedemptionOutcome) -> MongoWrite:
 
 def points_event(entry: LedgerEntry, translations: Translations) -> dict[str, Any]:
     """The `points.earned` record (schema avro/points_earned.avsc)."""
-    doc = ledger_document(entry, translations)
     return {
         "event_id": entry.event_id,
         "merchant_id": entry.merchant_id,
-        "customer_id": doc["customer_id"],
+        "customer_id": str(ids.customer_id(entry.merchant_id, entry.customer)),
         "shopify_customer_id": entry.customer,
         "points": entry.points,
         "balance": entry.balance,
         "type": entry.kind.value,
         "locale": entry.locale,
-        "description": doc["description"],
+        "description": describe(translations, entry.text_key, entry.locale, points=entry.points),
         "order_id": entry.order_id,
         "refund_id": entry.refund_id,
         "schema_version": SCHEMA_VERSION,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from loyalty import ids
@@ -85,11 +86,12 @@ class PointsChange:
     refund_id: int | None = None
     correlation_id: str | None = None
 
-    @property
+    # Cached: both are read several times per change on the flow's hot path (uuid5 each).
+    @cached_property
     def event_id(self) -> str:
         return str(ids.event_id(ids.normalize_shop(self.shop), self.order_id, self.key))
 
-    @property
+    @cached_property
     def merchant_id(self) -> str:
         return str(ids.merchant_id(self.shop))
 

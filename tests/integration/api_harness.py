@@ -30,19 +30,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import psycopg
-import pymongo
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from psycopg import sql
 
 from connectors.merchants import upsert_merchant
 from loyalnest import tokens
-from loyalnest.bootstrap.kafka import ensure_topics, register_schemas
+from loyalnest.bootstrap.isolated import isolated_copy
 from loyalnest.bootstrap.migrations import apply_migrations, discover
-from loyalnest.bootstrap.mongo import ensure_collections, seed_translations
 from loyalnest.settings import Settings
-from loyalnest.topics import SHOPIFY_ORDERS, TOPICS, TopicSpec
+from loyalnest.topics import SHOPIFY_ORDERS
 from loyalty import ids
 from tests.integration.points_harness import ROOT, FlowProcess, PointsEnv
 
@@ -141,20 +138,8 @@ def isolated_points_env(
         redis_prefix=f"test_{tag}:",
         recovery=recovery,
     )
-    topics = tuple(TopicSpec(env.topic(t.name), t.config) for t in TOPICS)
-    ensure_topics(admin, topics, partitions=4, replication=1)
-    with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
-        register_schemas(registry, env.prefix)
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
-    ensure_collections(client[env.database])
-    seed_translations(client[env.database])
-    try:
+    with isolated_copy(settings, env.prefix, env.database):
         yield env
-    finally:
-        client.drop_database(env.database)
-        client.close()
-        for future in admin.delete_topics([t.name for t in topics]).values():
-            future.result(30)
 
 
 @contextmanager

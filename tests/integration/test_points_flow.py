@@ -11,15 +11,13 @@ from typing import Any
 import pymongo
 import pytest
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from pymongo.database import Database
 
 from bench.scenario import ScenarioConfig, build_scenario
 from connectors.kafka import DLQ_REASON
-from loyalnest.bootstrap.kafka import ensure_topics, register_schemas
-from loyalnest.bootstrap.mongo import ensure_collections, seed_translations
+from loyalnest.bootstrap.isolated import isolated_copy
 from loyalnest.settings import Settings
-from loyalnest.topics import POINTS_COMMANDS, POINTS_DLQ, SHOPIFY_ORDERS, TOPICS, TopicSpec
+from loyalnest.topics import POINTS_COMMANDS, POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty.ledger import RedemptionStatus
 from tests.integration.points_harness import (
     Expected,
@@ -46,18 +44,8 @@ def points_env(settings: Settings, admin: AdminClient, tmp_path: Path) -> Iterat
         redis_prefix=f"test_{tag}:",
         recovery=tmp_path / "recovery",
     )
-    topics = tuple(TopicSpec(env.topic(t.name), t.config) for t in TOPICS)
-    ensure_topics(admin, topics, partitions=4, replication=1)
-    with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
-        register_schemas(registry, env.prefix)
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
-    ensure_collections(client[env.database])
-    seed_translations(client[env.database])
-    yield env
-    client.drop_database(env.database)
-    client.close()
-    for future in admin.delete_topics([t.name for t in topics]).values():
-        future.result(30)
+    with isolated_copy(settings, env.prefix, env.database):
+        yield env
 
 
 @pytest.fixture
