@@ -20,6 +20,7 @@ from api.context import ApiContext
 from connectors.balance_cache import SET_IF_NEWER, cache_key
 from flows.points_records import BALANCES, LEDGER, balance_id
 from loyalnest.tokens import SCOPE_VIEW
+from loyalty import ids
 from loyalty.i18n import DEFAULT_LOCALE, describe
 from loyalty.orders import parse_id
 
@@ -135,9 +136,9 @@ async def get_transactions(request: Request) -> JSONResponse:
     ):
         raise HTTPException(404, "customer not found")
     cursor = ctx.db[LEDGER].find(
-        {
+        {  # served by the ledger's idx_customer_id_merchant_id_seq
+            "customer_id": str(ids.customer_id(principal.merchant_id, customer)),
             "merchant_id": principal.merchant_id,
-            "shopify_customer_id": customer,
             "seq": {"$lt": before},
         },
         sort=[("seq", DESCENDING)],

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pymongo
 from confluent_kafka import Producer
-from pymongo import InsertOne, UpdateOne
 
 from bench.orders import order_body
 from bench.stackenv import BenchEnv, bench_env, flow_process, wait
 from connectors.shopify import encode_body, kafka_headers, partition_key
+from flows.points_records import entry_writes
 from loyalnest.bootstrap.mongo import ensure_collections
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
+from loyalty import ids
+from loyalty.i18n import BUILT_IN
+from loyalty.ledger import Kind, LedgerEntry
 from sinks.mongo import MongoWrite, MongoWriter
 
 SHOP = "bench.myshopify.com"
@@ -59,64 +63,53 @@ def produce_orders(env: BenchEnv, count: int) -> None:
         raise RuntimeError("orders not all produced")
 
 
-def balances_written(db: Any) -> int:
-    return int(db.point_balances.estimated_document_count())
+def balances_written(port: int) -> float:
+    """Balances the flow's sink has had acknowledged, from the flow's own metrics.
+
+    Counting in the store instead would distort the run: SecantusDB counts by scanning.
+    """
+    return metric(
+        port, 'loyalnest_mongo_sink_writes_total{collection="point_balances",outcome="applied"}'
+    )
+
+
+def ceiling_writes(count: int) -> list[MongoWrite]:
+    """The documents the flow writes for `count` first orders, built by the flow's own code."""
+    merchant = str(ids.merchant_id(SHOP))
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    writes: list[MongoWrite] = []
+    for n in range(count):
+        entry = LedgerEntry(
+            event_id=str(ids.event_id("ceiling", n)),
+            merchant_id=merchant,
+            customer=2_000_000 + n,
+            kind=Kind.EARN,
+            points=100,
+            balance=100,
+            seq=1,
+            text_key="points.earned.order",
+            locale="en",
+            at=at,
+            order_id=9_000_000 + n,
+            correlation_id=str(uuid.UUID(int=n)),
+        )
+        writes.extend(entry_writes(entry, BUILT_IN))
+    return writes
 
 
 def store_ceiling(settings: Settings, count: int) -> float:
     """Orders/s the store takes when the same writes are bulk-written directly."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
-    db = client[f"bench_ceiling_{int(time.time())}"]
+    db = client[f"bench_ceiling_{uuid.uuid4().hex[:8]}"]
     ensure_collections(db)
-    now = datetime.now(UTC)
-    writes: list[MongoWrite] = []
-    for n in range(count):
-        event = f"e{n}"
-        writes.append(
-            (
-                "points_transactions",
-                InsertOne(
-                    {
-                        "_id": event,
-                        "event_id": event,
-                        "merchant_id": "m",
-                        "customer_id": f"c{n}",
-                        "shopify_customer_id": n,
-                        "points": 100,
-                        "type": "earn",
-                        "balance_after": 100,
-                        "seq": 1,
-                        "locale": "en",
-                        "description": "Earned 100 points",
-                        "order_id": n,
-                        "schema_version": "1.0.0",
-                        "created_at": now,
-                    }
-                ),
-            )
-        )
-        writes.append(
-            (
-                "point_balances",
-                UpdateOne(
-                    {"_id": f"m:{n}", "seq": {"$lt": 1}},
-                    {
-                        "$set": {
-                            "merchant_id": "m",
-                            "shopify_customer_id": n,
-                            "balance": 100,
-                            "seq": 1,
-                            "updated_at": now,
-                        }
-                    },
-                    upsert=True,
-                ),
-            )
-        )
+    writes = ceiling_writes(count)
+    writer = MongoWriter(db)
     try:
         started = time.perf_counter()
         for i in range(0, len(writes), 2000):  # batches as the flow's sink sees them
-            MongoWriter(db).write(writes[i : i + 2000])
+            stats = writer.write(writes[i : i + 2000])
+            if stats.duplicates:
+                raise RuntimeError(f"ceiling run hit {stats.duplicates} duplicate keys")
         return count / (time.perf_counter() - started)
     finally:
         client.drop_database(db.name)
@@ -132,10 +125,15 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
         started = time.perf_counter()
         flow = flow_process(env, port)
         try:
-            wait(lambda: balances_written(db) >= orders, 1800, "all balances", flow, 0.5)
+            wait(lambda: balances_written(port) >= orders, 1800, "all balances", flow, 0.5)
             elapsed = time.perf_counter() - started
             rss = flow.rss_bytes()
-            batch = mean_batch_size(port)
+            batch = metric(port, "loyalnest_mongo_sink_batch_size_sum") / metric(
+                port, "loyalnest_mongo_sink_batch_size_count"
+            )
+            stored = db.point_balances.count_documents({})
+            if stored != orders:
+                raise RuntimeError(f"{stored} balances stored for {orders} orders")
         finally:
             flow.stop()
             client.close()
@@ -153,16 +151,14 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
     }
 
 
-def mean_batch_size(port: int) -> float:
-    """From the flow's own metrics: how many writes each sink call carried on average."""
+def metric(port: int, sample: str) -> float:
+    """One sample's value from the flow's /metrics (0 when it has not been recorded yet)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    total = count = 0.0
     for line in text.splitlines():
-        if line.startswith("loyalnest_mongo_sink_batch_size_sum"):
-            total = float(line.rsplit(" ", 1)[1])
-        elif line.startswith("loyalnest_mongo_sink_batch_size_count"):
-            count = float(line.rsplit(" ", 1)[1])
-    return total / count if count else 0.0
+        name, _, value = line.rpartition(" ")
+        if name == sample:
+            return float(value)
+    return 0.0
 
 
 def flow_process_idle_rss(settings: Settings, port: int) -> int:

@@ -25,7 +25,7 @@ from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import ids
 from loyalty.orders import InvalidEventError, OrderEvent, parse_order_event
 from sinks.kafka import ReliableKafkaSink
-from sinks.mongo import MongoSink, MongoWrite
+from sinks.mongo import MongoSink, RoutedWrite
 
 COLLECTION = "order_events"
 TOPIC_HEADER = "X-Shopify-Topic"
@@ -50,28 +50,31 @@ def decode(item: SourceItem) -> Decoded | Rejected:
     return Decoded(item, event)
 
 
-def archive_write(decoded: Decoded) -> MongoWrite:
+def archive_write(decoded: Decoded) -> RoutedWrite:
     event, message = decoded.event, decoded.message
     raw = message.value or b""
     shop = ids.normalize_shop(event.shop)
     doc_id = ids.event_id(shop, event.topic, hashlib.sha256(raw).hexdigest())
-    return COLLECTION, InsertOne(
-        {
-            "_id": str(doc_id),
-            "merchant_id": str(ids.merchant_id(event.shop)),
-            "shop": shop,
-            "topic": event.topic,
-            "order_id": event.order_id,
-            "webhook_id": header(message, WEBHOOK_ID_HEADER),
-            "received_at": broker_time(message),
-            # Raw text, not a parsed document: BSON has no exact Decimal for stray JSON numbers.
-            "payload": raw.decode("utf-8"),
-        }
+    return f"{shop}:{event.order_id}", (
+        COLLECTION,
+        InsertOne(
+            {
+                "_id": str(doc_id),
+                "merchant_id": str(ids.merchant_id(event.shop)),
+                "shop": shop,
+                "topic": event.topic,
+                "order_id": event.order_id,
+                "webhook_id": header(message, WEBHOOK_ID_HEADER),
+                "received_at": broker_time(message),
+                # Raw text, not a parsed document: BSON has no exact Decimal for stray JSON numbers.
+                "payload": raw.decode("utf-8"),
+            }
+        ),
     )
 
 
 def build(
-    source: Source[SourceItem], archive: Sink[MongoWrite], dead_letters: Sink[SinkMessage]
+    source: Source[SourceItem], archive: Sink[RoutedWrite], dead_letters: Sink[SinkMessage]
 ) -> Dataflow:
     flow = Dataflow("order-archive")
     messages = op.input("orders-in", flow, source)
@@ -87,7 +90,7 @@ def flow() -> Dataflow:
     """The production wiring, for `python -m bytewax.run "flows.order_archive:flow()"`."""
     settings = Settings()
     return build(
-        kafka_source(settings.kafka_brokers, [SHOPIFY_ORDERS]),
+        kafka_source(settings.kafka_brokers, [settings.topic(SHOPIFY_ORDERS)]),
         MongoSink(settings.mongo_url, settings.mongo_database),
-        ReliableKafkaSink(settings.kafka_brokers, POINTS_DLQ),
+        ReliableKafkaSink(settings.kafka_brokers, settings.topic(POINTS_DLQ)),
     )

@@ -41,6 +41,7 @@ from connectors.shopify import (
 from flows.common import Rejected, broker_time, only, to_dead_letter
 from flows.points_records import (
     Translations,
+    balance_id,
     cache_update,
     entry_writes,
     outcome_write,
@@ -75,7 +76,7 @@ from loyalty.ledger import (
 )
 from loyalty.orders import InvalidEventError, parse_order_event
 from sinks.kafka import ReliableKafkaSink
-from sinks.mongo import MongoSink, MongoWrite
+from sinks.mongo import MongoSink, RoutedWrite
 from sinks.redis_cache import BalanceCacheSink, CacheUpdate
 
 log = logging.getLogger("loyalnest.flows.points")
@@ -190,12 +191,15 @@ def step_customer(
     return apply_customer(state, command.item)
 
 
-def writes(output: CustomerOutput, translations: Translations) -> list[MongoWrite]:
+def writes(output: CustomerOutput, translations: Translations) -> list[RoutedWrite]:
+    """The documents an output changes, routed by customer (one customer's writes in order)."""
     if isinstance(output, LedgerEntry):
         TRANSACTIONS.labels(output.kind.value, output.locale).inc()
-        return entry_writes(output, translations)
+        key = balance_id(output.merchant_id, output.customer)
+        return [(key, write) for write in entry_writes(output, translations)]
     REDEMPTIONS.labels(output.status.value).inc()
-    return [outcome_write(output)]
+    r = output.redemption
+    return [(balance_id(r.merchant_id, r.customer), outcome_write(output))]
 
 
 def events(
@@ -228,7 +232,7 @@ def dead_letter(rejected: Rejected) -> SinkMessage:
 
 @dataclass(frozen=True)
 class PointsSinks:
-    ledger: Sink[MongoWrite]
+    ledger: Sink[RoutedWrite]
     commands: Sink[SinkMessage]
     events: Sink[SinkMessage]
     dead_letters: Sink[SinkMessage]

@@ -11,12 +11,14 @@ cheaper, and idempotence already gives the exactly-once effect.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from prometheus_client import Counter, Histogram
 from pymongo import InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.database import Database
@@ -26,7 +28,9 @@ log = logging.getLogger(__name__)
 
 WriteOp: TypeAlias = InsertOne[Any] | UpdateOne | ReplaceOne[Any]
 MongoWrite: TypeAlias = tuple[str, WriteOp]
-"""A write for the sink: (collection name, pymongo write operation)."""
+"""A write: (collection name, pymongo write operation)."""
+RoutedWrite: TypeAlias = tuple[str, MongoWrite]
+"""What MongoSink takes: (routing key, write). One key's writes are written in order."""
 
 MAX_BATCH = 1000
 DUPLICATE_KEY = 11000
@@ -154,38 +158,86 @@ def group_by_collection(items: Iterable[MongoWrite]) -> dict[str, list[WriteOp]]
     return grouped
 
 
-class _MongoSinkPartition(StatelessSinkPartition[MongoWrite]):
-    def __init__(self, client: MongoClient[Any], writer: MongoWriter) -> None:
+class _PipelinedPartition(StatefulSinkPartition[MongoWrite, None]):
+    """Writes each batch on a background thread while the worker computes the next one.
+
+    The worker and the store then work at the same time instead of taking turns. A write is
+    durable before its epoch is: Bytewax calls `snapshot()` at the end of every epoch that had
+    writes, and it waits for all of them, so recovery never resumes past an unwritten batch.
+    At most `depth` batches wait; beyond that `write_batch` blocks (back-pressure).
+    """
+
+    def __init__(self, client: MongoClient[Any], writer: MongoWriter, depth: int) -> None:
         self._client = client
         self._writer = writer
+        self._pending: queue.Queue[list[MongoWrite] | None] = queue.Queue(maxsize=depth)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="mongo-sink", daemon=True)
+        self._thread.start()
 
-    def write_batch(self, items: list[MongoWrite]) -> None:
-        BATCH_SIZE.observe(len(items))
-        self._writer.write(items)
+    def write_batch(self, values: list[MongoWrite]) -> None:
+        self._raise_failure()
+        BATCH_SIZE.observe(len(values))
+        self._pending.put(values)
+
+    def snapshot(self) -> None:
+        self._pending.join()
+        self._raise_failure()
 
     def close(self) -> None:
+        self._pending.join()
+        self._pending.put(None)
+        self._thread.join()
         self._client.close()
+        self._raise_failure()
+
+    def _drain(self) -> None:
+        while (batch := self._pending.get()) is not None:
+            try:
+                if self._failure is None:  # after a failure, nothing more is written
+                    self._writer.write(batch)
+            except BaseException as exc:  # the worker thread raises it on its next call
+                self._failure = exc
+            finally:
+                self._pending.task_done()
+        self._pending.task_done()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise MongoSinkError(f"a background write failed: {self._failure}") from self._failure
 
 
-class MongoSink(DynamicSink[MongoWrite]):
-    """Bytewax sink writing `(collection, operation)` items; one client per worker."""
+class MongoSink(FixedPartitionedSink[MongoWrite, None]):
+    """Bytewax sink of `(routing key, (collection, operation))` items.
+
+    One partition by default: a single connection that always has a batch to write is the
+    fastest way into one store. A key's writes stay in order within its partition. The sink
+    keeps no resume state (`None`); its writes are idempotent, which is what makes replays safe.
+    """
 
     def __init__(
         self,
         url: str,
         database: str,
         *,
+        partitions: int = 1,
+        depth: int = 2,
         max_batch: int = MAX_BATCH,
         retry: RetryPolicy | None = None,
     ) -> None:
         self._url = url
         self._database = database
+        self._partitions = partitions
+        self._depth = depth
         self._max_batch = max_batch
         self._retry = retry
 
-    def build(
-        self, step_id: str, worker_index: int, worker_count: int
-    ) -> StatelessSinkPartition[MongoWrite]:
+    def list_parts(self) -> list[str]:
+        return [f"mongo-{n}" for n in range(self._partitions)]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: None
+    ) -> StatefulSinkPartition[MongoWrite, None]:
         client: MongoClient[Any] = MongoClient(self._url, appname=f"loyalnest-{step_id}")
         writer = MongoWriter(client[self._database], max_batch=self._max_batch, retry=self._retry)
-        return _MongoSinkPartition(client, writer)
+        return _PipelinedPartition(client, writer, self._depth)

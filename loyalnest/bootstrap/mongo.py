@@ -12,25 +12,21 @@ from loyalty.i18n import BUILT_IN
 
 DAY_SECONDS = 24 * 3600
 
+# The ledger's and the balances' `_id`s are deterministic (the event id; merchant:customer), so
+# their unique `_id` index is the dedup constraint. A second unique index on the same value
+# would only double the store's work on every write.
 COLLECTIONS: dict[str, list[IndexModel]] = {
-    # The ledger. event_id is deterministic, so a replayed write is rejected as a duplicate.
+    # The ledger; `_id` = event_id, so a replayed write is rejected as a duplicate.
     "points_transactions": [
-        IndexModel([("event_id", ASCENDING)], name="idx_event_id", unique=True),
         IndexModel(
-            [("merchant_id", ASCENDING), ("customer_id", ASCENDING), ("created_at", DESCENDING)],
-            name="idx_merchant_customer_created",
+            [("customer_id", ASCENDING), ("merchant_id", ASCENDING), ("seq", DESCENDING)],
+            name="idx_customer_id_merchant_id_seq",  # a customer's ledger page, newest first
         ),
         IndexModel([("created_at", ASCENDING)], name="idx_created_at"),
     ],
     # One document per customer (_id = merchant:customer), holding an absolute balance and
     # the sequence number that guards it against older, replayed writes.
-    "point_balances": [
-        IndexModel(
-            [("merchant_id", ASCENDING), ("customer_id", ASCENDING)],
-            name="idx_merchant_customer",
-            unique=True,
-        ),
-    ],
+    "point_balances": [],
     "reward_redemptions": [
         IndexModel(
             [("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
@@ -66,8 +62,24 @@ def ensure_collections(db: Database[Any]) -> list[str]:
     for name in created:
         db.create_collection(name)
     for name, indexes in COLLECTIONS.items():
-        db[name].create_indexes(indexes)
+        if indexes:
+            db[name].create_indexes(indexes)
+        drop_retired_indexes(db, name)
     return created
+
+
+# Indexes earlier versions created that no query needs any more (see COLLECTIONS).
+RETIRED_INDEXES: dict[str, tuple[str, ...]] = {
+    "points_transactions": ("idx_event_id", "idx_merchant_customer_created"),
+    "point_balances": ("idx_merchant_customer",),
+}
+
+
+def drop_retired_indexes(db: Database[Any], collection: str) -> None:
+    present = set(db[collection].index_information())
+    for index in RETIRED_INDEXES.get(collection, ()):
+        if index in present:
+            db[collection].drop_index(index)
 
 
 def seed_translations(db: Database[Any]) -> int:

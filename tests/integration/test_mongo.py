@@ -17,8 +17,8 @@ def test_unique_index_rejects_duplicate_inside_unordered_bulk_insert(
     mongo_db: Database[Any],
 ) -> None:
     ensure_collections(mongo_db)
-    docs = [{"event_id": f"e{i}", "points": i} for i in range(5)]
-    docs.insert(3, {"event_id": "e1", "points": 99})  # duplicate in the middle
+    docs = [{"_id": f"e{i}", "event_id": f"e{i}", "points": i} for i in range(5)]
+    docs.insert(3, {"_id": "e1", "event_id": "e1", "points": 99})  # duplicate in the middle
 
     with pytest.raises(BulkWriteError) as caught:
         mongo_db.points_transactions.insert_many(docs, ordered=False)
@@ -34,13 +34,24 @@ def test_bootstrap_creates_collections_and_indexes_idempotently(mongo_db: Databa
     assert sorted(ensure_collections(mongo_db)) == sorted(COLLECTIONS)
     assert ensure_collections(mongo_db) == []
     names = mongo_db.points_transactions.index_information()
-    assert names["idx_event_id"]["unique"] is True
+    assert "idx_customer_id_merchant_id_seq" in names
+
+
+def test_bootstrap_drops_retired_indexes(mongo_db: Database[Any]) -> None:
+    ensure_collections(mongo_db)
+    mongo_db.point_balances.create_index("merchant_id", name="idx_merchant_customer")
+    mongo_db.points_transactions.create_index("event_id", name="idx_event_id", unique=True)
+
+    ensure_collections(mongo_db)
+
+    assert set(mongo_db.point_balances.index_information()) == {"_id_"}
+    assert "idx_event_id" not in mongo_db.points_transactions.index_information()
 
 
 def test_sink_ignores_duplicates_and_counts_them(mongo_db: Database[Any]) -> None:
     ensure_collections(mongo_db)
     writer = MongoWriter(mongo_db, max_batch=100)
-    writes = [("points_transactions", InsertOne({"event_id": f"e{i}"})) for i in range(250)]
+    writes = [("points_transactions", InsertOne({"_id": f"e{i}"})) for i in range(250)]
 
     first = writer.write(writes)
     again = writer.write(writes)

@@ -31,7 +31,7 @@ from flows.order_archive import (
 )
 from loyalty import ids
 from loyalty.orders import OrderEvent
-from sinks.mongo import MongoWrite
+from sinks.mongo import RoutedWrite
 
 SHOP = "demo.myshopify.com"
 RECEIVED_MS = 1_700_000_000_123
@@ -61,19 +61,20 @@ def message(
     )
 
 
-def run(items: list[SourceItem]) -> tuple[list[MongoWrite], list[SinkMessage]]:
-    writes: list[MongoWrite] = []
+def run(items: list[SourceItem]) -> tuple[list[RoutedWrite], list[SinkMessage]]:
+    writes: list[RoutedWrite] = []
     dead_letters: list[SinkMessage] = []
     flow = build(TestingSource(items), TestingSink(writes), TestingSink(dead_letters))
     run_main(flow)  # type: ignore[no-untyped-call]  # bytewax's stub leaves it unannotated
     return writes, dead_letters
 
 
-def document(write: MongoWrite) -> dict[str, Any]:
-    collection, operation = write
+def document(write: RoutedWrite) -> dict[str, Any]:
+    key, (collection, operation) = write
     assert collection == COLLECTION
     assert isinstance(operation, InsertOne)
     doc: dict[str, Any] = operation._doc
+    assert key == f"{doc['shop']}:{doc['order_id']}"  # one order's writes stay in order
     return doc
 
 

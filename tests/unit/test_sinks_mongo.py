@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
 from prometheus_client import REGISTRY
-from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo import InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import (
     AutoReconnect,
@@ -20,11 +22,13 @@ from pymongo.errors import (
 
 from sinks.mongo import (
     MAX_BATCH,
+    MongoSink,
     MongoSinkError,
     MongoWrite,
     MongoWriter,
     RetryPolicy,
     WriteOp,
+    _PipelinedPartition,
     count_duplicates,
     group_by_collection,
 )
@@ -350,3 +354,145 @@ def test_write_counters_record_applied_and_duplicate_writes() -> None:
     make_writer(db, []).write(inserts(collection, 4))
 
     assert (sample("applied") - before[0], sample("duplicate") - before[1]) == (3.0, 1.0)
+
+
+# --- the pipelined sink partition ----------------------------------------------------------------
+
+
+class GatedCollection(FakeCollection):
+    """A collection whose bulk writes wait until the test opens the gate."""
+
+    gate: threading.Event
+
+    def bulk_write(self, requests: list[WriteOp], ordered: bool = True) -> None:
+        assert self.gate.wait(10), "the test never opened the gate"
+        super().bulk_write(requests, ordered)
+
+
+class GatedDatabase(FakeDatabase):
+    def __init__(self, outcomes: dict[str, Iterable[Exception | None]] | None = None) -> None:
+        super().__init__(outcomes)
+        self.gate = threading.Event()
+
+    def __getitem__(self, name: str) -> FakeCollection:
+        if name not in self.collections:
+            collection = GatedCollection(name, self.log, self._outcomes.pop(name, []))
+            collection.gate = self.gate
+            self.collections[name] = collection
+        return self.collections[name]
+
+
+class FakeClient:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def pipelined(db: FakeDatabase, depth: int = 2) -> tuple[_PipelinedPartition, FakeClient]:
+    client = FakeClient()
+    part = _PipelinedPartition(cast("MongoClient[Any]", client), make_writer(db, []), depth)
+    return part, client
+
+
+def in_thread(call: Callable[[], object]) -> threading.Thread:
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_write_batch_returns_before_the_store_has_written() -> None:
+    db = GatedDatabase()
+    part, _ = pipelined(db)
+
+    part.write_batch(inserts("a", 3))  # would block forever if it wrote on the caller's thread
+
+    assert db.log == []
+    db.gate.set()
+    part.snapshot()
+    assert [len(call.ops) for call in db.log] == [3]
+
+
+def test_snapshot_waits_until_every_pending_batch_is_written() -> None:
+    db = GatedDatabase()
+    part, _ = pipelined(db)
+    part.write_batch(inserts("a", 2))
+    part.write_batch(inserts("b", 2))
+
+    snapshot = in_thread(part.snapshot)
+    snapshot.join(0.2)
+    assert snapshot.is_alive(), "snapshot returned while writes were still pending"
+
+    db.gate.set()
+    snapshot.join(10)
+    assert not snapshot.is_alive()
+    assert [call.collection for call in db.log] == ["a", "b"]  # written in arrival order
+
+
+def test_write_batch_blocks_when_depth_batches_are_waiting() -> None:
+    db = GatedDatabase()
+    part, _ = pipelined(db, depth=1)
+    part.write_batch(inserts("a", 1))  # taken by the writer thread, which waits at the gate
+    wait_until(lambda: part._pending.unfinished_tasks == 1 and part._pending.empty())
+    part.write_batch(inserts("a", 2, start=1))  # fills the queue
+
+    third = in_thread(lambda: part.write_batch(inserts("a", 3, start=2)))
+    third.join(0.2)
+    assert third.is_alive(), "a third batch was accepted beyond the depth"
+
+    db.gate.set()
+    third.join(10)
+    part.snapshot()
+    assert len(db.log) == 3
+
+
+def test_a_failed_write_is_raised_by_the_next_call_and_nothing_later_is_written() -> None:
+    db = FakeDatabase({"a": [OperationFailure("boom", code=2)]})
+    part, _ = pipelined(db)
+    part.write_batch(inserts("a", 1))
+    wait_until(lambda: part._failure is not None)
+
+    with pytest.raises(MongoSinkError, match="a background write failed: boom"):
+        part.write_batch(inserts("b", 1))
+    with pytest.raises(MongoSinkError, match="boom"):
+        part.snapshot()
+    assert [call.collection for call in db.log] == ["a"]
+
+
+def test_a_failure_after_the_last_batch_is_raised_by_snapshot() -> None:
+    db = FakeDatabase({"a": [OperationFailure("boom", code=2)]})
+    part, _ = pipelined(db)
+    part.write_batch(inserts("a", 1))
+
+    with pytest.raises(MongoSinkError, match="boom"):
+        part.snapshot()
+
+
+def test_close_writes_what_is_pending_then_closes_the_client() -> None:
+    db = FakeDatabase()
+    part, client = pipelined(db)
+    part.write_batch(inserts("a", 5))
+
+    part.close()
+
+    assert [len(call.ops) for call in db.log] == [5]
+    assert client.closed
+    assert not part._thread.is_alive()
+
+
+def test_sink_lists_its_partitions_and_keeps_no_resume_state() -> None:
+    sink = MongoSink("mongodb://127.0.0.1:1", "db", partitions=3)
+
+    assert sink.list_parts() == ["mongo-0", "mongo-1", "mongo-2"]
+    part = sink.build_part("out", "mongo-0", None)
+    try:
+        assert part.snapshot() is None
+    finally:
+        part.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.001)
