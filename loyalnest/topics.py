@@ -32,3 +32,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(POINTS_DLQ),
     TopicSpec(POINTS_REPLAY),
 )
+
+
+def prefixed(prefix: str) -> tuple[TopicSpec, ...]:
+    """The system's topics under a name prefix (KAFKA_TOPIC_PREFIX)."""
+    return tuple(TopicSpec(f"{prefix}{t.name}", t.config) for t in TOPICS)

@@ -9,22 +9,24 @@ import pymongo
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from loyalnest.bootstrap.kafka import ensure_topics, register_schemas
+from loyalnest.bootstrap.kafka import align_topic_configs, ensure_topics, register_schemas
 from loyalnest.bootstrap.migrations import apply_migrations, discover
 from loyalnest.bootstrap.mongo import ensure_collections, seed_translations
 from loyalnest.settings import Settings
-from loyalnest.topics import TOPICS
+from loyalnest.topics import prefixed
 
 
 def bootstrap(settings: Settings) -> None:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    topics = prefixed(settings.kafka_topic_prefix)
     created = ensure_topics(
         admin,
-        TOPICS,
+        topics,
         partitions=settings.kafka_topic_partitions,
         replication=settings.kafka_replication_factor,
     )
-    print(f"kafka     topics: {len(TOPICS)} ({len(created)} created)")
+    updated = align_topic_configs(admin, topics)
+    print(f"kafka     topics: {len(topics)} ({len(created)} created, {len(updated)} reconfigured)")
     with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
         ids = register_schemas(registry, settings.kafka_topic_prefix)
     print(f"registry  schemas: {', '.join(f'{s}=#{i}' for s, i in ids.items())}")

@@ -17,7 +17,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from loyalnest.bootstrap.kafka import ensure_topics, register_schemas
 from loyalnest.bootstrap.mongo import ensure_collections, seed_translations
 from loyalnest.settings import Settings
-from loyalnest.topics import TOPICS, TopicSpec
+from loyalnest.topics import prefixed
 
 
 @contextmanager
@@ -25,7 +25,7 @@ def isolated_copy(
     settings: Settings, prefix: str, database: str, partitions: int = 4
 ) -> Iterator[None]:
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    topics = tuple(TopicSpec(f"{prefix}{t.name}", t.config) for t in TOPICS)
+    topics = prefixed(prefix)
     ensure_topics(admin, topics, partitions=partitions, replication=1)
     with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
         register_schemas(registry, prefix)

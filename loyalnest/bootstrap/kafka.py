@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
@@ -38,6 +39,33 @@ def ensure_topics(
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise RuntimeError(f"creating topic {name}: {exc}") from exc
     return [t.topic for t in new]
+
+
+def align_topic_configs(
+    admin: AdminClient, topics: tuple[TopicSpec, ...], *, timeout: float = 30
+) -> list[str]:
+    """Give existing topics the settings their spec asks for (e.g. a topic created by an older
+    version with a smaller record limit); return the names of the topics changed."""
+    wanted = {t.name: t.config for t in topics if t.config}
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in wanted]
+    changed = []
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+        current = {name: entry.value for name, entry in future.result().items()}
+        stale = {k: v for k, v in wanted[resource.name].items() if current.get(k) != v}
+        if stale:
+            _set_configs(admin, resource.name, stale, timeout)
+            changed.append(resource.name)
+    return changed
+
+
+def _set_configs(admin: AdminClient, topic: str, configs: dict[str, str], timeout: float) -> None:
+    entries = [
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in configs.items()
+    ]
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=entries)
+    for future in admin.incremental_alter_configs([resource], request_timeout=timeout).values():
+        future.result()
 
 
 def register_schemas(client: SchemaRegistryClient, prefix: str = "") -> dict[str, int]:

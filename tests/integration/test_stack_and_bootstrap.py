@@ -6,8 +6,9 @@ import uuid
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
 
-from loyalnest.bootstrap.kafka import ensure_topics
+from loyalnest.bootstrap.kafka import align_topic_configs, ensure_topics
 from loyalnest.localstack.stack import services, status
 from loyalnest.settings import Settings
 from loyalnest.topics import TopicSpec
@@ -32,6 +33,25 @@ def test_ensure_topics_creates_missing_topics_once(settings: Settings, admin: Ad
     assert first == [specs[0].name]
     assert second == []
     assert len(metadata.partitions) == 3
+
+
+def test_align_topic_configs_updates_an_existing_topic_once(admin: AdminClient) -> None:
+    name = f"boot.{uuid.uuid4().hex[:10]}"
+    old = (TopicSpec(name, {"retention.ms": "-1"}),)
+    new = (TopicSpec(name, {"retention.ms": "-1", "max.message.bytes": "2097152"}),)
+    try:
+        ensure_topics(admin, old, partitions=1, replication=1)
+        first = align_topic_configs(admin, new)
+        second = align_topic_configs(admin, new)
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        configs = admin.describe_configs([resource])[resource].result(10)
+    finally:
+        for future in admin.delete_topics([name]).values():
+            future.result(30)
+
+    assert (first, second) == ([name], [])
+    assert configs["max.message.bytes"].value == "2097152"
+    assert configs["retention.ms"].value == "-1"
 
 
 @pytest.mark.parametrize("name", ["shopify.orders", "points.dlq"])
