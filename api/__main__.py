@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -27,6 +28,11 @@ async def serve(settings: Settings) -> None:
         )
     )
     await grpc_server.start()
+    # What exists now (modules, clients, the app) lives as long as the process. Frozen, it is
+    # left out of every later garbage collection: otherwise each full collection walks ~90k
+    # startup objects, ~50 ms with every request on hold, every ~2,000 requests under load.
+    gc.collect()
+    gc.freeze()
     try:
         await http.serve()  # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
     finally:

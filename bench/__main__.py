@@ -11,33 +11,104 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import pipeline, sink
+from bench import balance, e2e, ingest, pipeline, sink
+from bench.report import Targets
 from loyalnest.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# --only choice -> the name its figures are reported under
+BENCHMARKS = {
+    "sink": "mongo_sink",
+    "pipeline": "pipeline",
+    "ingest": "webhook_ingest",
+    "balance": "balance_api",
+    "e2e": "end_to_end",
+}
+TARGETS: dict[str, Targets] = {
+    "webhook_ingest": ingest.TARGETS,
+    "balance_api": balance.TARGETS,
+    "end_to_end": e2e.TARGETS,
+}
+
+
+def count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def amount(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return value
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--only", choices=list(BENCHMARKS), action="append")
+    parser.add_argument("--docs", type=count, default=20_000, help="sink: documents")
+    parser.add_argument("--orders", type=count, default=100_000, help="pipeline: orders")
+    parser.add_argument("--ingest-requests", type=count, default=20_000)
+    parser.add_argument("--ingest-connections", type=count, default=32)
+    parser.add_argument(
+        "--ingest-shops", type=count, default=100, help="load spread over this many shops"
+    )
+    parser.add_argument("--balance-hits", type=count, default=20_000)
+    parser.add_argument("--balance-misses", type=count, default=5_000)
+    parser.add_argument("--balance-connections", type=count, default=32)
+    parser.add_argument("--e2e-seconds", type=amount, default=30)
+    parser.add_argument("--e2e-rate", type=amount, default=300, help="orders per second")
+    parser.add_argument("--e2e-sample-every", type=count, default=10, help="poll every n-th")
+    parser.add_argument("--e2e-poll-ms", type=amount, default=20)
+    parser.add_argument("--e2e-shops", type=count, default=20, help="orders spread over them")
+    return parser.parse_args(argv)
+
+
+def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[], dict[str, float]]]:
+    return {
+        "mongo_sink": lambda: sink.measure(settings, args.docs),
+        "pipeline": lambda: pipeline.measure(settings, args.orders),
+        "webhook_ingest": lambda: ingest.measure(
+            settings, args.ingest_requests, args.ingest_connections, args.ingest_shops
+        ),
+        "balance_api": lambda: balance.measure(
+            settings, args.balance_hits, args.balance_misses, args.balance_connections
+        ),
+        "end_to_end": lambda: e2e.measure(
+            settings,
+            args.e2e_seconds,
+            args.e2e_rate,
+            args.e2e_sample_every,
+            args.e2e_poll_ms / 1000,
+            args.e2e_shops,
+        ),
+    }
+
+
+def print_table(results: dict[str, dict[str, float]]) -> list[str]:
+    """The figures, each next to its target if it has one; returns the targets missed."""
+    missed = []
+    print(f"\n{'benchmark':<16}{'metric':<28}{'value':>12}  {'target':<10}")
+    for name, metrics in results.items():
+        for metric, value in metrics.items():
+            target = TARGETS.get(name, {}).get(metric)
+            verdict = ""
+            if target is not None:
+                verdict = f"{target!s:<10}{'met' if target.met(value) else 'MISSED'}"
+                if not target.met(value):
+                    missed.append(f"{name}.{metric} = {value:,.2f} (target {target})")
+            print(f"{name:<16}{metric:<28}{value:>12,.2f}  {verdict}")
+    return missed
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--docs", type=int, default=20_000)
-    parser.add_argument("--orders", type=int, default=100_000)
-    parser.add_argument("--only", choices=["sink", "pipeline"], action="append")
-    args = parser.parse_args(argv)
+    args = parse(argv)
     settings = Settings()
-    runs: dict[str, Callable[[], dict[str, float]]] = {
-        "mongo_sink": lambda: sink.measure(settings, args.docs),
-        "pipeline": lambda: pipeline.measure(settings, args.orders),
-    }
-    chosen = {"sink": "mongo_sink", "pipeline": "pipeline"}
-    results = {
-        name: run()
-        for name, run in runs.items()
-        if not args.only or name in {chosen[o] for o in args.only}
-    }
-    print(f"\n{'benchmark':<14}{'metric':<28}{'value':>12}")
-    for name, metrics in results.items():
-        for metric, value in metrics.items():
-            print(f"{name:<14}{metric:<28}{value:>12,.2f}")
+    chosen = {BENCHMARKS[o] for o in args.only} if args.only else set(BENCHMARKS.values())
+    results = {name: run() for name, run in runs(args, settings).items() if name in chosen}
+    missed = print_table(results)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"bench-{stamp}.json"
@@ -47,13 +118,21 @@ def main(argv: list[str] | None = None) -> int:
                 "at": stamp,
                 "machine": platform.node(),
                 "cpus": os.cpu_count(),
-                "docs": args.docs,
+                "args": vars(args),
                 "results": results,
+                "targets": {
+                    name: {metric: str(t) for metric, t in TARGETS[name].items()}
+                    for name in results
+                    if name in TARGETS
+                },
+                "missed": missed,
             },
             indent=2,
         )
     )
     print(f"\nwritten {out}")
+    if missed:
+        print("targets missed:\n  " + "\n  ".join(missed))
     return 0
 
 

@@ -17,10 +17,12 @@ import pymongo
 from confluent_kafka import Producer
 
 from bench.orders import order_body
-from bench.stackenv import BenchEnv, bench_env, flow_process, wait
+from bench.stackenv import bench_env, flow_process
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from flows.points_records import entry_writes
 from loyalnest.bootstrap.mongo import ensure_collections
+from loyalnest.harness.deployment import Deployment
+from loyalnest.harness.processes import wait_until
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
 from loyalty import ids
@@ -31,7 +33,7 @@ from sinks.mongo import MongoWrite, MongoWriter
 SHOP = "bench.myshopify.com"
 
 
-def produce_orders(env: BenchEnv, count: int) -> None:
+def produce_orders(env: Deployment, count: int) -> None:
     producer = Producer(
         {
             "bootstrap.servers": env.settings.kafka_bootstrap_servers,
@@ -125,7 +127,7 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
         started = time.perf_counter()
         flow = flow_process(env, port)
         try:
-            wait(lambda: balances_written(port) >= orders, 1800, "all balances", flow, 0.5)
+            wait_until(lambda: balances_written(port) >= orders, 1800, "all balances", flow, 0.5)
             elapsed = time.perf_counter() - started
             rss = flow.rss_bytes()
             batch = metric(port, "loyalnest_mongo_sink_batch_size_sum") / metric(

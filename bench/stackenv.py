@@ -1,148 +1,73 @@
-"""An isolated copy of the system's topics and database for one benchmark run."""
+"""Where the benchmarks run: an isolated copy of the system on the shared local servers, with
+the points flow and the API started as production starts them (`loyalnest.harness`)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
-import httpx
-
-from loyalnest.bootstrap.isolated import isolated_copy
+from loyalnest.harness.deployment import Deployment, fresh_postgres, isolated_deployment
+from loyalnest.harness.processes import ApiProcess, FlowProcess
+from loyalnest.harness.shops import Shop, add_merchants
 from loyalnest.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class BenchEnv:
-    settings: Settings
-    tag: str
-    workdir: Path
-
-    @property
-    def prefix(self) -> str:
-        return f"bench{self.tag}."
-
-    @property
-    def database(self) -> str:
-        return f"bench_{self.tag}"
-
-    def topic(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "KAFKA_TOPIC_PREFIX": self.prefix,
-            "MONGO_DATABASE": self.database,
-            "REDIS_KEY_PREFIX": f"bench_{self.tag}:",
-            **extra,
-        }
 
 
 @contextmanager
-def bench_env(settings: Settings, partitions: int = 4) -> Iterator[BenchEnv]:
-    env = BenchEnv(settings, uuid.uuid4().hex[:8], Path(tempfile.mkdtemp(prefix="bench-")))
-    with isolated_copy(settings, env.prefix, env.database, partitions):
+def bench_env(settings: Settings, partitions: int = 4) -> Iterator[Deployment]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    with isolated_deployment(settings, "bench", workdir, partitions) as env:
         yield env
 
 
-class Process:
-    """A job of the system (flow or API) started as production starts it."""
-
-    def __init__(
-        self, argv: list[str], env: dict[str, str], log: Path, health_url: str | None = None
-    ) -> None:
-        self._log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        if health_url is not None:
-            wait(lambda: _answers(health_url), 60, f"{argv[2]} to be healthy", self)
-
-    def rss_bytes(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log_tail(self) -> str:
-        return "\n".join(self._log.read_text(errors="replace").splitlines()[-30:])
-
-
-def flow_process(env: BenchEnv, port: int) -> Process:
-    recovery = env.workdir / "recovery"
-    recovery.mkdir()
-    subprocess.run(
-        [sys.executable, "-m", "bytewax.recovery", str(recovery), "1"],
-        check=True,
-        capture_output=True,
-    )
-    return Process(
-        [
-            sys.executable,
-            "-m",
-            "bytewax.run",
-            "flows.points:flow()",
-            "-r",
-            str(recovery),
-            "-s",
-            "5",
-            "-b",
-            "30",
-            "-w",
-            os.environ.get("BENCH_FLOW_WORKERS", "1"),
-        ],
-        env.env(BYTEWAX_DATAFLOW_API_ENABLED="true", BYTEWAX_DATAFLOW_API_PORT=str(port)),
+def flow_process(env: Deployment, port: int) -> FlowProcess:
+    """The points flow with production's snapshot interval; returns once its /metrics answer."""
+    return FlowProcess(
+        env,
         env.workdir / "flow.log",
-        health_url=f"http://127.0.0.1:{port}/metrics",
+        snapshot_seconds=5,
+        recovery_partitions=1,
+        workers=int(os.environ.get("BENCH_FLOW_WORKERS", "1")),
+        api_port=port,
     )
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+def bench_shops(count: int) -> list[Shop]:
+    """Merchants earning 1.5 points per unit, so the expected points need the floor rule."""
+    return [
+        Shop(f"bench-{n}.myshopify.com", f"bench-secret-{n}", Decimal("1.5")) for n in range(count)
+    ]
 
 
-def wait(
-    condition: Callable[[], bool],
-    timeout: float,
-    what: str,
-    process: Process | None = None,
-    interval: float = 0.2,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process is not None and not process.alive():
-            raise RuntimeError(f"process died waiting for {what}:\n{process.log_tail()}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval)
+@dataclass
+class RunningApi:
+    env: Deployment
+    api: ApiProcess
+    shops: list[Shop]
+    flow: FlowProcess | None
+
+
+@contextmanager
+def running_api(
+    settings: Settings, shops: list[Shop], *, flow_port: int | None = None
+) -> Iterator[RunningApi]:
+    """A deployment with `shops` registered and the API healthy; the points flow too when
+    `flow_port` is given (its dataflow API port)."""
+    with (
+        bench_env(settings) as env,
+        fresh_postgres(settings, "bench") as postgres_url,
+        ExitStack() as running,
+    ):
+        add_merchants(postgres_url, *shops)
+        flow = None
+        if flow_port is not None:
+            flow = flow_process(env, flow_port)
+            running.callback(flow.stop)
+        api = ApiProcess(env, postgres_url, env.workdir / "api.log")
+        running.callback(api.stop)
+        api.wait_healthy()
+        yield RunningApi(env, api, shops, flow)

@@ -11,6 +11,9 @@ received; the points flow then re-keys each resulting change by merchant:custome
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -61,3 +64,8 @@ def kafka_headers(
 
 def encode_body(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+def sign(body: bytes, secret: str) -> str:
+    """What Shopify sends as X-Shopify-Hmac-Sha256: base64 of HMAC-SHA256 over the raw body."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()

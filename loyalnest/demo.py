@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -14,16 +11,12 @@ import psycopg
 
 from bench.orders import sample_orders
 from connectors.merchants import upsert_merchant
-from connectors.shopify import encode_body
+from connectors.shopify import encode_body, sign
 from loyalnest import tokens
 from loyalnest.settings import Settings
 
 DEMO_SHOP = "demo.myshopify.com"
 DEMO_SECRET = "demo-webhook-secret"  # noqa: S105 - a published demo value, not a credential
-
-
-def sign(body: bytes, secret: str) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
 def register_demo_merchant(settings: Settings) -> str:

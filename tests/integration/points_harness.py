@@ -1,4 +1,4 @@
-"""Run the points flow as a real process on isolated topics, and compute what it must produce.
+"""Feed the points flow's topics, and compute from them what the flow must produce.
 
 The expectation is a pure fold of the Kafka logs the flow consumed: `apply_order` over
 `shopify.orders` and `apply_customer` over `points.commands`, each partition in log order.
@@ -8,15 +8,10 @@ the interleaving, duplicates or crashes of the run.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 from bytewax.connectors.kafka import KafkaSourceMessage
@@ -27,6 +22,7 @@ from bench.orders import Webhook
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from flows.common import Rejected
 from flows.points import Command, Received, decode_command_message, decode_order, order_key
+from loyalnest.harness.deployment import Deployment
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, SHOPIFY_ORDERS
 from loyalty import ids
@@ -42,82 +38,6 @@ from loyalty.ledger import (
     apply_order,
 )
 from loyalty.orders import InvalidEventError
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class PointsEnv:
-    settings: Settings
-    prefix: str
-    database: str
-    redis_prefix: str
-    recovery: Path
-
-    def topic(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "KAFKA_TOPIC_PREFIX": self.prefix,
-            "MONGO_DATABASE": self.database,
-            "REDIS_KEY_PREFIX": self.redis_prefix,
-        }
-
-
-class FlowProcess:
-    """`python -m bytewax.run flows.points:flow()` with recovery, as production runs it."""
-
-    def __init__(self, env: PointsEnv, log: Path) -> None:
-        self._env = env
-        self._log = log
-        if not env.recovery.exists():
-            env.recovery.mkdir(parents=True)
-            subprocess.run(
-                [sys.executable, "-m", "bytewax.recovery", str(env.recovery), "2"],
-                check=True,
-                capture_output=True,
-            )
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bytewax.run",
-                    "flows.points:flow()",
-                    "-r",
-                    str(env.recovery),
-                    "-s",
-                    "1",
-                    "-b",
-                    "30",
-                ],
-                cwd=ROOT,
-                env=env.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-    def log_tail(self) -> str:
-        return "\n".join(self._log.read_text(errors="replace").splitlines()[-40:])
 
 
 def produce_webhooks(settings: Settings, topic: str, webhooks: list[Webhook]) -> None:
@@ -227,7 +147,7 @@ class Expected:
     rejected: list[Rejected] = field(default_factory=list)
 
 
-def fold(settings: Settings, env: PointsEnv) -> Expected:
+def fold(settings: Settings, env: Deployment) -> Expected:
     expected = Expected()
     orders: dict[str, OrderState] = {}
     for message in read_log(settings, env.topic(SHOPIFY_ORDERS)):

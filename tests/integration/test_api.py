@@ -18,19 +18,14 @@ from confluent_kafka.admin import AdminClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.orders import order_body
-from connectors.shopify import partition_key
+from connectors.shopify import encode_body, partition_key
+from loyalnest.harness.processes import ApiProcess
+from loyalnest.harness.shops import Shop, add_merchants
 from loyalnest.settings import Settings
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW
 from loyalnest_grpc.points.v1 import points_pb2, points_pb2_grpc
 from loyalty.i18n import BUILT_IN
-from tests.integration.api_harness import (
-    ApiProcess,
-    ApiStack,
-    Shop,
-    add_merchant,
-    api_stack,
-    encode,
-)
+from tests.integration.api_harness import ApiStack, api_stack
 
 HEBREW_BALANCE = BUILT_IN[("points.balance", "he")]
 ENGLISH_BALANCE = BUILT_IN[("points.balance", "en")]
@@ -40,7 +35,8 @@ ENGLISH_BALANCE = BUILT_IN[("points.balance", "en")]
 def stack(
     settings: Settings, admin: AdminClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiStack]:
-    with api_stack(settings, admin, tmp_path_factory.mktemp("api")) as built:
+    # `admin` is here for its check: the module fails at once, saying so, if Kafka is down.
+    with api_stack(settings, tmp_path_factory.mktemp("api")) as built:
         yield built
 
 
@@ -85,7 +81,7 @@ def post_webhook(
     webhook_id: str | None = None,
     secret: str | None = None,
 ) -> httpx.Response:
-    raw = body if isinstance(body, bytes) else encode(body)
+    raw = body if isinstance(body, bytes) else encode_body(body)
     headers = shop.webhook_headers(topic, raw, webhook_id=webhook_id, secret=secret)
     return client.post("/webhooks/shopify", content=raw, headers=headers)
 
@@ -262,7 +258,7 @@ def test_bad_signature_is_401_and_nothing_is_produced(
 
 
 def test_garbage_signature_is_401(stack: ApiStack, client: httpx.Client) -> None:
-    raw = encode(new_order(stack, 100_000 + stack.next_id()))
+    raw = encode_body(new_order(stack, 100_000 + stack.next_id()))
     headers = stack.shop_a.webhook_headers("orders/create", raw)
     headers["X-Shopify-Hmac-Sha256"] = "%%% not base64 %%%"
 
@@ -278,7 +274,7 @@ def test_unknown_shop_is_401(stack: ApiStack, client: httpx.Client) -> None:
 
 
 def test_missing_topic_header_is_400(stack: ApiStack, client: httpx.Client) -> None:
-    raw = encode(new_order(stack, 100_000 + stack.next_id()))
+    raw = encode_body(new_order(stack, 100_000 + stack.next_id()))
     headers = stack.shop_a.webhook_headers("orders/create", raw)
     del headers["X-Shopify-Topic"]
 
@@ -302,7 +298,7 @@ def test_signed_body_that_is_not_json_is_400(stack: ApiStack, client: httpx.Clie
 def test_body_over_one_mib_is_413(stack: ApiStack, client: httpx.Client) -> None:
     order = new_order(stack, 100_000 + stack.next_id())
     order["note"] = "x" * (1024 * 1024)
-    raw = encode(order)
+    raw = encode_body(order)
     headers = stack.shop_a.webhook_headers("orders/create", raw)
 
     declared = client.post("/webhooks/shopify", content=raw, headers=headers)
@@ -337,8 +333,8 @@ def test_after_a_secret_rotation_both_the_old_and_the_new_secret_are_accepted(
     # A shop the API has never looked up, so its merchant cache cannot hold the old secret.
     old = Shop(f"rotating-{uuid.uuid4().hex[:8]}.myshopify.com", "old-secret", Decimal(1))
     new = Shop(old.domain, "new-secret", Decimal(1))
-    add_merchant(stack.postgres_url, old)
-    add_merchant(stack.postgres_url, new)
+    add_merchants(stack.postgres_url, old)
+    add_merchants(stack.postgres_url, new)
 
     signed_old = post_webhook(client, old, "orders/create", new_order(stack, 1))
     signed_new = post_webhook(client, new, "orders/create", new_order(stack, 1))
@@ -673,7 +669,7 @@ def test_webhook_body_within_the_limit_is_never_answered_retry_later(
 ) -> None:
     order = new_order(stack, 100_000 + stack.next_id())
     order["note"] = "x" * 1_020_000
-    raw = encode(order)
+    raw = encode_body(order)
     assert len(raw) < 1024 * 1024
 
     response = post_webhook(client, stack.shop_a, "orders/create", raw)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,13 @@ from pymongo.database import Database
 
 from bench.scenario import ScenarioConfig, build_scenario
 from connectors.kafka import DLQ_REASON
-from loyalnest.bootstrap.isolated import isolated_copy
+from loyalnest.harness.deployment import Deployment, isolated_deployment
+from loyalnest.harness.processes import FlowProcess
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty.ledger import RedemptionStatus
 from tests.integration.points_harness import (
     Expected,
-    FlowProcess,
-    PointsEnv,
     fold,
     produce_raw,
     produce_redemptions,
@@ -35,21 +33,13 @@ FLOW_TIMEOUT = 240.0
 
 
 @pytest.fixture
-def points_env(settings: Settings, admin: AdminClient, tmp_path: Path) -> Iterator[PointsEnv]:
-    tag = uuid.uuid4().hex[:10]
-    env = PointsEnv(
-        settings,
-        prefix=f"t{tag}.",
-        database=f"test_{tag}",
-        redis_prefix=f"test_{tag}:",
-        recovery=tmp_path / "recovery",
-    )
-    with isolated_copy(settings, env.prefix, env.database):
+def points_env(settings: Settings, admin: AdminClient, tmp_path: Path) -> Iterator[Deployment]:
+    with isolated_deployment(settings, "test", tmp_path) as env:
         yield env
 
 
 @pytest.fixture
-def db(settings: Settings, points_env: PointsEnv) -> Iterator[Database[Any]]:
+def db(settings: Settings, points_env: Deployment) -> Iterator[Database[Any]]:
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
     yield client[points_env.database]
     client.close()
@@ -116,7 +106,7 @@ def assert_matches_fold(db: Database[Any], expected: Expected) -> None:
 
 
 def test_5000_orders_with_duplicates_refunds_and_racing_redemptions_are_exact(
-    settings: Settings, points_env: PointsEnv, db: Database[Any], tmp_path: Path
+    settings: Settings, points_env: Deployment, db: Database[Any], tmp_path: Path
 ) -> None:
     cfg = ScenarioConfig(orders=5_000, customers=200, redemptions=400)
     scenario = build_scenario(cfg)
@@ -159,7 +149,7 @@ def test_5000_orders_with_duplicates_refunds_and_racing_redemptions_are_exact(
 
 
 def test_sigkill_mid_stream_then_restart_converges_exactly(
-    settings: Settings, points_env: PointsEnv, db: Database[Any], tmp_path: Path
+    settings: Settings, points_env: Deployment, db: Database[Any], tmp_path: Path
 ) -> None:
     cfg = ScenarioConfig(orders=2_000, customers=100, redemptions=150, seed=7)
     scenario = build_scenario(cfg)
@@ -186,7 +176,7 @@ def test_sigkill_mid_stream_then_restart_converges_exactly(
 
 
 def test_replaying_everything_from_offset_zero_changes_nothing(
-    settings: Settings, points_env: PointsEnv, db: Database[Any], tmp_path: Path
+    settings: Settings, points_env: Deployment, db: Database[Any], tmp_path: Path
 ) -> None:
     cfg = ScenarioConfig(orders=800, customers=60, redemptions=80, seed=3)
     scenario = build_scenario(cfg)

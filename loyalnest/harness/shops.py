@@ -1,0 +1,83 @@
+"""Merchants as Shopify and LoyalNest Core see them: signed webhooks and bearer tokens.
+
+The API processes of the harness run with JWT_SECRET and SECRETS_KEY below, so a `Shop`'s
+tokens and its merchant row (secret encrypted with SECRETS_KEY) are accepted by them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import psycopg
+
+from connectors.merchants import upsert_merchant
+from connectors.shopify import sign
+from loyalnest import tokens
+from loyalty import ids
+
+# Fixed values for throw-away deployments, never for a real one.
+JWT_SECRET = "harness-jwt-secret-0123456789abcdef"  # noqa: S105
+SECRETS_KEY = "harness-secrets-key-0123456789abcdef"
+API_VERSION = "2025-10"
+
+
+@dataclass(frozen=True)
+class Shop:
+    """A merchant: its domain, current webhook secret and earning rate."""
+
+    domain: str
+    secret: str
+    points_per_unit: Decimal
+    locale: str = "en"
+
+    @property
+    def merchant_id(self) -> str:
+        return str(ids.merchant_id(self.domain))
+
+    def token(self, *scopes: str, secret: str = JWT_SECRET) -> str:
+        return tokens.issue(
+            secret,
+            self.merchant_id,
+            self.domain,
+            set(scopes),
+            now=datetime.now(UTC),
+            ttl=timedelta(hours=1),
+        )
+
+    def auth(self, *scopes: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(*scopes)}"}
+
+    def webhook_headers(
+        self,
+        topic: str,
+        body: bytes,
+        *,
+        webhook_id: str | None = None,
+        secret: str | None = None,
+    ) -> dict[str, str]:
+        """What Shopify sends with `body`; a new delivery id unless one is given."""
+        return {
+            "Content-Type": "application/json",
+            "X-Shopify-Hmac-Sha256": sign(body, self.secret if secret is None else secret),
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Shop-Domain": self.domain,
+            "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+            "X-Shopify-API-Version": API_VERSION,
+        }
+
+
+def add_merchants(postgres_url: str, *shops: Shop) -> None:
+    """Create each merchant, or update it (a new secret is a rotation)."""
+    with psycopg.connect(postgres_url) as conn:
+        for shop in shops:
+            upsert_merchant(
+                conn,
+                SECRETS_KEY,
+                shop=shop.domain,
+                secret=shop.secret,
+                points_per_unit=shop.points_per_unit,
+                locale=shop.locale,
+            )
