@@ -25,6 +25,7 @@ BENCHMARKS = {
     "e2e": "end_to_end",
 }
 TARGETS: dict[str, Targets] = {
+    "pipeline": pipeline.TARGETS,
     "webhook_ingest": ingest.TARGETS,
     "balance_api": balance.TARGETS,
     "end_to_end": e2e.TARGETS,

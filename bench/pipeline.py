@@ -17,6 +17,7 @@ import pymongo
 from confluent_kafka import Producer
 
 from bench.orders import order_body
+from bench.report import Targets, at_least
 from bench.stackenv import bench_env, flow_process
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from flows.points_records import entry_writes
@@ -31,6 +32,10 @@ from loyalty.ledger import Kind, LedgerEntry
 from sinks.mongo import MongoWrite, MongoWriter
 
 SHOP = "bench.myshopify.com"
+TARGETS: Targets = {
+    "pipeline_orders_per_s": at_least(1_000),
+    "pipeline_vs_ceiling": at_least(0.70),
+}
 
 
 def produce_orders(env: Deployment, count: int) -> None:

@@ -20,7 +20,7 @@ class Target:
         return value >= self.bound if self.at_least else value <= self.bound
 
     def __str__(self) -> str:
-        return f"{'>=' if self.at_least else '<='} {self.bound:,.0f}"
+        return f"{'>=' if self.at_least else '<='} {self.bound:,g}"
 
 
 Targets = dict[str, Target]
