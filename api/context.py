@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,18 +24,33 @@ MERCHANT_TTL = 30.0  # seconds a merchant (and its secrets) is cached in process
 
 @dataclass
 class MerchantCache:
-    """Webhooks arrive for a handful of shops at high rates: look each up once in a while."""
+    """Webhooks arrive for a handful of shops at high rates: look each up once in a while.
+
+    When a shop's entry expires under load, the requests that find it stale share one lookup
+    instead of each opening a PostgreSQL connection.
+    """
 
     postgres_url: str
     key: str
+    clock: Callable[[], float] = time.monotonic
     _entries: dict[str, tuple[float, Merchant | None]] = field(default_factory=dict)
+    _lookups: dict[str, asyncio.Future[Merchant | None]] = field(default_factory=dict)
 
     async def get(self, shop: str) -> Merchant | None:
         hit = self._entries.get(shop)
-        if hit is not None and hit[0] > time.monotonic():
+        if hit is not None and hit[0] > self.clock():
             return hit[1]
+        lookup = self._lookups.get(shop)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._refresh(shop))
+            self._lookups[shop] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(shop, None))
+        # shield: one caller giving up (a dropped connection) must not cancel the others' lookup
+        return await asyncio.shield(lookup)
+
+    async def _refresh(self, shop: str) -> Merchant | None:
         merchant = await asyncio.to_thread(self._load, shop)
-        self._entries[shop] = (time.monotonic() + MERCHANT_TTL, merchant)
+        self._entries[shop] = (self.clock() + MERCHANT_TTL, merchant)
         return merchant
 
     def _load(self, shop: str) -> Merchant | None:
