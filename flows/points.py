@@ -38,7 +38,7 @@ from connectors.shopify import (
     LOCALE_HEADER,
     POINTS_PER_UNIT_HEADER,
 )
-from flows.common import Rejected, broker_time, only, to_dead_letter
+from flows.common import Rejected, broker_time, collect_garbage_less_often, only, to_dead_letter
 from flows.points_records import (
     Translations,
     balance_id,
@@ -302,6 +302,7 @@ def build(
 
 def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.points:flow()"`."""
+    collect_garbage_less_often()
     settings = Settings()
     client: pymongo.MongoClient[dict[str, Any]]
     with pymongo.MongoClient(settings.mongo_url) as client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -1055,3 +1056,30 @@ def test_random_interleavings_never_complete_a_redemption_into_debt(seed: int) -
             assert len(entries(outputs)) == 1
     assert state.balance == running
     assert state.seq == last_seq
+
+
+# --- snapshots: Bytewax deep-copies state at every epoch ----------------------------------------
+
+
+def test_order_state_deep_copy_is_equal_and_shares_no_container() -> None:
+    state = OrderState(customer=7, basis=Decimal("12.50"), earned=12)
+    state.refunds[1] = (Decimal("2.00"), Decimal("0.00"))
+    state.accounted.add(1)
+
+    copied = copy.deepcopy(state)
+    copied.refunds[2] = (Decimal("1.00"), Decimal("0.00"))
+    copied.accounted.add(2)
+
+    assert copy.deepcopy(state) == state
+    assert list(state.refunds) == [1]
+    assert state.accounted == {1}
+
+
+def test_customer_state_deep_copy_is_equal_and_shares_no_container() -> None:
+    state = CustomerState(balance=40, seq=3, applied={"a", "b"})
+
+    copied = copy.deepcopy(state)
+    copied.applied.add("c")
+
+    assert copy.deepcopy(state) == state
+    assert state.applied == {"a", "b"}
