@@ -34,22 +34,25 @@ class Job:
     health_url: str | None = None
 
 
+def flow_argv(
+    import_str: str, recovery: Path, snapshot_seconds: int, backup_seconds: int, workers: int = 1
+) -> list[str]:
+    """How a flow runs, here and in the test and bench harness: with a recovery store."""
+    return [
+        sys.executable,
+        "-m",
+        "bytewax.run",
+        import_str,
+        *("-r", str(recovery), "-s", str(snapshot_seconds), "-b", str(backup_seconds)),
+        *(("-w", str(workers)) if workers > 1 else ()),
+    ]
+
+
 def flow_job(settings: Settings, name: str, import_str: str, port: int) -> Job:
     recovery = settings.data_dir.resolve() / "recovery" / name
     return Job(
         name=name,
-        argv=[
-            sys.executable,
-            "-m",
-            "bytewax.run",
-            import_str,
-            "-r",
-            str(recovery),
-            "-s",
-            str(settings.flow_snapshot_seconds),
-            "-b",
-            "60",
-        ],
+        argv=flow_argv(import_str, recovery, settings.flow_snapshot_seconds, 60),
         env={"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port)},
         health_url=f"http://127.0.0.1:{port}/metrics",
     )
@@ -74,21 +77,19 @@ def default_jobs(settings: Settings) -> list[Job]:
 
 
 def init_recovery(settings: Settings, job: Job) -> None:
-    """Create a flow's recovery store once; its partition count is fixed from then on."""
-    if "-r" not in job.argv:
-        return
-    directory = Path(job.argv[job.argv.index("-r") + 1])
+    if "-r" in job.argv:
+        directory = Path(job.argv[job.argv.index("-r") + 1])
+        create_recovery_store(directory, settings.flow_recovery_partitions)
+
+
+def create_recovery_store(directory: Path, partitions: int) -> None:
+    """Create a flow's recovery store once: its partition count is fixed from then on, and a
+    restarted flow resumes from what is in it."""
     if directory.exists() and any(directory.iterdir()):
         return
     directory.mkdir(parents=True, exist_ok=True)
-    subprocess.run(  # noqa: S603
-        [
-            sys.executable,
-            "-m",
-            "bytewax.recovery",
-            str(directory),
-            str(settings.flow_recovery_partitions),
-        ],
+    subprocess.run(  # noqa: S603 - argv is ours, not input
+        [sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)],
         check=True,
         capture_output=True,
     )

@@ -14,6 +14,7 @@ import httpx
 
 from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.shops import JWT_SECRET, SECRETS_KEY
+from loyalnest.supervisor import create_recovery_store, flow_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
@@ -91,37 +92,21 @@ class FlowProcess(ChildProcess):
         workers: int = 1,
         api_port: int | None = None,
     ) -> None:
-        _create_recovery_store(deployment.recovery, recovery_partitions)
-        argv = [
-            *("-r", str(deployment.recovery), "-s", str(snapshot_seconds), "-b", "30"),
-            *(("-w", str(workers)) if workers > 1 else ()),
-        ]
+        create_recovery_store(deployment.recovery, recovery_partitions)
+        argv = flow_argv("flows.points:flow()", deployment.recovery, snapshot_seconds, 30, workers)
         extra = (
             {"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(api_port)}
             if api_port is not None
             else {}
         )
         super().__init__(
-            [sys.executable, "-m", "bytewax.run", "flows.points:flow()", *argv],
+            argv,
             deployment.environ(**extra),
             log,
             signal.SIGINT,  # Bytewax stops cleanly on KeyboardInterrupt
         )
         if api_port is not None:
             self.wait_answering(f"http://127.0.0.1:{api_port}/metrics")
-
-
-def _create_recovery_store(directory: Path, partitions: int) -> None:
-    """Once: a store's partition count is fixed from then on, and a restarted flow resumes
-    from what is in it."""
-    if directory.exists():
-        return
-    directory.mkdir(parents=True)
-    subprocess.run(  # noqa: S603 - argv is ours, not input
-        [sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)],
-        check=True,
-        capture_output=True,
-    )
 
 
 class ApiProcess(ChildProcess):

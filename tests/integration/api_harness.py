@@ -15,16 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar, cast
-
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-from confluent_kafka.admin import AdminClient
+from typing import TypeVar
 
 from loyalnest.harness.deployment import Deployment, fresh_postgres, isolated_deployment
 from loyalnest.harness.processes import ApiProcess, FlowProcess
 from loyalnest.harness.shops import Shop, add_merchants
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
+from tests.integration.points_harness import read_log
 
 FLOW_TIMEOUT = 60.0
 RATE_LIMIT = "1000"  # per second and shop: the tests send from two shops, fast
@@ -85,9 +83,10 @@ class ApiStack:
     def order_records(self, *, key: bytes | None = None, webhook_id: str | None = None) -> int:
         """How many records of the prefixed shopify.orders topic match the key / webhook id."""
         count = 0
-        for record_key, headers in read_to_end(self.settings, self.points.topic(SHOPIFY_ORDERS)):
-            if key is not None and record_key != key:
+        for record in read_log(self.settings, self.points.topic(SHOPIFY_ORDERS)):
+            if key is not None and record.key != key:
                 continue
+            headers = dict(record.headers)
             if (
                 webhook_id is not None
                 and headers.get("X-Shopify-Webhook-Id") != webhook_id.encode()
@@ -95,38 +94,6 @@ class ApiStack:
                 continue
             count += 1
         return count
-
-
-def read_to_end(settings: Settings, topic: str) -> list[tuple[bytes | None, dict[str, bytes]]]:
-    """(key, headers) of every record of a topic, read from offset 0 to the end of each
-    partition (as `read_log` of points_harness.py, but all partitions at once)."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": f"api-test-{uuid.uuid4()}",
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 50,
-        }
-    )
-    records: list[tuple[bytes | None, dict[str, bytes]]] = []
-    at_end: set[int] = set()
-    try:
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        while len(at_end) < len(partitions):
-            msg = consumer.poll(10)
-            assert msg is not None, f"no end of partition reading {topic}"
-            error = msg.error()
-            if error is not None:
-                assert error.code() == KafkaError._PARTITION_EOF, error
-                at_end.add(cast(int, msg.partition()))
-                continue
-            records.append((msg.key(), dict(cast(list[tuple[str, bytes]], msg.headers() or []))))
-    finally:
-        consumer.close()
-    return records
 
 
 @contextmanager

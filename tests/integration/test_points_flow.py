@@ -18,7 +18,7 @@ from loyalnest.harness.deployment import Deployment, isolated_deployment
 from loyalnest.harness.processes import FlowProcess
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, POINTS_DLQ, SHOPIFY_ORDERS
-from loyalty.ledger import RedemptionStatus
+from loyalty.ledger import Redemption, RedemptionStatus
 from tests.integration.points_harness import (
     Expected,
     fold,
@@ -148,14 +148,22 @@ def test_5000_orders_with_duplicates_refunds_and_racing_redemptions_are_exact(
     assert dict(dead[0].headers)[DLQ_REASON].startswith(b"body is not JSON")
 
 
+def orders_produced(
+    settings: Settings, env: Deployment, cfg: ScenarioConfig
+) -> tuple[list[Redemption], int]:
+    """Produce the scenario's webhooks; return its redemptions (not produced yet) and how many
+    points changes the orders make."""
+    scenario = build_scenario(cfg)
+    produce_webhooks(settings, env.topic(SHOPIFY_ORDERS), scenario.webhooks)
+    reds = [redemption(cfg.shop, c, p, k) for c, p, k in scenario.redemptions]
+    return reds, len(fold(settings, env).changes)
+
+
 def test_sigkill_mid_stream_then_restart_converges_exactly(
     settings: Settings, points_env: Deployment, db: Database[Any], tmp_path: Path
 ) -> None:
     cfg = ScenarioConfig(orders=2_000, customers=100, redemptions=150, seed=7)
-    scenario = build_scenario(cfg)
-    reds = [redemption(cfg.shop, c, p, k) for c, p, k in scenario.redemptions]
-    produce_webhooks(settings, points_env.topic(SHOPIFY_ORDERS), scenario.webhooks)
-    expected_changes = len(fold(settings, points_env).changes)
+    reds, expected_changes = orders_produced(settings, points_env, cfg)
 
     flow = FlowProcess(points_env, tmp_path / "flow.log")
     try:
@@ -179,10 +187,7 @@ def test_replaying_everything_from_offset_zero_changes_nothing(
     settings: Settings, points_env: Deployment, db: Database[Any], tmp_path: Path
 ) -> None:
     cfg = ScenarioConfig(orders=800, customers=60, redemptions=80, seed=3)
-    scenario = build_scenario(cfg)
-    reds = [redemption(cfg.shop, c, p, k) for c, p, k in scenario.redemptions]
-    produce_webhooks(settings, points_env.topic(SHOPIFY_ORDERS), scenario.webhooks)
-    expected_changes = len(fold(settings, points_env).changes)
+    reds, expected_changes = orders_produced(settings, points_env, cfg)
     flow = FlowProcess(points_env, tmp_path / "first.log")
     try:
         wait_for(lambda: ledger_size(db) >= expected_changes // 2, flow, "half the ledger")
