@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from api.auth import require
 from api.context import ApiContext
 from connectors.balance_cache import SET_IF_NEWER, cache_key
-from flows.points_records import BALANCES, LEDGER, balance_id
+from connectors.points_records import BALANCES, LEDGER, balance_id
 from loyalnest.tokens import SCOPE_VIEW
 from loyalty import ids
 from loyalty.i18n import DEFAULT_LOCALE, describe

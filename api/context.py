@@ -15,8 +15,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from api.producer import AsyncProducer
 from connectors.merchants import Merchant, merchant_by_shop
+from connectors.translations import COLLECTION as TRANSLATIONS
+from connectors.translations import merged
 from loyalnest.settings import Settings
-from loyalty.i18n import BUILT_IN
 
 MAX_RECORD_BYTES = 2 * 1024 * 1024
 MERCHANT_TTL = 30.0  # seconds a merchant (and its secrets) is cached in process
@@ -82,7 +83,7 @@ class ApiContext:
         )
         stored = {
             (d["key"], d["locale"]): d["value"]
-            async for d in mongo[settings.mongo_database].translations.find()
+            async for d in mongo[settings.mongo_database][TRANSLATIONS].find()
         }
         return cls(
             settings=settings,
@@ -99,7 +100,7 @@ class ApiContext:
             ),
             mongo=mongo,
             merchants=MerchantCache(settings.postgres_url, settings.secrets_key.get_secret_value()),
-            translations={**BUILT_IN, **stored},
+            translations=merged(stored),
         )
 
     async def close(self) -> None:

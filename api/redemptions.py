@@ -22,7 +22,7 @@ from api.auth import require
 from api.balances import _iso
 from api.context import ApiContext
 from api.producer import ProduceError
-from flows.points_records import REDEMPTIONS, redemption_facts
+from connectors.points_records import REDEMPTIONS, redemption_facts
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
 from loyalnest.topics import POINTS_COMMANDS
 from loyalty import ids

@@ -24,7 +24,7 @@ from bench.http import Run, build_request, closed_loop
 from bench.report import Targets, at_least, at_most, require_status
 from bench.stackenv import bench_shops, running_api
 from connectors.balance_cache import cache_key
-from flows.points_records import entry_writes
+from connectors.points_records import entry_writes
 from loyalnest.settings import Settings
 from loyalnest.tokens import SCOPE_VIEW
 from loyalty import ids

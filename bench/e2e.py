@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 
 from bench.http import Paced, Pool, Reply, build_request, paced, percentile
 from bench.ingest import WEBHOOK_PATH
-from bench.orders import order_body
 from bench.report import Targets, at_most, require_status
 from bench.stackenv import bench_shops, running_api
 from connectors.shopify import encode_body
 from loyalnest.harness.processes import free_port
 from loyalnest.harness.shops import Shop
+from loyalnest.samples import order_body
 from loyalnest.settings import Settings
 from loyalnest.tokens import SCOPE_VIEW
 from loyalty.rules import earn_basis, points_for

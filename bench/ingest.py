@@ -18,11 +18,11 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.http import build_request, closed_loop
-from bench.orders import order_body
 from bench.report import Targets, at_least, at_most, require_status
 from bench.stackenv import bench_shops, running_api
 from connectors.shopify import encode_body
 from loyalnest.harness.shops import Shop
+from loyalnest.samples import order_body
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
 

@@ -16,14 +16,14 @@ import httpx
 import pymongo
 from confluent_kafka import Producer
 
-from bench.orders import order_body
 from bench.report import Targets, at_least
 from bench.stackenv import bench_env, flow_process
+from connectors.points_records import entry_writes
 from connectors.shopify import encode_body, kafka_headers, partition_key
-from flows.points_records import entry_writes
 from loyalnest.bootstrap.mongo import ensure_collections
 from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.processes import wait_until
+from loyalnest.samples import order_body
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
 from loyalty import ids

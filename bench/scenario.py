@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from bench.orders import CENTS, Webhook, order_body
+from loyalnest.samples import CENTS, Webhook, order_body
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,7 @@ from prometheus_client import Counter
 from connectors.avro import AvroEncoder
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header
 from connectors.kafka import source as kafka_source
-from connectors.shopify import (
-    CORRELATION_HEADER,
-    LOCALE_HEADER,
-    POINTS_PER_UNIT_HEADER,
-)
-from flows.common import Rejected, broker_time, collect_garbage_less_often, only, to_dead_letter
-from flows.points_records import (
+from connectors.points_records import (
     Translations,
     balance_id,
     cache_update,
@@ -48,7 +42,13 @@ from flows.points_records import (
     points_event,
     redemption_event,
 )
-from loyalnest.bootstrap.mongo import load_translations
+from connectors.shopify import (
+    CORRELATION_HEADER,
+    LOCALE_HEADER,
+    POINTS_PER_UNIT_HEADER,
+)
+from connectors.translations import load_translations
+from flows.common import Rejected, broker_time, collect_garbage_less_often, only, to_dead_letter
 from loyalnest.settings import Settings
 from loyalnest.topics import (
     POINTS_COMMANDS,

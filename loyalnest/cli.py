@@ -12,10 +12,10 @@ from decimal import Decimal, InvalidOperation
 import psycopg
 from confluent_kafka import Producer
 
-from bench.orders import sample_orders
 from connectors.merchants import merchant_by_shop, upsert_merchant
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from loyalnest import tokens
+from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
 

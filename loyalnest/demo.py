@@ -9,10 +9,10 @@ from decimal import Decimal
 import httpx
 import psycopg
 
-from bench.orders import sample_orders
 from connectors.merchants import upsert_merchant
 from connectors.shopify import encode_body, sign
 from loyalnest import tokens
+from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 
 DEMO_SHOP = "demo.myshopify.com"

@@ -94,9 +94,3 @@ def seed_translations(db: Database[Any]) -> int:
         for (key, locale), value in BUILT_IN.items()
     ]
     return db.translations.bulk_write(ops, ordered=False).upserted_count
-
-
-def load_translations(db: Database[Any]) -> dict[tuple[str, str], str]:
-    """Built-in descriptions, overridden by whatever the collection holds."""
-    stored = {(d["key"], d["locale"]): d["value"] for d in db.translations.find()}
-    return {**BUILT_IN, **stored}

@@ -18,11 +18,11 @@ from bytewax.connectors.kafka import KafkaSourceMessage
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from bench.orders import Webhook
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from flows.common import Rejected
 from flows.points import Command, Received, decode_command_message, decode_order, order_key
 from loyalnest.harness.deployment import Deployment
+from loyalnest.samples import Webhook
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, SHOPIFY_ORDERS
 from loyalty import ids

@@ -17,10 +17,10 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.orders import order_body
 from connectors.shopify import encode_body, partition_key
 from loyalnest.harness.processes import ApiProcess
 from loyalnest.harness.shops import Shop, add_merchants
+from loyalnest.samples import order_body
 from loyalnest.settings import Settings
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW
 from loyalnest_grpc.points.v1 import points_pb2, points_pb2_grpc

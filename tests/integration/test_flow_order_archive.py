@@ -10,11 +10,11 @@ from bytewax.testing import run_main
 from confluent_kafka import Consumer, Producer
 from pymongo.database import Database
 
-from bench.orders import sample_orders
 from connectors.kafka import DLQ_REASON
 from connectors.kafka import source as kafka_source
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from flows.order_archive import COLLECTION, build
+from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from sinks.kafka import ReliableKafkaSink
 from sinks.mongo import MongoSink

@@ -69,7 +69,7 @@ def sample_orders(
     shop: str, count: int, *, customers: int = 10, seed: int = 7, first_order_id: int = 5_000_000
 ) -> Iterator[Webhook]:
     """`count` paid orders/create webhooks spread over `customers` customers."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - sample data, not secrets
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for n in range(count):
         order_id = first_order_id + n
