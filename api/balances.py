@@ -21,8 +21,8 @@ from connectors.balance_cache import SET_IF_NEWER, cache_key
 from connectors.points_records import BALANCES, LEDGER, balance_id
 from loyalnest.tokens import SCOPE_VIEW
 from loyalty import ids
+from loyalty.fields import parse_id
 from loyalty.i18n import DEFAULT_LOCALE, describe
-from loyalty.orders import parse_id
 
 log = logging.getLogger("loyalnest.api.balances")
 

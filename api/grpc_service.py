@@ -10,8 +10,8 @@ from api.balances import read_balance
 from api.context import ApiContext
 from loyalnest.tokens import SCOPE_VIEW, TokenError, verify
 from loyalnest_grpc.points.v1 import points_pb2, points_pb2_grpc
+from loyalty.fields import parse_id
 from loyalty.i18n import DEFAULT_LOCALE, describe
-from loyalty.orders import parse_id
 
 SERVICE = "points.v1.PointsService"
 

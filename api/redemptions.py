@@ -27,8 +27,9 @@ from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
 from loyalnest.topics import POINTS_COMMANDS
 from loyalty import ids
 from loyalty.commands import customer_key, encode_redemption
+from loyalty.fields import parse_id
 from loyalty.ledger import Redemption, RedemptionStatus
-from loyalty.orders import MAX_ID, parse_id
+from loyalty.limits import MAX_ID
 
 MAX_KEY = 255
 MAX_POINTS = 10**12

@@ -27,6 +27,7 @@ from loyalnest.harness.shops import Shop
 from loyalnest.samples import order_body
 from loyalnest.settings import Settings
 from loyalnest.tokens import SCOPE_VIEW
+from loyalty.orders import read_order
 from loyalty.rules import earn_basis, points_for
 
 TARGETS: Targets = {"p99_ms": at_most(1_000)}
@@ -64,7 +65,7 @@ def paid_orders(shops: list[Shop], count: int, first_order: int, sample_every: i
             path = f"/v1/customers/{order}/balance"
             orders.samples[n] = Sample(
                 build_request("GET", path, tokens[shop.domain]),
-                points_for(earn_basis(body), shop.points_per_unit),
+                points_for(earn_basis(read_order(body)), shop.points_per_unit),
             )
     return orders
 

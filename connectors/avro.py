@@ -1,35 +1,43 @@
-"""Avro values in the Confluent wire format, with schemas looked up in the registry."""
+"""Avro values in the Confluent wire format: magic byte 0, the schema's registry id, the body.
+
+The id is looked up once, when the encoder is built (the bootstrap registered the schema, with
+its compatibility check; producing never registers anything). After that, encoding is pure and
+local, so a flow can encode inside a step and treat a record that does not fit the schema as a
+dead letter rather than as an outage.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+import struct
 from typing import Any
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from loyalnest.schemas import schema_text
+from loyalnest.schemas import schema_text, value_subject
+
+MAGIC = b"\x00"
 
 
 class AvroEncoder:
-    """Encodes records for a topic with the schema the bootstrap registered for it.
+    def __init__(self, schema_id: int, schema: str) -> None:
+        self._prefix = MAGIC + struct.pack(">I", schema_id)
+        self._schema = fastavro.parse_schema(json.loads(schema))
 
-    `use.latest.version` makes the encoder use the registered id instead of registering
-    whatever the client holds: registration is the bootstrap's job, with its compatibility
-    check, not a side effect of producing.
-    """
-
-    def __init__(self, registry: SchemaRegistryClient, contract: str, topic: str) -> None:
-        """`contract` names the schema in avro/ (a base topic name); `topic` is the real one."""
-        self._topic = topic
-        self._serializer = AvroSerializer(
-            registry,
-            schema_text(contract),
-            conf={"auto.register.schemas": False, "use.latest.version": True},
-        )
+    @classmethod
+    def registered(cls, registry: SchemaRegistryClient, contract: str, topic: str) -> AvroEncoder:
+        """The encoder for `topic` with the id under which the schema of `contract` (a base
+        topic name, naming its file in avro/) is registered for it."""
+        text = schema_text(contract)
+        found = registry.lookup_schema(value_subject(topic), Schema(text, "AVRO"))
+        if found.schema_id is None:
+            raise LookupError(f"schema of {contract} is not registered for {topic}")
+        return cls(found.schema_id, text)
 
     def __call__(self, record: dict[str, Any]) -> bytes:
-        value = self._serializer(record, SerializationContext(self._topic, MessageField.VALUE))
-        if value is None:
-            raise ValueError(f"record for {self._topic} encoded to nothing")
-        return bytes(value)
+        out = io.BytesIO()
+        out.write(self._prefix)
+        fastavro.schemaless_writer(out, self._schema, record)
+        return out.getvalue()

@@ -15,7 +15,7 @@ from connectors.balance_cache import CachedBalance
 from loyalty import ids
 from loyalty.i18n import describe
 from loyalty.ledger import LedgerEntry, Redemption, RedemptionOutcome, RedemptionStatus
-from sinks.mongo import MongoWrite
+from sinks.mongo import MongoWrite, encoded
 from sinks.redis_cache import CacheUpdate
 
 SCHEMA_VERSION = "1.0.0"
@@ -56,20 +56,22 @@ def entry_writes(entry: LedgerEntry, translations: Translations) -> list[MongoWr
     balance = UpdateOne(
         # The sequence guard: a replayed (older) write matches nothing, its upsert then hits
         # the _id and ends as a duplicate-key error, which the sink ignores.
-        {"_id": balance_id(entry.merchant_id, entry.customer), "seq": {"$lt": entry.seq}},
-        {
-            "$set": {
-                "merchant_id": entry.merchant_id,
-                "customer_id": str(ids.customer_id(entry.merchant_id, entry.customer)),
-                "shopify_customer_id": entry.customer,
-                "balance": entry.balance,
-                "seq": entry.seq,
-                "updated_at": entry.at,
+        encoded({"_id": balance_id(entry.merchant_id, entry.customer), "seq": {"$lt": entry.seq}}),
+        encoded(
+            {
+                "$set": {
+                    "merchant_id": entry.merchant_id,
+                    "customer_id": str(ids.customer_id(entry.merchant_id, entry.customer)),
+                    "shopify_customer_id": entry.customer,
+                    "balance": entry.balance,
+                    "seq": entry.seq,
+                    "updated_at": entry.at,
+                }
             }
-        },
+        ),
         upsert=True,
     )
-    return [(LEDGER, InsertOne(ledger_document(entry, translations))), (BALANCES, balance)]
+    return [(LEDGER, InsertOne(encoded(ledger_document(entry, translations)))), (BALANCES, balance)]
 
 
 def redemption_facts(r: Redemption) -> dict[str, Any]:
@@ -99,11 +101,8 @@ def outcome_write(outcome: RedemptionOutcome) -> MongoWrite:
         decided["ledger_event_id"] = outcome.entry.event_id
         decided["balance_after"] = outcome.entry.balance
     return REDEMPTIONS, UpdateOne(
-        {"_id": r.redemption_id, "status": RedemptionStatus.PENDING.value},
-        {
-            "$set": decided,
-            "$setOnInsert": redemption_facts(r),
-        },
+        encoded({"_id": r.redemption_id, "status": RedemptionStatus.PENDING.value}),
+        encoded({"$set": decided, "$setOnInsert": redemption_facts(r)}),
         upsert=True,
     )
 

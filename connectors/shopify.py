@@ -19,7 +19,10 @@ from typing import Any
 
 from loyalty.ids import normalize_shop
 
+# The delivery headers kept on the record, the HMAC among them: the value is the body exactly
+# as Shopify signed it, so the record (or its dead letter, re-driven) can be verified again.
 FORWARDED_HEADERS = (
+    "X-Shopify-Hmac-Sha256",
     "X-Shopify-Topic",
     "X-Shopify-Shop-Domain",
     "X-Shopify-Webhook-Id",

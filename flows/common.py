@@ -1,18 +1,34 @@
-"""Small pieces every flow uses: rejected messages, typed splits, record times."""
+"""Small pieces every flow uses: rejected messages, guarded steps, typed splits, record times.
+
+A flow must never stop on a record: whatever a step cannot do with one record (invalid data, or
+a bug meeting a value nobody foresaw) makes that record a dead letter with the reason, and the
+stream goes on. Only the sinks talk to servers, so only their failures (broker or store
+unreachable) stop a flow, to be restarted and resumed from its last snapshot.
+"""
 
 from __future__ import annotations
 
+import copy
 import gc
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from bytewax.connectors.kafka import KafkaError
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
-from connectors.kafka import SinkMessage, SourceMessage, dead_letter
+from connectors.dead_letters import dead_letter
+from connectors.kafka import SinkMessage, SourceItem, SourceMessage
+from loyalty.errors import InvalidEventError
+
+log = logging.getLogger("loyalnest.flows")
 
 T = TypeVar("T")
+S = TypeVar("S")
+I = TypeVar("I")  # noqa: E741 - the conventional name of an input type
+O = TypeVar("O")  # noqa: E741
 
 
 @dataclass(frozen=True)
@@ -24,8 +40,59 @@ class Rejected:
     step: str
 
 
-def to_dead_letter(rejected: Rejected) -> SinkMessage:
-    return dead_letter(rejected.message, rejected.reason, rejected.step)
+def to_dead_letter(rejected: Rejected, flow: str) -> SinkMessage:
+    return dead_letter(rejected.message, rejected.reason, flow, rejected.step)
+
+
+def failure_reason(exc: Exception) -> str:
+    """An invalid event says why; anything else is a defect, named as such."""
+    if isinstance(exc, InvalidEventError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _report(step: str, exc: Exception) -> None:
+    if not isinstance(exc, InvalidEventError):
+        log.exception("%s: unexpected failure on one record (dead-lettered)", step, exc_info=exc)
+
+
+def guarded_decode(
+    step: str, decode: Callable[[SourceMessage], T]
+) -> Callable[[SourceItem], T | Rejected]:
+    """A map step over source records: a consumer error or any failure to decode a record
+    makes it a Rejected for that record."""
+
+    def run(item: SourceItem) -> T | Rejected:
+        if isinstance(item, KafkaError):
+            return Rejected(item.msg, f"kafka error: {item.err}", step)
+        try:
+            return decode(item)
+        except Exception as exc:  # every failure on one record is that record's dead letter
+            _report(step, exc)
+            return Rejected(item, failure_reason(exc), step)
+
+    return run
+
+
+def guarded_state(
+    step: str,
+    apply: Callable[[S | None, I], tuple[S | None, list[O]]],
+    message_of: Callable[[I], SourceMessage],
+) -> Callable[[S | None, I], tuple[S | None, list[O | Rejected]]]:
+    """A stateful step that is all or nothing per record: `apply` works on a copy of the state
+    and builds every output (encoded records, store writes); if any of it fails, the state is
+    left as it was and the record is rejected. (Bytewax deep-copies changed state at each
+    snapshot anyway; the flows' state types make that copy cheap.)"""
+
+    def run(state: S | None, item: I) -> tuple[S | None, list[O | Rejected]]:
+        try:
+            new_state, outputs = apply(copy.deepcopy(state), item)
+        except Exception as exc:  # the record, not the flow, is what failed
+            _report(step, exc)
+            return state, [Rejected(message_of(item), failure_reason(exc), step)]
+        return new_state, list(outputs)
+
+    return run
 
 
 def only(kind: type[T]) -> Callable[[object], T | None]:

@@ -11,7 +11,6 @@ import hashlib
 from dataclasses import dataclass
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaError
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
@@ -19,70 +18,64 @@ from pymongo import InsertOne
 
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header
 from connectors.kafka import source as kafka_source
-from flows.common import Rejected, broker_time, only, to_dead_letter
+from flows.common import Rejected, broker_time, guarded_decode, only, to_dead_letter
 from loyalnest.settings import Settings
-from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
+from loyalnest.topics import ORDER_ARCHIVE_DLQ, SHOPIFY_ORDERS
 from loyalty import ids
-from loyalty.orders import InvalidEventError, OrderEvent, parse_order_event
-from sinks.kafka import ReliableKafkaSink
-from sinks.mongo import MongoSink, RoutedWrite
+from loyalty.orders import parse_order_event
+from sinks.kafka import dead_letter_sink
+from sinks.mongo import MongoSink, RoutedWrite, encoded
 
 COLLECTION = "order_events"
 TOPIC_HEADER = "X-Shopify-Topic"
 SHOP_HEADER = "X-Shopify-Shop-Domain"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
-DECODE_STEP = "order-archive.decode"
+FLOW = "order-archive"
+DECODE_STEP = "decode"
 
 
 @dataclass(frozen=True)
-class Decoded:
-    message: SourceMessage
-    event: OrderEvent
+class Archived:
+    """The archive write of one order event (built in full while decoding: a record whose
+    document cannot be built is that record's dead letter)."""
+
+    write: RoutedWrite
 
 
-def decode(item: SourceItem) -> Decoded | Rejected:
-    if isinstance(item, KafkaError):
-        return Rejected(item.msg, f"kafka error: {item.err}", DECODE_STEP)
-    try:
-        event = parse_order_event(header(item, SHOP_HEADER), header(item, TOPIC_HEADER), item.value)
-    except InvalidEventError as exc:
-        return Rejected(item, str(exc), DECODE_STEP)
-    return Decoded(item, event)
-
-
-def archive_write(decoded: Decoded) -> RoutedWrite:
-    event, message = decoded.event, decoded.message
-    raw = message.value or b""
-    shop = ids.normalize_shop(event.shop)
-    doc_id = ids.event_id(shop, event.topic, hashlib.sha256(raw).hexdigest())
-    return f"{shop}:{event.order_id}", (
-        COLLECTION,
-        InsertOne(
-            {
-                "_id": str(doc_id),
-                "merchant_id": str(ids.merchant_id(event.shop)),
-                "shop": shop,
-                "topic": event.topic,
-                "order_id": event.order_id,
-                "webhook_id": header(message, WEBHOOK_ID_HEADER),
-                "received_at": broker_time(message),
-                # Raw text, not a parsed document: BSON has no exact Decimal for stray JSON numbers.
-                "payload": raw.decode("utf-8"),
-            }
-        ),
+def archive(message: SourceMessage) -> Archived:
+    event = parse_order_event(
+        header(message, SHOP_HEADER), header(message, TOPIC_HEADER), message.value
     )
+    raw = message.value or b""
+    doc_id = ids.event_id(event.shop, event.topic, hashlib.sha256(raw).hexdigest())
+    document = {
+        "_id": str(doc_id),
+        "merchant_id": str(ids.merchant_id(event.shop)),
+        "shop": event.shop,
+        "topic": event.topic,
+        "order_id": event.order_id,
+        "webhook_id": header(message, WEBHOOK_ID_HEADER),
+        "received_at": broker_time(message),
+        # Raw text, not a parsed document: BSON has no exact Decimal for stray JSON numbers.
+        "payload": raw.decode("utf-8"),
+    }
+    return Archived((f"{event.shop}:{event.order_id}", (COLLECTION, InsertOne(encoded(document)))))
 
 
 def build(
-    source: Source[SourceItem], archive: Sink[RoutedWrite], dead_letters: Sink[SinkMessage]
+    source: Source[SourceItem], archive_sink: Sink[RoutedWrite], dead_letters: Sink[SinkMessage]
 ) -> Dataflow:
     flow = Dataflow("order-archive")
     messages = op.input("orders-in", flow, source)
-    decoded = op.map("decode", messages, decode)
-    accepted = op.filter_map("accepted", decoded, only(Decoded))
+    decoded = op.map("decode", messages, guarded_decode(DECODE_STEP, archive))
+    accepted = op.filter_map("accepted", decoded, only(Archived))
     rejected = op.filter_map("rejected", decoded, only(Rejected))
-    op.output("archive-out", op.map("to-archive-write", accepted, archive_write), archive)
-    op.output("dlq-out", op.map("to-dead-letter", rejected, to_dead_letter), dead_letters)
+    op.output("archive-out", op.map("to-write", accepted, lambda a: a.write), archive_sink)
+    op.output(
+        "dlq-out",
+        op.map("to-dead-letter", rejected, lambda r: to_dead_letter(r, FLOW)),
+        dead_letters,
+    )
     return flow
 
 
@@ -92,5 +85,5 @@ def flow() -> Dataflow:
     return build(
         kafka_source(settings.kafka_brokers, [settings.topic(SHOPIFY_ORDERS)]),
         MongoSink(settings.mongo_url, settings.mongo_database),
-        ReliableKafkaSink(settings.kafka_brokers, settings.topic(POINTS_DLQ)),
+        dead_letter_sink(settings.kafka_brokers, settings.topic(ORDER_ARCHIVE_DLQ)),
     )

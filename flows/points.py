@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import bytewax.operators as op
 import pymongo
-from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
@@ -42,13 +41,17 @@ from connectors.points_records import (
     points_event,
     redemption_event,
 )
-from connectors.shopify import (
-    CORRELATION_HEADER,
-    LOCALE_HEADER,
-    POINTS_PER_UNIT_HEADER,
-)
+from connectors.shopify import CORRELATION_HEADER, LOCALE_HEADER, POINTS_PER_UNIT_HEADER
 from connectors.translations import load_translations
-from flows.common import Rejected, broker_time, collect_garbage_less_often, only, to_dead_letter
+from flows.common import (
+    Rejected,
+    broker_time,
+    collect_garbage_less_often,
+    guarded_decode,
+    guarded_state,
+    only,
+    to_dead_letter,
+)
 from loyalnest.settings import Settings
 from loyalnest.topics import (
     POINTS_COMMANDS,
@@ -57,100 +60,96 @@ from loyalnest.topics import (
     REWARD_REDEMPTION,
     SHOPIFY_ORDERS,
 )
-from loyalty import ids
+from loyalty import fields
 from loyalty.commands import customer_key, decode_command, encode_change
 from loyalty.ledger import (
     CustomerOutput,
     CustomerState,
     LedgerEntry,
-    OrderOutput,
     OrderState,
     OrderUpdate,
     PointsChange,
     Policy,
     Redemption,
+    RedemptionOutcome,
     RedemptionStatus,
     Skipped,
     apply_customer,
     apply_order,
 )
 from loyalty.orders import InvalidEventError, parse_order_event
-from sinks.kafka import ReliableKafkaSink
+from sinks.kafka import ReliableKafkaSink, dead_letter_sink
 from sinks.mongo import MongoSink, RoutedWrite
 from sinks.redis_cache import BalanceCacheSink, CacheUpdate
 
 log = logging.getLogger("loyalnest.flows.points")
 
+FLOW = "points"
 TRANSACTIONS = Counter("points_transactions_total", "Ledger entries written", ["type", "locale"])
 ERRORS = Counter("points_errors_total", "Messages sent to the dead-letter topic", ["error_type"])
 REDEMPTIONS = Counter("points_redemptions_total", "Redemptions decided", ["status"])
 SKIPPED = Counter("points_orders_skipped_total", "Orders that earn nothing", ["reason"])
 
 Encoder = Callable[[dict[str, Any]], bytes]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Received:
     message: SourceMessage
     update: OrderUpdate
+    key: str  # shop:order
 
 
 @dataclass(frozen=True)
 class Command:
     message: SourceMessage
     item: PointsChange | Redemption
+    key: str  # merchant:customer
 
 
 # ------------------------------------------------------------------------- stage 1: orders
 
 
-def decode_order(item: SourceItem) -> Received | Rejected:
-    step = "points.decode-order"
-    if isinstance(item, KafkaError):
-        return Rejected(item.msg, f"kafka error: {item.err}", step)
-    try:
-        event = parse_order_event(
-            header(item, "X-Shopify-Shop-Domain"), header(item, "X-Shopify-Topic"), item.value
-        )
-        received_at = broker_time(item)
-        if received_at is None:
-            raise InvalidEventError("record has no timestamp")
-        update = OrderUpdate(
-            shop=event.shop,
-            topic=event.topic,
-            body=event.body,
-            received_at=received_at,
-            policy=_policy(item),
-            correlation_id=header(item, CORRELATION_HEADER),
-        )
-    except InvalidEventError as exc:
-        return Rejected(item, str(exc), step)
-    return Received(item, update)
+def decode_order(message: SourceMessage) -> Received:
+    event = parse_order_event(
+        header(message, "X-Shopify-Shop-Domain"), header(message, "X-Shopify-Topic"), message.value
+    )
+    received_at = broker_time(message)
+    if received_at is None:
+        raise InvalidEventError("record has no timestamp")
+    update = OrderUpdate(
+        shop=event.shop,
+        topic=event.topic,
+        facts=event.facts,
+        received_at=received_at,
+        policy=_policy(message),
+        correlation_id=_correlation_id(message),
+    )
+    return Received(message, update, f"{event.shop}:{event.order_id}")
 
 
 def _policy(message: SourceMessage) -> Policy:
-    raw = header(message, POINTS_PER_UNIT_HEADER)
-    try:
-        rate = Decimal(raw) if raw is not None else Decimal(1)
-    except InvalidOperation as exc:
-        raise InvalidEventError(f"{POINTS_PER_UNIT_HEADER} is not a decimal: {raw!r}") from exc
-    if not rate.is_finite() or rate < 0:
-        raise InvalidEventError(f"{POINTS_PER_UNIT_HEADER} must be a non-negative amount")
-    return Policy(points_per_unit=rate, locale=header(message, LOCALE_HEADER) or "en")
+    """The merchant's terms the API attached when it accepted the webhook."""
+    raw_rate = header(message, POINTS_PER_UNIT_HEADER)
+    locale = header(message, LOCALE_HEADER) or "en"
+    if not fields.is_locale(locale):
+        raise InvalidEventError(f"{LOCALE_HEADER} is not a language code: {fields.preview(locale)}")
+    rate = fields.rate(raw_rate) if raw_rate is not None else Policy.points_per_unit
+    return Policy(points_per_unit=rate, locale=locale)
 
 
-def order_key(received: Received) -> str:
-    return f"{ids.normalize_shop(received.update.shop)}:{received.update.order_id}"
+def _correlation_id(message: SourceMessage) -> str | None:
+    """A tracing id is kept only in its valid form: a malformed one is not worth an order."""
+    value = header(message, CORRELATION_HEADER)
+    return value if value is not None and fields.is_correlation_id(value) else None
 
 
-def step_order(
+def order_step(
     state: OrderState | None, received: Received
-) -> tuple[OrderState | None, list[OrderOutput | Rejected]]:
-    try:
-        new_state, outputs = apply_order(state, received.update)
-    except InvalidEventError as exc:
-        return state, [Rejected(received.message, str(exc), "points.order-state")]
-    return new_state, list(outputs)
+) -> tuple[OrderState | None, list[SinkMessage | Skipped]]:
+    new_state, outputs = apply_order(state, received.update)
+    return new_state, [change_message(o) if isinstance(o, PointsChange) else o for o in outputs]
 
 
 def change_message(change: PointsChange) -> SinkMessage:
@@ -169,62 +168,75 @@ def count_skipped(skipped: Skipped) -> None:
 # ---------------------------------------------------------------------- stage 2: customers
 
 
-def decode_command_message(item: SourceItem) -> Command | Rejected:
-    step = "points.decode-command"
-    if isinstance(item, KafkaError):
-        return Rejected(item.msg, f"kafka error: {item.err}", step)
-    try:
-        return Command(item, decode_command(item.value))
-    except InvalidEventError as exc:
-        return Rejected(item, str(exc), step)
+def decode_command_message(message: SourceMessage) -> Command:
+    item = decode_command(message.value)
+    return Command(message, item, f"{item.merchant_id}:{item.customer}")
 
 
-def command_key(command: Command) -> str:
-    item = command.item
-    merchant = item.merchant_id
-    return f"{merchant}:{item.customer}"
+@dataclass(frozen=True)
+class Effects:
+    """Everything one command changes, built (encoded) before its state change is kept."""
+
+    outputs: list[CustomerOutput]
+    writes: list[RoutedWrite] = field(default_factory=list)
+    events: list[SinkMessage] = field(default_factory=list)
+    cache: list[CacheUpdate] = field(default_factory=list)
 
 
-def step_customer(
-    state: CustomerState | None, command: Command
-) -> tuple[CustomerState, list[CustomerOutput]]:
-    return apply_customer(state, command.item)
+@dataclass(frozen=True)
+class Outputs:
+    """How customer outputs become records: descriptions, Avro encoders, topic names."""
 
+    translations: Translations
+    encoders: dict[str, Encoder]
+    topic: Callable[[str], str]
 
-def writes(output: CustomerOutput, translations: Translations) -> list[RoutedWrite]:
-    """The documents an output changes, routed by customer (one customer's writes in order)."""
-    if isinstance(output, LedgerEntry):
-        TRANSACTIONS.labels(output.kind.value, output.locale).inc()
-        key = balance_id(output.merchant_id, output.customer)
-        return [(key, write) for write in entry_writes(output, translations)]
-    REDEMPTIONS.labels(output.status.value).inc()
-    r = output.redemption
-    return [(balance_id(r.merchant_id, r.customer), outcome_write(output))]
+    def effects(self, outputs: list[CustomerOutput]) -> Effects:
+        effects = Effects(outputs)
+        for output in outputs:
+            effects.writes.extend(self.writes(output))
+            effects.events.extend(self.events(output))
+            if isinstance(output, LedgerEntry):
+                effects.cache.append(cache_update(output))
+        return effects
 
+    def writes(self, output: CustomerOutput) -> list[RoutedWrite]:
+        """The documents an output changes, routed by customer (one customer's in order)."""
+        if isinstance(output, LedgerEntry):
+            key = balance_id(output.merchant_id, output.customer)
+            return [(key, write) for write in entry_writes(output, self.translations)]
+        r = output.redemption
+        return [(balance_id(r.merchant_id, r.customer), outcome_write(output))]
 
-def events(
-    output: CustomerOutput,
-    translations: Translations,
-    encoders: dict[str, Encoder],
-    topic: Callable[[str], str],
-) -> list[SinkMessage]:
-    if isinstance(output, LedgerEntry):
-        record, contract = points_event(output, translations), POINTS_EARNED
-    elif output.status == RedemptionStatus.COMPLETED:
-        record, contract = redemption_event(output), REWARD_REDEMPTION
-    else:
-        return []
-    key = customer_key(record["merchant_id"], _customer_of(output))
-    return [KafkaSinkMessage(key=key, value=encoders[contract](record), topic=topic(contract))]
+    def events(self, output: CustomerOutput) -> list[SinkMessage]:
+        if isinstance(output, LedgerEntry):
+            record, contract = points_event(output, self.translations), POINTS_EARNED
+        elif output.status == RedemptionStatus.COMPLETED:
+            record, contract = redemption_event(output), REWARD_REDEMPTION
+        else:
+            return []
+        key = customer_key(record["merchant_id"], _customer_of(output))
+        value = self.encoders[contract](record)
+        return [KafkaSinkMessage(key=key, value=value, topic=self.topic(contract))]
 
 
 def _customer_of(output: CustomerOutput) -> int:
     return output.customer if isinstance(output, LedgerEntry) else output.redemption.customer
 
 
+def count_outputs(effects: Effects, locales: frozenset[str]) -> None:
+    for output in effects.outputs:
+        if isinstance(output, LedgerEntry):
+            # Only known locales become label values: the series stay bounded.
+            locale = output.locale if output.locale in locales else "other"
+            TRANSACTIONS.labels(output.kind.value, locale).inc()
+        elif isinstance(output, RedemptionOutcome):
+            REDEMPTIONS.labels(output.status.value).inc()
+
+
 def dead_letter(rejected: Rejected) -> SinkMessage:
     ERRORS.labels(rejected.step.rsplit(".", 1)[-1]).inc()
-    return to_dead_letter(rejected)
+    return to_dead_letter(rejected, FLOW)
 
 
 # -------------------------------------------------------------------------------- wiring
@@ -249,16 +261,23 @@ def build(
 ) -> Dataflow:
     """Wire the flow. `encoders` maps a contract (a base topic name) to its Avro encoder;
     `topic` turns a base topic name into the real one (the configured prefix)."""
-    flow = Dataflow("points")
+    flow = Dataflow(FLOW)
     # Stage 1: orders -> points changes on points.commands.
-    decoded = op.map("decode-order", op.input("orders-in", flow, orders), decode_order)
-    received = op.filter_map("received", decoded, only(Received))
-    keyed_orders = op.key_on("key-by-order", received, order_key)
-    order_out = op.flat_map(
-        "order-outputs", op.stateful_map("order-state", keyed_orders, step_order), lambda kv: kv[1]
+    decoded = op.map(
+        "decode-order",
+        op.input("orders-in", flow, orders),
+        guarded_decode("decode-order", decode_order),
     )
-    changes = op.filter_map("changes", order_out, only(PointsChange))
-    op.output("commands-out", op.map("change-message", changes, change_message), sinks.commands)
+    keyed_orders = op.key_on(
+        "key-by-order", op.filter_map("received", decoded, only(Received)), lambda r: r.key
+    )
+    order_state = guarded_state("order-state", order_step, lambda r: r.message)
+    order_out = op.flat_map(
+        "order-outputs", op.stateful_map("order-state", keyed_orders, order_state), _outputs
+    )
+    op.output(
+        "commands-out", op.filter_map("changes", order_out, only(KafkaSinkMessage)), sinks.commands
+    )
     op.inspect(
         "count-skipped",
         op.filter_map("skipped", order_out, only(Skipped)),
@@ -266,38 +285,47 @@ def build(
     )
 
     # Stage 2: points.commands -> ledger, balances, redemptions, events, cache.
-    decoded_cmds = op.map(
-        "decode-command", op.input("commands-in", flow, commands), decode_command_message
-    )
-    cmds = op.filter_map("commands", decoded_cmds, only(Command))
-    keyed_cmds = op.key_on("key-by-customer", cmds, command_key)
-    outputs = op.flat_map(
-        "customer-outputs",
-        op.stateful_map("customer-state", keyed_cmds, step_customer),
-        lambda kv: kv[1],
-    )
-    op.output(
-        "ledger-out",
-        op.flat_map("to-writes", outputs, lambda o: writes(o, translations)),
-        sinks.ledger,
-    )
-    op.output(
-        "events-out",
-        op.flat_map("to-events", outputs, lambda o: events(o, translations, encoders, topic)),
-        sinks.events,
-    )
-    entries = op.filter_map("entries", outputs, only(LedgerEntry))
-    op.output("cache-out", op.map("to-cache", entries, cache_update), sinks.cache)
+    records = Outputs(translations, encoders, topic)
 
-    # Anything unusable, from either stage, goes to the dead-letter topic with its reason.
+    def customer_step(
+        state: CustomerState | None, command: Command
+    ) -> tuple[CustomerState | None, list[Effects]]:
+        new_state, outputs = apply_customer(state, command.item)
+        return new_state, [records.effects(outputs)] if outputs else []
+
+    decoded_cmds = op.map(
+        "decode-command",
+        op.input("commands-in", flow, commands),
+        guarded_decode("decode-command", decode_command_message),
+    )
+    keyed_cmds = op.key_on(
+        "key-by-customer", op.filter_map("commands", decoded_cmds, only(Command)), lambda c: c.key
+    )
+    customer_state = guarded_state("customer-state", customer_step, lambda c: c.message)
+    customer_out = op.flat_map(
+        "customer-outputs", op.stateful_map("customer-state", keyed_cmds, customer_state), _outputs
+    )
+    effects = op.filter_map("effects", customer_out, only(Effects))
+    locales = frozenset(locale for _key, locale in translations)
+    op.inspect("count-outputs", effects, lambda _step, e: count_outputs(e, locales))
+    op.output("ledger-out", op.flat_map("to-writes", effects, lambda e: e.writes), sinks.ledger)
+    op.output("events-out", op.flat_map("to-events", effects, lambda e: e.events), sinks.events)
+    op.output("cache-out", op.flat_map("to-cache", effects, lambda e: e.cache), sinks.cache)
+
+    # Anything unusable, from any step of either stage, goes to the dead-letter topic.
     rejected = op.merge(
         "rejected",
         op.filter_map("bad-orders", decoded, only(Rejected)),
         op.filter_map("bad-order-state", order_out, only(Rejected)),
         op.filter_map("bad-commands", decoded_cmds, only(Rejected)),
+        op.filter_map("bad-customer-state", customer_out, only(Rejected)),
     )
     op.output("dlq-out", op.map("to-dead-letter", rejected, dead_letter), sinks.dead_letters)
     return flow
+
+
+def _outputs(keyed: tuple[str, list[T]]) -> list[T]:
+    return keyed[1]
 
 
 def flow() -> Dataflow:
@@ -309,7 +337,7 @@ def flow() -> Dataflow:
         translations = load_translations(client[settings.mongo_database])
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     encoders: dict[str, Encoder] = {
-        topic: AvroEncoder(registry, topic, settings.topic(topic))
+        topic: AvroEncoder.registered(registry, topic, settings.topic(topic))
         for topic in (POINTS_EARNED, REWARD_REDEMPTION)
     }
     brokers = settings.kafka_brokers
@@ -317,7 +345,7 @@ def flow() -> Dataflow:
         ledger=MongoSink(settings.mongo_url, settings.mongo_database),
         commands=ReliableKafkaSink(brokers, settings.topic(POINTS_COMMANDS)),
         events=ReliableKafkaSink(brokers),
-        dead_letters=ReliableKafkaSink(brokers, settings.topic(POINTS_DLQ)),
+        dead_letters=dead_letter_sink(brokers, settings.topic(POINTS_DLQ)),
         cache=BalanceCacheSink(settings.redis_url, settings.redis_key_prefix),
     )
     return build(

@@ -10,12 +10,21 @@ POINTS_EARNED = "points.earned"
 REWARD_REDEMPTION = "reward.redemption"
 POINTS_DLQ = "points.dlq"
 POINTS_REPLAY = "points.replay"
+ORDER_ARCHIVE_DLQ = "order_archive.dlq"
 
 # Order webhooks and points commands are the source of truth the ledger is rebuilt from
 # (replay from offset 0), so they are kept forever; derived events use the broker default.
+# Dead letters are kept as long as the sources they came from.
 KEEP_FOREVER = {"retention.ms": "-1"}
-# Webhook bodies may be up to 1 MiB (the API's limit); leave room for key and headers.
-LARGE_RECORDS = {"max.message.bytes": str(2 * 1024 * 1024)}
+# Every topic a flow reads takes records up to this size (a 1 MiB webhook body, the API's
+# limit, plus key and headers fits with room to spare); set explicitly, so that a broker with
+# a larger default cannot accept a record whose dead letter would not fit.
+SOURCE_RECORD_BYTES = 2 * 1024 * 1024
+SOURCE_RECORDS = {"max.message.bytes": str(SOURCE_RECORD_BYTES)}
+# A dead letter is a source record plus the dead-letter headers (a bounded reason and a few
+# short values): any record that fits its source topic fits its dead-letter topic.
+DEAD_LETTER_BYTES = SOURCE_RECORD_BYTES + 64 * 1024
+DEAD_LETTERS = KEEP_FOREVER | {"max.message.bytes": str(DEAD_LETTER_BYTES)}
 
 
 @dataclass(frozen=True)
@@ -25,12 +34,13 @@ class TopicSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(SHOPIFY_ORDERS, KEEP_FOREVER | LARGE_RECORDS),
-    TopicSpec(POINTS_COMMANDS, KEEP_FOREVER),
+    TopicSpec(SHOPIFY_ORDERS, KEEP_FOREVER | SOURCE_RECORDS),
+    TopicSpec(POINTS_COMMANDS, KEEP_FOREVER | SOURCE_RECORDS),
     TopicSpec(POINTS_EARNED),
     TopicSpec(REWARD_REDEMPTION),
-    TopicSpec(POINTS_DLQ),
-    TopicSpec(POINTS_REPLAY),
+    TopicSpec(POINTS_DLQ, DEAD_LETTERS),
+    TopicSpec(POINTS_REPLAY, SOURCE_RECORDS),
+    TopicSpec(ORDER_ARCHIVE_DLQ, DEAD_LETTERS),
 )
 
 

@@ -25,6 +25,9 @@ BUILT_IN: dict[tuple[str, str], str] = {
     ("points.balance", "he"): "יש לך {balance} נקודות",
 }
 
+# The descriptions a ledger entry may name.
+TEXT_KEYS = frozenset(key for key, _locale in BUILT_IN)
+
 
 def describe(
     translations: Mapping[tuple[str, str], str], key: str, locale: str, **values: int

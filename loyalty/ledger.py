@@ -24,10 +24,11 @@ from functools import cached_property
 from typing import Any
 
 from loyalty import ids
-from loyalty.orders import InvalidEventError, money, require_int
-from loyalty.rules import ZERO, earn_basis, points_for, reversal_target
-
-PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
+from loyalty.errors import InvalidEventError
+from loyalty.exact import EXACT, ZERO
+from loyalty.limits import MAX_INT64, MAX_POINTS, MIN_INT64
+from loyalty.orders import Facts, OrderFacts, RefundFacts
+from loyalty.rules import earn_basis, points_for, refund_basis, reversal_target
 
 
 class Kind(StrEnum):
@@ -56,18 +57,14 @@ class OrderUpdate:
 
     shop: str
     topic: str
-    body: dict[str, Any]
+    facts: Facts
     received_at: datetime
     policy: Policy = Policy()
     correlation_id: str | None = None
 
     @property
     def order_id(self) -> int:
-        return require_int(self.body, "order_id" if self.is_refund else "id")
-
-    @property
-    def is_refund(self) -> bool:
-        return self.topic == "refunds/create"
+        return self.facts.order_id
 
 
 @dataclass(frozen=True)
@@ -115,6 +112,7 @@ class OrderState:
     cancelled: bool = False
     skip_reason: SkipReason | None = None
     # refund id -> (subtotal, tax), in arrival order; reversed ones are in `accounted`.
+    # (Plain tuples: the shape recovery snapshots of earlier versions hold.)
     refunds: dict[int, tuple[Decimal, Decimal]] = field(default_factory=dict)
     accounted: set[int] = field(default_factory=set)
     refunded: Decimal = ZERO
@@ -132,26 +130,26 @@ def apply_order(
     state: OrderState | None, update: OrderUpdate
 ) -> tuple[OrderState, list[OrderOutput]]:
     order = state or OrderState()
-    if update.is_refund:
-        return order, _on_refund(order, update)
-    return order, _on_order(order, update)
+    if isinstance(update.facts, RefundFacts):
+        return order, _on_refund(order, update, update.facts)
+    return order, _on_order(order, update, update.facts)
 
 
-def _on_order(order: OrderState, update: OrderUpdate) -> list[OrderOutput]:
-    body = update.body
-    customer = body.get("customer")
+def _on_order(order: OrderState, update: OrderUpdate, facts: OrderFacts) -> list[OrderOutput]:
     # Once an order has earned, its points belong to that customer: a later edit that moves
     # the order to someone else must not charge them the reversals.
-    if not order.earned and isinstance(customer, dict) and isinstance(customer.get("id"), int):
-        order.customer = customer["id"]
-    order.taxes_included = body.get("taxes_included") is True
-    if update.topic == "orders/cancelled" or body.get("cancelled_at"):
+    if not order.earned and facts.customer is not None:
+        order.customer = facts.customer
+    order.taxes_included = facts.taxes_included
+    if update.topic == "orders/cancelled" or facts.cancelled:
         return _on_cancel(order, update)
-    if order.earned or order.cancelled or body.get("financial_status") not in PAID_STATUSES:
+    if order.earned or order.cancelled or not facts.paid:
         return []  # already earned, cancelled, or not paid yet (pending orders earn when paid)
-    basis = earn_basis(body)
+    basis = earn_basis(facts)
     points = points_for(basis, update.policy.points_per_unit)
-    reason = _skip_reason(body, order.customer, points)
+    if points > MAX_POINTS:
+        raise InvalidEventError(f"order earns {points} points, more than the {MAX_POINTS} limit")
+    reason = _skip_reason(facts, order.customer, points)
     if reason is not None:
         if reason == order.skip_reason:
             return []
@@ -162,8 +160,8 @@ def _on_order(order: OrderState, update: OrderUpdate) -> list[OrderOutput]:
     return [earn, *_reverse_refunds(order, update)]
 
 
-def _skip_reason(body: dict[str, Any], customer: int | None, points: int) -> SkipReason | None:
-    if body.get("test") is True:
+def _skip_reason(facts: OrderFacts, customer: int | None, points: int) -> SkipReason | None:
+    if facts.test:
         return SkipReason.TEST
     if customer is None:
         return SkipReason.GUEST
@@ -183,23 +181,11 @@ def _on_cancel(order: OrderState, update: OrderUpdate) -> list[OrderOutput]:
     return [_change(order, update, Kind.REVERSE, remaining, "cancel", "points.reversed.cancel")]
 
 
-def _on_refund(order: OrderState, update: OrderUpdate) -> list[OrderOutput]:
-    refund_id = require_int(update.body, "id")
-    if refund_id in order.refunds:
+def _on_refund(order: OrderState, update: OrderUpdate, refund: RefundFacts) -> list[OrderOutput]:
+    if refund.refund_id in order.refunds:
         return []  # the same refund again (a redelivery or a split record)
-    order.refunds[refund_id] = _refund_amounts(update.body)
+    order.refunds[refund.refund_id] = (refund.subtotal, refund.tax)
     return _reverse_refunds(order, update)
-
-
-def _refund_amounts(body: dict[str, Any]) -> tuple[Decimal, Decimal]:
-    lines = body.get("refund_line_items") or []
-    if not isinstance(lines, list) or not all(isinstance(line, dict) for line in lines):
-        raise InvalidEventError("refund_line_items must be a list of objects")
-    subtotal = sum((money(line, "subtotal") for line in lines), ZERO)
-    tax = sum(
-        (money(line, "total_tax") for line in lines if line.get("total_tax") is not None), ZERO
-    )
-    return subtotal, tax
 
 
 def _reverse_refunds(order: OrderState, update: OrderUpdate) -> list[OrderOutput]:
@@ -211,7 +197,8 @@ def _reverse_refunds(order: OrderState, update: OrderUpdate) -> list[OrderOutput
         if refund_id in order.accounted:
             continue
         order.accounted.add(refund_id)
-        order.refunded += max(subtotal - tax if order.taxes_included else subtotal, ZERO)
+        basis = refund_basis(subtotal, tax, taxes_included=order.taxes_included)
+        order.refunded = EXACT.add(order.refunded, basis)
         delta = reversal_target(order.earned, order.basis, order.refunded) - order.reversed
         if delta > 0:
             order.reversed += delta
@@ -334,6 +321,7 @@ def apply_customer(
         return customer, _redeem(customer, item)
     if item.event_id in customer.applied:
         return customer, []
+    _check_balance(customer.balance, item.points if item.kind == Kind.EARN else -item.points)
     customer.applied.add(item.event_id)
     return customer, [
         _post(
@@ -351,6 +339,15 @@ def apply_customer(
             correlation_id=item.correlation_id,
         )
     ]
+
+
+def _check_balance(balance: int, delta: int) -> None:
+    """Balances are stored as signed 64-bit integers: a change that would leave that range is
+    refused with its reason before anything changes."""
+    if not MIN_INT64 <= balance + delta <= MAX_INT64:
+        raise InvalidEventError(
+            f"balance {balance} changed by {delta:+} would leave the 64-bit integer range"
+        )
 
 
 def _redeem(customer: CustomerState, redemption: Redemption) -> list[CustomerOutput]:

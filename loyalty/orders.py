@@ -1,91 +1,138 @@
-"""Shopify order webhooks as typed, validated values."""
+"""Shopify order webhooks as typed, validated facts.
+
+Only what the points rules read is kept, each field read strictly (`loyalty.fields`), so the
+state machines never meet a value of the wrong type or out of bounds: a webhook that cannot be
+valid is refused here, with its reason, wherever it is decoded (at the API's edge and in the
+flows alike).
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from loyalty import fields, json_input
+from loyalty.errors import InvalidEventError
+from loyalty.exact import EXACT, ZERO
 
 ORDER_TOPICS = frozenset(
     {"orders/create", "orders/paid", "orders/updated", "orders/cancelled", "refunds/create"}
 )
+REFUND_TOPIC = "refunds/create"
+# Shopify's financial statuses; any other value is refused rather than guessed at.
+FINANCIAL_STATUSES = frozenset(
+    {
+        "pending",
+        "authorized",
+        "partially_paid",
+        "paid",
+        "partially_refunded",
+        "refunded",
+        "voided",
+        "expired",
+    }
+)
+PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
+
+__all__ = ["InvalidEventError", "OrderEvent", "OrderFacts", "RefundFacts", "parse_order_event"]
 
 
-class InvalidEventError(ValueError):
-    """An event that cannot be processed; the message says why (it goes to a dead letter)."""
+@dataclass(frozen=True)
+class OrderFacts:
+    """What an order webhook (create, paid, updated, cancelled) says that points depend on."""
+
+    order_id: int
+    customer: int | None  # None: a guest checkout
+    financial_status: str | None
+    cancelled: bool
+    test: bool
+    taxes_included: bool
+    subtotal: Decimal
+    total_tax: Decimal | None
+
+    @property
+    def paid(self) -> bool:
+        return self.financial_status in PAID_STATUSES
+
+
+@dataclass(frozen=True)
+class RefundFacts:
+    """What a `refunds/create` webhook says: the order, the refund id and refunded amounts."""
+
+    refund_id: int
+    order_id: int
+    subtotal: Decimal
+    tax: Decimal
+
+
+Facts = OrderFacts | RefundFacts
 
 
 @dataclass(frozen=True)
 class OrderEvent:
-    """One order-related webhook: which shop, which topic, and the decoded body."""
+    """One order-related webhook: which shop, which topic, and its facts."""
 
     shop: str
     topic: str
-    body: dict[str, Any]
+    facts: Facts
 
     @property
     def order_id(self) -> int:
-        key = "order_id" if self.topic == "refunds/create" else "id"
-        return require_int(self.body, key)
+        return self.facts.order_id
 
 
 def parse_order_event(shop: str | None, topic: str | None, raw: bytes | None) -> OrderEvent:
     """Decode a webhook body sent for `topic` by `shop`; raise InvalidEventError if unusable."""
-    if not shop:
-        raise InvalidEventError("missing shop domain")
+    domain = fields.shop_domain(shop)
     if topic not in ORDER_TOPICS:
-        raise InvalidEventError(f"unsupported topic {topic!r}")
+        raise InvalidEventError(f"unsupported topic {fields.preview(topic)}")
     if not raw:
         raise InvalidEventError("empty body")
-    try:
-        text = raw.decode("utf-8")  # Shopify sends UTF-8; anything else is not a webhook body
-        # Money arrives as strings; any stray JSON number becomes a Decimal, never a float.
-        body = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise InvalidEventError(f"body is not UTF-8: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise InvalidEventError(f"body is not JSON: {exc}") from exc
+    return OrderEvent(domain, topic, read_facts(topic, json_input.loads(raw)))
+
+
+def read_facts(topic: str, body: Any) -> Facts:
     if not isinstance(body, dict):
         raise InvalidEventError("body is not a JSON object")
-    event = OrderEvent(shop=shop, topic=topic, body=body)
-    event.order_id  # noqa: B018 - validates that the order id is present
-    return event
+    return read_refund(body) if topic == REFUND_TOPIC else read_order(body)
 
 
-def _reject_constant(name: str) -> object:
-    raise InvalidEventError(f"body is not JSON: {name} is not a number")
+def read_order(body: dict[str, Any]) -> OrderFacts:
+    order_id = fields.identifier(body, "id")
+    status = fields.optional_text(body, "financial_status")
+    if status is not None and status not in FINANCIAL_STATUSES:
+        raise InvalidEventError(f"financial_status is not Shopify's: {fields.preview(status)}")
+    taxes_included = fields.flag(body, "taxes_included")
+    total_tax = fields.optional_money(body, "total_tax")
+    if taxes_included and total_tax is None:
+        raise InvalidEventError("total_tax is missing and taxes are included in prices")
+    return OrderFacts(
+        order_id=order_id,
+        customer=_customer(body),
+        financial_status=status,
+        cancelled=fields.optional_time(body, "cancelled_at") is not None,
+        test=fields.flag(body, "test"),
+        taxes_included=taxes_included,
+        subtotal=fields.money(body, "subtotal_price"),
+        total_tax=total_tax,
+    )
 
 
-def require_int(body: dict[str, Any], key: str) -> int:
-    value = body.get(key)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidEventError(f"{key} must be an integer, got {value!r}")
-    return value
+def _customer(body: dict[str, Any]) -> int | None:
+    """A guest checkout has no customer; a customer object must name one by id."""
+    customer = fields.object_field(body, "customer")
+    return None if customer is None else fields.identifier(customer, "id", "customer.id")
 
 
-def money(body: dict[str, Any], key: str) -> Decimal:
-    """A money field as Decimal; Shopify sends decimal strings."""
-    value = body.get(key)
-    if value is None:
-        raise InvalidEventError(f"{key} is missing")
-    if isinstance(value, float):
-        raise InvalidEventError(f"{key} must be a decimal string, not a float")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise InvalidEventError(f"{key} is not a decimal amount: {value!r}") from exc
-    if not amount.is_finite():
-        raise InvalidEventError(f"{key} is not a finite amount: {value!r}")
-    return amount
-
-
-MAX_ID = 2**63 - 1  # Shopify ids are 64-bit; MongoDB stores signed 64-bit integers
-
-
-def parse_id(text: str) -> int | None:
-    """A positive 64-bit id written in ASCII digits, or None (`"²".isdigit()` is True)."""
-    if not (text.isascii() and text.isdigit()):
-        return None
-    value = int(text)
-    return value if 0 < value <= MAX_ID else None
+def read_refund(body: dict[str, Any]) -> RefundFacts:
+    subtotal = tax = ZERO
+    for line in fields.list_of_objects(body, "refund_line_items"):
+        subtotal = EXACT.add(subtotal, fields.money(line, "subtotal"))
+        tax = EXACT.add(tax, fields.optional_money(line, "total_tax") or ZERO)
+    return RefundFacts(
+        refund_id=fields.identifier(body, "id"),
+        order_id=fields.identifier(body, "order_id"),
+        subtotal=subtotal,
+        tax=tax,
+    )

@@ -14,6 +14,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Message, Producer
 
 from connectors.kafka import SinkMessage
+from loyalnest.topics import DEAD_LETTER_BYTES
 
 FLUSH_TIMEOUT = 60.0
 
@@ -81,3 +82,9 @@ class ReliableKafkaSink(DynamicSink[SinkMessage]):
         self, step_id: str, worker_index: int, worker_count: int
     ) -> StatelessSinkPartition[SinkMessage]:
         return _Partition(Producer(self._config), self._topic)
+
+
+def dead_letter_sink(brokers: list[str], topic: str) -> ReliableKafkaSink:
+    """The sink of a dead-letter topic: its records are as large as the largest source record
+    plus the dead-letter headers, beyond the producer's default limit (1,000,000 bytes)."""
+    return ReliableKafkaSink(brokers, topic, {"message.max.bytes": DEAD_LETTER_BYTES})

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from prometheus_client import Counter, Histogram
 from pymongo import InsertOne, MongoClient, ReplaceOne, UpdateOne
@@ -54,6 +56,16 @@ BATCH_SIZE = Histogram(
     "Items per write_batch call",
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000),
 )
+
+
+def encoded(document: dict[str, Any]) -> RawBSONDocument:
+    """A document encoded to BSON now, by the step that builds the write.
+
+    A value BSON cannot hold (an integer beyond 64 bits, text that is not Unicode) then fails
+    in that step, where it makes one record a dead letter, instead of in the sink, where it
+    would stop the flow on every restart. pymongo sends the encoded bytes as they are.
+    """
+    return RawBSONDocument(bson.encode(document))
 
 
 class MongoSinkError(RuntimeError):

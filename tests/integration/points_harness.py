@@ -8,6 +8,7 @@ the interleaving, duplicates or crashes of the run.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from connectors.shopify import encode_body, kafka_headers, partition_key
-from flows.common import Rejected
-from flows.points import Command, Received, decode_command_message, decode_order, order_key
+from flows.common import Rejected, guarded_decode
+from flows.points import Command, Received, decode_command_message, decode_order
 from loyalnest.harness.deployment import Deployment
 from loyalnest.samples import Webhook
 from loyalnest.settings import Settings
@@ -150,24 +151,25 @@ class Expected:
 def fold(settings: Settings, env: Deployment) -> Expected:
     expected = Expected()
     orders: dict[str, OrderState] = {}
+    decode = guarded_decode("decode-order", decode_order)
     for message in read_log(settings, env.topic(SHOPIFY_ORDERS)):
-        decoded = decode_order(message)
+        decoded = decode(message)
         if isinstance(decoded, Rejected):
             expected.rejected.append(decoded)
             continue
         assert isinstance(decoded, Received)
-        key = order_key(decoded)
-        try:
-            orders[key], outputs = apply_order(orders.get(key), decoded.update)
+        key = decoded.key
+        try:  # on a copy: a refused update leaves the order's state as it was
+            orders[key], outputs = apply_order(copy.deepcopy(orders.get(key)), decoded.update)
         except InvalidEventError as exc:
-            expected.rejected.append(Rejected(message, str(exc), "points.order-state"))
+            expected.rejected.append(Rejected(message, str(exc), "order-state"))
             continue
         for out in outputs:
             if isinstance(out, PointsChange):
                 expected.changes.setdefault(out.event_id, out)
     customers: dict[str, CustomerState] = {}
     for message in read_log(settings, env.topic(POINTS_COMMANDS)):
-        command = decode_command_message(message)
+        command = guarded_decode("decode-command", decode_command_message)(message)
         assert isinstance(command, Command), command
         if isinstance(command.item, PointsChange):
             expected.commanded_changes.add(command.item.event_id)

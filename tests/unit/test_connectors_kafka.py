@@ -1,10 +1,10 @@
-"""Header lookup and dead-letter messages."""
+"""Header lookup on Kafka records."""
 
 from __future__ import annotations
 
-from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaSourceMessage
 
-from connectors.kafka import DLQ_ORIGIN, DLQ_REASON, DLQ_STEP, SourceMessage, dead_letter, header
+from connectors.kafka import SourceMessage, header
 
 HEADERS = [
     ("X-Shopify-Topic", b"orders/create"),
@@ -45,40 +45,3 @@ def test_missing_header_is_none() -> None:
 
 def test_header_decodes_invalid_utf8_with_replacement_characters() -> None:
     assert header(message(), "x-broken") == "\ufffdok"
-
-
-def test_dead_letter_keeps_key_value_and_headers_and_adds_reason_step_and_origin() -> None:
-    msg = message()
-
-    dlq = dead_letter(msg, "body is not JSON", "order-archive.decode")
-
-    assert dlq == KafkaSinkMessage(
-        key=b"order-1",
-        value=b'{"id": 1}',
-        headers=[
-            *HEADERS,
-            (DLQ_REASON, b"body is not JSON"),
-            (DLQ_STEP, b"order-archive.decode"),
-            (DLQ_ORIGIN, b"shopify.orders/3/42"),
-        ],
-    )
-    assert dlq.topic is None  # the sink's configured dead-letter topic is used
-
-
-def test_dead_letter_header_names() -> None:
-    assert (DLQ_REASON, DLQ_STEP, DLQ_ORIGIN) == ("dlq-reason", "dlq-step", "dlq-origin")
-
-
-def test_dead_letter_does_not_modify_the_original_headers() -> None:
-    headers = [("X-Shopify-Topic", b"orders/create")]
-    msg = message(headers=headers)
-
-    dead_letter(msg, "why", "step")
-
-    assert msg.headers == [("X-Shopify-Topic", b"orders/create")]
-
-
-def test_dead_letter_encodes_a_non_ascii_reason_as_utf8() -> None:
-    dlq = dead_letter(message(headers=[]), "unsupported topic 'commandes/créer'", "s")
-
-    assert dict(dlq.headers)[DLQ_REASON] == "unsupported topic 'commandes/créer'".encode()

@@ -6,31 +6,19 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
 import pytest
+from bson.codec_options import CodecOptions
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, run_main
 from confluent_kafka import KafkaError as ConfluentKafkaError
 from pymongo import InsertOne
 
-from connectors.kafka import (
-    DLQ_ORIGIN,
-    DLQ_REASON,
-    DLQ_STEP,
-    SinkMessage,
-    SourceItem,
-    SourceMessage,
-)
-from flows.common import Rejected, to_dead_letter
-from flows.order_archive import (
-    COLLECTION,
-    DECODE_STEP,
-    Decoded,
-    archive_write,
-    build,
-    decode,
-)
+from connectors.dead_letters import DLQ_FLOW, DLQ_ORIGIN, DLQ_REASON, DLQ_STEP
+from connectors.kafka import SinkMessage, SourceItem, SourceMessage
+from flows.common import Rejected, guarded_decode, to_dead_letter
+from flows.order_archive import COLLECTION, DECODE_STEP, FLOW, Archived, archive, build
 from loyalty import ids
-from loyalty.orders import OrderEvent
 from sinks.mongo import RoutedWrite
 
 SHOP = "demo.myshopify.com"
@@ -44,7 +32,7 @@ HEADERS = [
 
 
 def order_body(order_id: int, total: str = "10.00") -> bytes:
-    return json.dumps({"id": order_id, "total_price": total}).encode()
+    return json.dumps({"id": order_id, "subtotal_price": total}).encode()
 
 
 def message(
@@ -73,7 +61,7 @@ def document(write: RoutedWrite) -> dict[str, Any]:
     key, (collection, operation) = write
     assert collection == COLLECTION
     assert isinstance(operation, InsertOne)
-    doc: dict[str, Any] = operation._doc
+    doc: dict[str, Any] = bson.decode(operation._doc.raw, CodecOptions(tz_aware=True))
     assert key == f"{doc['shop']}:{doc['order_id']}"  # one order's writes stay in order
     return doc
 
@@ -153,8 +141,9 @@ def test_invalid_json_and_missing_shop_go_to_dead_letters_with_original_bytes_an
     bad_json = by_origin[b"shopify.orders/0/1"]
     assert (bad_json.key, bad_json.value) == (b"key-1", not_json)
     assert bad_json.headers[: len(HEADERS)] == HEADERS
-    assert headers_of(bad_json)[DLQ_REASON].startswith(b"body is not JSON")
-    assert headers_of(bad_json)[DLQ_STEP] == b"order-archive.decode"
+    assert headers_of(bad_json)[DLQ_REASON].startswith(b"not JSON")
+    assert headers_of(bad_json)[DLQ_STEP] == b"decode"
+    assert headers_of(bad_json)[DLQ_FLOW] == b"order-archive"
 
     no_shop = by_origin[b"shopify.orders/0/2"]
     assert (no_shop.key, no_shop.value) == (b"key-2", no_shop_value)
@@ -181,12 +170,14 @@ def test_kafka_error_item_goes_to_dead_letters() -> None:
 # --- the steps as plain functions ---------------------------------------------------------------
 
 
-def test_decode_accepts_a_valid_message() -> None:
-    msg = message(order_body(1001))
+decode = guarded_decode(DECODE_STEP, archive)
 
-    assert decode(msg) == Decoded(
-        msg, OrderEvent(SHOP, "orders/create", {"id": 1001, "total_price": "10.00"})
-    )
+
+def test_decode_accepts_a_valid_message() -> None:
+    decoded = decode(message(order_body(1001)))
+
+    assert isinstance(decoded, Archived)
+    assert document(decoded.write)["order_id"] == 1001
 
 
 @pytest.mark.parametrize(
@@ -194,7 +185,7 @@ def test_decode_accepts_a_valid_message() -> None:
     [
         (None, None, "empty body"),
         (b"[]", None, "body is not a JSON object"),
-        (b'{"name": "#1001"}', None, "id must be an integer, got None"),
+        (b'{"name": "#1001"}', None, "id must be an integer id, got None"),
         (
             order_body(1),
             [("X-Shopify-Topic", b"products/create"), ("X-Shopify-Shop-Domain", SHOP.encode())],
@@ -220,8 +211,8 @@ def test_decode_reads_headers_case_insensitively() -> None:
 
     decoded = decode(msg)
 
-    assert isinstance(decoded, Decoded)
-    assert decoded.event.topic == "orders/paid"
+    assert isinstance(decoded, Archived)
+    assert document(decoded.write)["topic"] == "orders/paid"
 
 
 def test_archive_write_normalizes_the_shop_and_tolerates_missing_timestamp_and_webhook_id() -> None:
@@ -237,9 +228,9 @@ def test_archive_write_normalizes_the_shop_and_tolerates_missing_timestamp_and_w
         offset=0,
     )
     decoded = decode(msg)
-    assert isinstance(decoded, Decoded)
+    assert isinstance(decoded, Archived)
 
-    doc = document(archive_write(decoded))
+    doc = document(decoded.write)
 
     assert doc["shop"] == SHOP
     assert doc["merchant_id"] == str(ids.merchant_id(SHOP))
@@ -250,10 +241,11 @@ def test_archive_write_normalizes_the_shop_and_tolerates_missing_timestamp_and_w
 def test_to_dead_letter_names_the_decode_step() -> None:
     msg = message(b"x", offset=3)
 
-    dlq = to_dead_letter(Rejected(msg, "body is not JSON: boom", DECODE_STEP))
+    dlq = to_dead_letter(Rejected(msg, "not JSON: boom", DECODE_STEP), FLOW)
 
-    assert headers_of(dlq)[DLQ_STEP] == b"order-archive.decode"
-    assert headers_of(dlq)[DLQ_REASON] == b"body is not JSON: boom"
+    assert headers_of(dlq)[DLQ_STEP] == b"decode"
+    assert headers_of(dlq)[DLQ_FLOW] == b"order-archive"
+    assert headers_of(dlq)[DLQ_REASON] == b"not JSON: boom"
     assert headers_of(dlq)[DLQ_ORIGIN] == b"shopify.orders/0/3"
     assert dlq.value == b"x"
 

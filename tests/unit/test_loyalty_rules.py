@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from loyalty.orders import InvalidEventError
+from loyalty.orders import InvalidEventError, read_order, read_refund
 from loyalty.rules import earn_basis, floor_points, points_for, refund_basis, reversal_target
 
 D = Decimal
@@ -87,60 +87,66 @@ def order(subtotal: str, tax: str = "0.00", **extra: Any) -> dict[str, Any]:
     return {"id": 1, "subtotal_price": subtotal, "total_tax": tax, **extra}
 
 
+def basis_of(body: dict[str, Any]) -> Decimal:
+    return earn_basis(read_order(body))
+
+
 def test_earn_basis_is_the_subtotal_when_taxes_are_not_included() -> None:
-    assert earn_basis(order("110.00", "10.00", taxes_included=False)) == D("110.00")
+    assert basis_of(order("110.00", "10.00", taxes_included=False)) == D("110.00")
 
 
 def test_earn_basis_without_a_taxes_included_field_keeps_the_tax() -> None:
-    assert earn_basis(order("110.00", "10.00")) == D("110.00")
+    assert basis_of(order("110.00", "10.00")) == D("110.00")
 
 
 def test_earn_basis_subtracts_the_tax_when_taxes_are_included() -> None:
-    assert earn_basis(order("110.00", "10.00", taxes_included=True)) == D("100.00")
+    assert basis_of(order("110.00", "10.00", taxes_included=True)) == D("100.00")
 
 
 @pytest.mark.parametrize("flag", ["true", 1, "yes"])
-def test_earn_basis_only_treats_literal_true_as_taxes_included(flag: object) -> None:
-    assert earn_basis(order("110.00", "10.00", taxes_included=flag)) == D("110.00")
+def test_taxes_included_must_be_a_json_boolean(flag: object) -> None:
+    with pytest.raises(InvalidEventError, match="taxes_included must be true or false"):
+        basis_of(order("110.00", "10.00", taxes_included=flag))
 
 
 def test_earn_basis_with_taxes_included_does_not_need_the_tax_when_excluded() -> None:
     body = {"id": 1, "subtotal_price": "42.10", "taxes_included": False}
 
-    assert earn_basis(body) == D("42.10")
+    assert basis_of(body) == D("42.10")
 
 
 def test_earn_basis_with_taxes_included_needs_total_tax() -> None:
     body = {"id": 1, "subtotal_price": "42.10", "taxes_included": True}
 
     with pytest.raises(InvalidEventError, match="total_tax is missing"):
-        earn_basis(body)
+        basis_of(body)
 
 
 @pytest.mark.parametrize(("subtotal", "tax"), [("5.00", "7.50"), ("0.00", "0.01"), ("1", "1.00")])
 def test_earn_basis_is_never_negative(subtotal: str, tax: str) -> None:
-    assert earn_basis(order(subtotal, tax, taxes_included=True)) == D(0)
+    assert basis_of(order(subtotal, tax, taxes_included=True)) == D(0)
 
 
-def test_earn_basis_of_a_negative_subtotal_is_zero() -> None:
-    assert earn_basis(order("-3.00")) == D(0)
+def test_a_negative_subtotal_is_refused() -> None:
+    with pytest.raises(InvalidEventError, match="subtotal_price must be a decimal amount"):
+        basis_of(order("-3.00"))
 
 
 def test_earn_basis_is_exact_decimal() -> None:
-    basis = earn_basis(order("0.30", "0.10", taxes_included=True))
+    basis = basis_of(order("0.30", "0.10", taxes_included=True))
 
     assert basis == D("0.20")
     assert isinstance(basis, Decimal)
 
 
 def test_earn_basis_rejects_a_float_subtotal() -> None:
-    with pytest.raises(InvalidEventError, match="decimal string"):
-        earn_basis({"id": 1, "subtotal_price": 10.5})
+    with pytest.raises(InvalidEventError, match="subtotal_price must be a decimal amount"):
+        basis_of({"id": 1, "subtotal_price": 10.5})
 
 
 def test_earn_basis_rejects_a_missing_subtotal() -> None:
     with pytest.raises(InvalidEventError, match="subtotal_price is missing"):
-        earn_basis({"id": 1})
+        basis_of({"id": 1})
 
 
 # ---------------------------------------------------------------------------- refund_basis
@@ -156,22 +162,27 @@ def refund(*lines: tuple[str, str | None]) -> dict[str, Any]:
     return {"id": 7, "order_id": 1, "refund_line_items": items}
 
 
+def refunded(body: dict[str, Any], *, taxes_included: bool) -> Decimal:
+    facts = read_refund(body)
+    return refund_basis(facts.subtotal, facts.tax, taxes_included=taxes_included)
+
+
 def test_refund_basis_sums_line_subtotals() -> None:
     body = refund(("10.05", "1.00"), ("0.01", "0.00"), ("33.33", "3.00"))
 
-    assert refund_basis(body, taxes_included=False) == D("43.39")
+    assert refunded(body, taxes_included=False) == D("43.39")
 
 
 def test_refund_basis_subtracts_line_tax_when_taxes_are_included() -> None:
     body = refund(("10.05", "1.00"), ("0.01", "0.00"), ("33.33", "3.00"))
 
-    assert refund_basis(body, taxes_included=True) == D("39.39")
+    assert refunded(body, taxes_included=True) == D("39.39")
 
 
 def test_refund_basis_lines_without_tax_keep_their_subtotal() -> None:
     body = refund(("20.00", None), ("10.00", "2.00"))
 
-    assert refund_basis(body, taxes_included=True) == D("28.00")
+    assert refunded(body, taxes_included=True) == D("28.00")
 
 
 @pytest.mark.parametrize(
@@ -183,28 +194,34 @@ def test_refund_basis_lines_without_tax_keep_their_subtotal() -> None:
     ],
 )
 def test_refund_basis_without_lines_is_zero(body: dict[str, Any]) -> None:
-    assert refund_basis(body, taxes_included=True) == D(0)
+    assert refunded(body, taxes_included=True) == D(0)
 
 
 def test_refund_basis_is_never_negative() -> None:
     body = refund(("1.00", "5.00"))
 
-    assert refund_basis(body, taxes_included=True) == D(0)
+    assert refunded(body, taxes_included=True) == D(0)
 
 
 def test_refund_basis_rejects_lines_that_are_not_a_list() -> None:
-    with pytest.raises(InvalidEventError, match="must be a list"):
-        refund_basis({"id": 7, "refund_line_items": {"subtotal": "1.00"}}, taxes_included=False)
+    with pytest.raises(InvalidEventError, match="must be a list of objects"):
+        refunded(
+            {"id": 7, "order_id": 1, "refund_line_items": {"subtotal": "1.00"}},
+            taxes_included=False,
+        )
 
 
 def test_refund_basis_rejects_lines_that_are_not_objects() -> None:
-    with pytest.raises(InvalidEventError, match="must be objects"):
-        refund_basis({"id": 7, "refund_line_items": ["1.00"]}, taxes_included=False)
+    with pytest.raises(InvalidEventError, match="must be a list of objects"):
+        refunded({"id": 7, "order_id": 1, "refund_line_items": ["1.00"]}, taxes_included=False)
 
 
 def test_refund_basis_rejects_a_line_without_a_subtotal() -> None:
     with pytest.raises(InvalidEventError, match="subtotal is missing"):
-        refund_basis({"id": 7, "refund_line_items": [{"total_tax": "1.00"}]}, taxes_included=False)
+        refunded(
+            {"id": 7, "order_id": 1, "refund_line_items": [{"total_tax": "1.00"}]},
+            taxes_included=False,
+        )
 
 
 # ---------------------------------------------------------------------------- reversal_target

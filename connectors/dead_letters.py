@@ -1,0 +1,101 @@
+"""Dead letters: a record no flow could use, kept whole with why, where and when it failed.
+
+The contract shared by every flow, the API's edge and the DLQ tools:
+- key, value and headers are the original record's, byte for byte (a Shopify webhook keeps its
+  HMAC header, so a re-drive can be verified again);
+- `dlq-reason` says why (bounded to MAX_REASON bytes), `dlq-flow` and `dlq-step` which flow and
+  step refused it, `dlq-origin` where it came from (`topic/partition/offset`, or just the topic
+  when the API refused it before it reached one), `dlq-timestamp` the original record's time
+  (ms since the epoch, what the flows read as the time it was received), and `dlq-attempt`
+  how many times it has been dead-lettered (a re-driven record that fails again counts up).
+Dead-letter topics are kept as long as their sources and sized to hold the largest source
+record plus these headers (`loyalnest.topics`), so any record that fits its topic fits here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bytewax.connectors.kafka import KafkaSinkMessage
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
+
+from connectors.kafka import Headers, SinkMessage, SourceMessage
+
+DLQ_PREFIX = "dlq-"
+DLQ_REASON = "dlq-reason"
+DLQ_FLOW = "dlq-flow"
+DLQ_STEP = "dlq-step"
+DLQ_ORIGIN = "dlq-origin"
+DLQ_TIMESTAMP = "dlq-timestamp"
+DLQ_ATTEMPT = "dlq-attempt"
+MAX_REASON = 1000
+
+
+def dead_letter(message: SourceMessage, reason: str, flow: str, step: str) -> SinkMessage:
+    """A record a flow read from Kafka and could not use."""
+    origin = f"{message.topic}/{message.partition}/{message.offset}"
+    return KafkaSinkMessage(
+        key=message.key,
+        value=message.value,
+        headers=_headers(message.headers, reason, flow, step, origin, _timestamp_ms(message)),
+    )
+
+
+def edge_dead_letter(
+    key: bytes,
+    value: bytes,
+    headers: Sequence[tuple[str, Any]],
+    *,
+    reason: str,
+    step: str,
+    origin_topic: str,
+    received_at: datetime,
+) -> tuple[bytes, bytes, Headers]:
+    """A record the API refused before producing it to `origin_topic` (key, value, headers)."""
+    ms = int(received_at.timestamp() * 1000)
+    return key, value, _headers(headers, reason, "api", step, origin_topic, ms)
+
+
+def _headers(
+    original: Sequence[tuple[str, Any]],
+    reason: str,
+    flow: str,
+    step: str,
+    origin: str,
+    timestamp_ms: int | None,
+) -> Headers:
+    kept = [(k, v) for k, v in original if not k.startswith(DLQ_PREFIX)]
+    added: Headers = [
+        (DLQ_REASON, bounded(reason)),
+        (DLQ_FLOW, flow.encode()),
+        (DLQ_STEP, step.encode()),
+        (DLQ_ORIGIN, origin.encode()),
+        (DLQ_ATTEMPT, str(_attempt(original) + 1).encode()),
+    ]
+    if timestamp_ms is not None:
+        added.append((DLQ_TIMESTAMP, str(timestamp_ms).encode()))
+    return [*kept, *added]
+
+
+def bounded(reason: str) -> bytes:
+    """The reason as UTF-8, cut (on a character boundary) to MAX_REASON bytes."""
+    raw = reason.encode("utf-8", errors="replace")
+    if len(raw) <= MAX_REASON:
+        return raw
+    return raw[: MAX_REASON - 3].decode("utf-8", errors="ignore").encode() + b"..."
+
+
+def _attempt(headers: Sequence[tuple[str, Any]]) -> int:
+    """How many times the record was dead-lettered before (a re-drive keeps the count)."""
+    for key, value in headers:
+        if key == DLQ_ATTEMPT and isinstance(value, bytes) and value.isdigit() and len(value) < 6:
+            return int(value)
+    return 0
+
+
+def _timestamp_ms(message: SourceMessage) -> int | None:
+    if message.timestamp is None or message.timestamp[0] == TIMESTAMP_NOT_AVAILABLE:
+        return None
+    return int(message.timestamp[1])

@@ -1,0 +1,247 @@
+"""The points flow run in-process (Bytewax testing sources and sinks): no record stops it.
+
+Every record a step cannot use becomes a dead letter naming the flow, the step and the reason,
+and the records after it are processed as if it had never been there.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import bson
+import pytest
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
+from bytewax.testing import TestingSink, TestingSource, run_main
+from confluent_kafka import KafkaError as ConfluentKafkaError
+
+from connectors.avro import AvroEncoder
+from connectors.dead_letters import DLQ_FLOW, DLQ_ORIGIN, DLQ_REASON, DLQ_STEP
+from connectors.kafka import SinkMessage, SourceItem, SourceMessage
+from flows.points import Encoder, PointsSinks, build
+from loyalnest.schemas import schema_text
+from loyalnest.topics import POINTS_EARNED, REWARD_REDEMPTION
+from loyalty import ids
+from loyalty.commands import decode_command, encode_change
+from loyalty.i18n import BUILT_IN
+from loyalty.ledger import Kind, PointsChange
+from sinks.mongo import RoutedWrite
+from sinks.redis_cache import CacheUpdate
+from tests.hostile_orders import CORPUS, Hostile, order
+
+GOOD_SHOP = "good.myshopify.com"
+RECEIVED_MS = 1_763_700_000_000
+AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def encoders() -> dict[str, Encoder]:
+    return {
+        t: AvroEncoder(n, schema_text(t)) for n, t in enumerate((POINTS_EARNED, REWARD_REDEMPTION))
+    }
+
+
+def record(
+    value: bytes, headers: list[tuple[str, bytes]], offset: int, topic: str
+) -> SourceMessage:
+    return KafkaSourceMessage(
+        key=b"k",
+        value=value,
+        topic=topic,
+        headers=headers,
+        partition=0,
+        offset=offset,
+        timestamp=(1, RECEIVED_MS + offset),
+    )
+
+
+class Run:
+    def __init__(
+        self,
+        orders: list[SourceItem],
+        commands: list[SourceItem],
+        translations: dict[tuple[str, str], str] | None = None,
+    ) -> None:
+        self.writes: list[RoutedWrite] = []
+        self.commands: list[SinkMessage] = []
+        self.events: list[SinkMessage] = []
+        self.dead_letters: list[SinkMessage] = []
+        self.cache: list[CacheUpdate] = []
+        sinks = PointsSinks(
+            ledger=TestingSink(self.writes),
+            commands=TestingSink(self.commands),
+            events=TestingSink(self.events),
+            dead_letters=TestingSink(self.dead_letters),
+            cache=TestingSink(self.cache),
+        )
+        flow = build(
+            TestingSource(orders),
+            TestingSource(commands),
+            sinks,
+            BUILT_IN if translations is None else translations,
+            encoders(),
+        )
+        run_main(flow)  # type: ignore[no-untyped-call]  # bytewax's stub leaves it unannotated
+
+    def dead(self) -> list[dict[str, bytes]]:
+        return [dict(d.headers) for d in self.dead_letters]
+
+    def documents(self, collection: str) -> list[dict[str, Any]]:
+        """The documents (inserts) or updates written to `collection`, decoded."""
+        return [decoded(op._doc) for _key, (name, op) in self.writes if name == collection]
+
+
+def decoded(document: object) -> dict[str, Any]:
+    assert isinstance(document, RawBSONDocument)  # encoded by the step, not by the sink
+    return bson.decode(document.raw, CodecOptions(tz_aware=True))
+
+
+def good_order(n: int) -> SourceMessage:
+    headers = [("X-Shopify-Shop-Domain", GOOD_SHOP.encode()), ("X-Shopify-Topic", b"orders/paid")]
+    return record(order(5_000 + n, customer={"id": 900 + n}), headers, 2 * n + 1, "shopify.orders")
+
+
+def hostile(h: Hostile, n: int) -> SourceMessage:
+    return record(h.body, h.headers(), 2 * n, "shopify.orders")
+
+
+# ------------------------------------------------------------------------------ stage 1
+
+
+def test_every_hostile_order_is_dead_lettered_and_the_valid_order_after_it_earns() -> None:
+    items: list[SourceItem] = []
+    for n, h in enumerate(CORPUS):
+        items += [hostile(h, n), good_order(n)]
+
+    run = Run(items, [])
+
+    dead = {d[DLQ_ORIGIN]: d for d in run.dead()}
+    for n, h in enumerate(CORPUS):
+        letter = dead.pop(f"shopify.orders/0/{2 * n}".encode(), None)
+        assert letter is not None, f"{h.name} was not dead-lettered"
+        assert h.reason.encode() in letter[DLQ_REASON], (h.name, letter[DLQ_REASON])
+        assert letter[DLQ_FLOW] == b"points"
+        assert letter[DLQ_STEP] in (b"decode-order", b"order-state")
+    assert dead == {}, "only the hostile records are dead letters"
+    earned = [decode_command(c.value) for c in run.commands]
+    assert [(c.customer, c.points) for c in earned if isinstance(c, PointsChange)] == [
+        (900 + n, 100) for n in range(len(CORPUS))
+    ]
+
+
+def test_a_dead_letter_keeps_the_whole_original_record() -> None:
+    big = next(h for h in CORPUS if h.name == "over-a-megabyte")
+
+    run = Run([hostile(big, 0)], [])
+
+    (letter,) = run.dead_letters
+    assert letter.value == big.body
+    assert letter.headers[:2] == big.headers()
+
+
+def test_an_order_refused_by_the_state_machine_leaves_the_order_state_as_it_was() -> None:
+    # The same order first too rich for the limit (refused), then valid: it earns once.
+    rich = next(h for h in CORPUS if h.name == "points-over-limit-1")
+    again = record(order(108), rich.headers()[:2], 1, "shopify.orders")
+
+    run = Run([hostile(rich, 0), again], [])
+
+    assert [d[DLQ_STEP] for d in run.dead()] == [b"order-state"]
+    (earn,) = [decode_command(c.value) for c in run.commands]
+    assert isinstance(earn, PointsChange)
+    assert (earn.order_id, earn.points) == (108, 100)
+
+
+def test_a_consumer_error_is_dead_lettered() -> None:
+    failed = record(b"partial", [], 5, "shopify.orders")
+    error = KafkaError(ConfluentKafkaError(ConfluentKafkaError._MSG_TIMED_OUT), failed)
+
+    run = Run([error, good_order(0)], [])
+
+    assert [d[DLQ_REASON].startswith(b"kafka error") for d in run.dead()] == [True]
+    assert len(run.commands) == 1
+
+
+# ------------------------------------------------------------------------------ stage 2
+
+
+def change(customer: int, points: int, order_id: int, locale: str = "en") -> bytes:
+    return encode_change(
+        PointsChange(
+            shop=GOOD_SHOP,
+            customer=customer,
+            order_id=order_id,
+            kind=Kind.EARN,
+            points=points,
+            key="earn",
+            text_key="points.earned.order",
+            locale=locale,
+            at=AT,
+        )
+    )
+
+
+def command(value: bytes, offset: int) -> SourceMessage:
+    return record(value, [], offset, "points.commands")
+
+
+def mutated(field: str, value: object) -> bytes:
+    body = json.loads(change(5, 10, 1))
+    body[field] = value
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (mutated("points", 0), "points must be from 1"),
+        (mutated("points", 10**13), "points must be from 1"),
+        (mutated("customer", 2**63), "customer must be an id"),
+        (mutated("kind", "spend"), "unknown change kind"),
+        (mutated("key", "earn; drop"), "key is malformed"),
+        (mutated("text_key", "points.nope"), "text_key is not a known description"),
+        (mutated("locale", "x" * 100), "locale is not a language code"),
+        (mutated("correlation_id", "a b"), "correlation_id is malformed"),
+        (mutated("at", "yesterday"), "at must be an ISO-8601 time"),
+        (mutated("shop", "evil.example.com"), "not a myshopify.com shop domain"),
+        (b'{"type": "points.change"', "not JSON"),
+        (b'{"type": "points.burn"}', "unknown command type"),
+    ],
+)
+def test_a_malformed_command_is_dead_lettered_and_the_next_applies(
+    value: bytes, reason: str
+) -> None:
+    run = Run([], [command(value, 0), command(change(6, 40, 2), 1)])
+
+    (letter,) = run.dead()
+    assert reason.encode() in letter[DLQ_REASON]
+    assert letter[DLQ_STEP] == b"decode-command"
+    balances = run.documents("point_balances")
+    assert [(b["$set"]["shopify_customer_id"], b["$set"]["balance"]) for b in balances] == [(6, 40)]
+
+
+def test_a_command_whose_outputs_cannot_be_built_leaves_the_balance_as_it_was() -> None:
+    # A broken Arabic description: building the ledger document of that earn fails.
+    broken = {**BUILT_IN, ("points.earned.order", "ar"): "{no_such_value}"}
+
+    run = Run([], [command(change(5, 100, 1, "ar"), 0), command(change(5, 30, 2), 1)], broken)
+
+    (letter,) = run.dead()
+    assert letter[DLQ_STEP] == b"customer-state"
+    assert letter[DLQ_REASON].startswith(b"unexpected KeyError")
+    (entry,) = run.documents("points_transactions")
+    assert (entry["points"], entry["balance_after"], entry["seq"]) == (30, 30, 1)
+    assert [c[2].balance for c in run.cache] == [30]
+    assert len(run.events) == 1
+
+
+def test_records_are_encoded_to_bson_and_avro_before_they_reach_the_sinks() -> None:
+    run = Run([], [command(change(5, 100, 1), 0)])
+
+    (entry,) = run.documents("points_transactions")
+    assert entry["_id"] == str(ids.event_id(GOOD_SHOP, 1, "earn"))
+    (event,) = run.events
+    assert event.value is not None
+    assert event.value[:5] == b"\x00\x00\x00\x00\x00"  # magic byte, schema id 0
