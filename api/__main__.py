@@ -12,11 +12,12 @@ import uvicorn
 from api.app import create_app
 from api.context import ApiContext
 from api.grpc_service import create_server
+from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.settings import Settings
 
 
-async def serve(settings: Settings) -> None:
-    ctx = await ApiContext.open(settings)
+async def serve(settings: Settings, secrets: Secrets) -> None:
+    ctx = await ApiContext.open(settings, secrets)
     grpc_server = await create_server(ctx, settings.api_host, settings.api_grpc_port)
     http = uvicorn.Server(
         uvicorn.Config(
@@ -43,7 +44,12 @@ async def serve(settings: Settings) -> None:
 def main() -> int:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(serve(settings))
+    try:
+        secrets = load_secrets(settings)
+    except SecretsError as exc:
+        print(f"python -m api: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(settings, secrets))
     return 0
 
 

@@ -16,6 +16,7 @@ from api.context import ApiContext
 from api.health import health, metrics, ready
 from api.redemptions import create_redemption, get_redemption
 from api.webhooks import shopify_webhook
+from loyalnest.app_secrets import load_secrets
 from loyalnest.settings import Settings
 
 ROUTES = [
@@ -40,7 +41,7 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> Starlet
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.ctx = context or await ApiContext.open(settings)
+        app.state.ctx = context or await ApiContext.open(settings, load_secrets(settings))
         try:
             yield
         finally:

@@ -17,6 +17,7 @@ from api.producer import AsyncProducer
 from connectors.merchants import Merchant, merchant_by_shop
 from connectors.translations import COLLECTION as TRANSLATIONS
 from connectors.translations import merged
+from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
 
 MAX_RECORD_BYTES = 2 * 1024 * 1024
@@ -62,6 +63,7 @@ class MerchantCache:
 @dataclass
 class ApiContext:
     settings: Settings
+    secrets: Secrets
     producer: AsyncProducer
     redis: aioredis.Redis
     mongo: AsyncMongoClient[dict[str, Any]]
@@ -74,10 +76,10 @@ class ApiContext:
 
     @property
     def jwt_secret(self) -> str:
-        return self.settings.jwt_secret.get_secret_value()
+        return self.secrets.jwt_secret
 
     @classmethod
-    async def open(cls, settings: Settings) -> ApiContext:
+    async def open(cls, settings: Settings, secrets: Secrets) -> ApiContext:
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             settings.mongo_url, serverSelectionTimeoutMS=3000
         )
@@ -87,6 +89,7 @@ class ApiContext:
         }
         return cls(
             settings=settings,
+            secrets=secrets,
             producer=AsyncProducer(
                 {
                     "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -99,7 +102,7 @@ class ApiContext:
                 settings.redis_url, socket_timeout=1, socket_connect_timeout=1
             ),
             mongo=mongo,
-            merchants=MerchantCache(settings.postgres_url, settings.secrets_key.get_secret_value()),
+            merchants=MerchantCache(settings.postgres_url, secrets.secrets_key),
             translations=merged(stored),
         )
 

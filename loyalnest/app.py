@@ -12,6 +12,13 @@ import signal
 import sys
 import threading
 
+from loyalnest.app_secrets import (
+    Secrets,
+    SecretsError,
+    ensure_secrets_file,
+    load_secrets,
+    secrets_path,
+)
 from loyalnest.bootstrap.__main__ import bootstrap
 from loyalnest.demo import instructions, register_demo_merchant, send_sample_webhooks
 from loyalnest.localstack.process import StackError, spawn, stop_pid, tail, wait_until
@@ -25,8 +32,18 @@ JOBS_TIMEOUT = 90.0
 SAMPLE_ORDERS = 20
 
 
+def ensure_secrets(settings: Settings) -> Secrets:
+    """The secrets the API and the CLI will read: random ones generated into the data dir on
+    first use (the environment and .env still win); refused here, before anything starts."""
+    if ensure_secrets_file(settings.data_dir):
+        print(f"✓ generated random secrets into {secrets_path(settings.data_dir)}", flush=True)
+    return load_secrets(settings)
+
+
 def prepare(settings: Settings) -> list[Job]:
-    """Servers up, topics/schemas/indexes/migrations in place, recovery stores created."""
+    """Secrets checked, servers up, topics/schemas/indexes/migrations in place, recovery
+    stores created."""
+    ensure_secrets(settings)
     start_all(settings)
     bootstrap(settings)
     jobs = default_jobs(settings)
@@ -66,6 +83,7 @@ LoyalNest is running.
 
 def run(settings: Settings) -> int:
     """Foreground: start everything, feed sample orders, stop it all on Ctrl-C."""
+    secrets = ensure_secrets(settings)
     started = start_all(settings)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -79,7 +97,7 @@ def run(settings: Settings) -> int:
     worker.start()
     try:
         wait_for_jobs(settings, jobs)
-        token = register_demo_merchant(settings)
+        token = register_demo_merchant(settings, secrets)
         customers = send_sample_webhooks(settings, SAMPLE_ORDERS)
         print(f"✓ sent {SAMPLE_ORDERS} signed sample webhooks to the API")
         print_endpoints(settings)
@@ -144,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         print(f"✗ {exc}", file=sys.stderr)
         return 1
+    except SecretsError as exc:
+        print(f"✗ {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 from connectors.merchants import merchant_by_shop, upsert_merchant
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from loyalnest import tokens
+from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
@@ -49,11 +50,13 @@ def produce_sample_orders(settings: Settings, shop: str, count: int, seed: int) 
     return count
 
 
-def add_merchant(settings: Settings, args: argparse.Namespace) -> dict[str, object]:
+def add_merchant(
+    settings: Settings, secrets: Secrets, args: argparse.Namespace
+) -> dict[str, object]:
     with psycopg.connect(settings.postgres_url) as conn:
         merchant = upsert_merchant(
             conn,
-            settings.secrets_key.get_secret_value(),
+            secrets.secrets_key,
             shop=args.shop,
             secret=args.webhook_secret,
             points_per_unit=args.points_per_unit,
@@ -67,14 +70,14 @@ def add_merchant(settings: Settings, args: argparse.Namespace) -> dict[str, obje
     }
 
 
-def make_token(settings: Settings, args: argparse.Namespace) -> dict[str, object]:
+def make_token(settings: Settings, secrets: Secrets, args: argparse.Namespace) -> dict[str, object]:
     with psycopg.connect(settings.postgres_url) as conn:
-        merchant = merchant_by_shop(conn, settings.secrets_key.get_secret_value(), args.shop)
+        merchant = merchant_by_shop(conn, secrets.secrets_key, args.shop)
     if merchant is None:
         raise SystemExit(f"unknown shop {args.shop!r}: add it with `loyalnest merchants add`")
     scopes = {s.strip() for s in args.scopes.split(",") if s.strip()}
     token = tokens.issue(
-        settings.jwt_secret.get_secret_value(),
+        secrets.jwt_secret,
         merchant.merchant_id,
         merchant.shop,
         scopes,
@@ -123,11 +126,16 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings()
+    try:
+        secrets = load_secrets(settings)
+    except SecretsError as exc:
+        print(f"loyalnest: {exc}", file=sys.stderr)
+        return 2
     if args.command == "merchants":
-        result = add_merchant(settings, args)
+        result = add_merchant(settings, secrets, args)
     elif args.command == "token":
         try:
-            result = make_token(settings, args)
+            result = make_token(settings, secrets, args)
         except ValueError as exc:
             raise SystemExit(str(exc)) from exc
     else:

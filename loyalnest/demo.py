@@ -12,6 +12,7 @@ import psycopg
 from connectors.merchants import upsert_merchant
 from connectors.shopify import encode_body, sign
 from loyalnest import tokens
+from loyalnest.app_secrets import Secrets
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 
@@ -19,19 +20,19 @@ DEMO_SHOP = "demo.myshopify.com"
 DEMO_SECRET = "demo-webhook-secret"  # noqa: S105 - a published demo value, not a credential
 
 
-def register_demo_merchant(settings: Settings) -> str:
+def register_demo_merchant(settings: Settings, secrets: Secrets) -> str:
     """Create (or refresh) the demo merchant; return a token with both scopes."""
     with psycopg.connect(settings.postgres_url) as conn:
         merchant = upsert_merchant(
             conn,
-            settings.secrets_key.get_secret_value(),
+            secrets.secrets_key,
             shop=DEMO_SHOP,
             secret=DEMO_SECRET,
             points_per_unit=Decimal(1),
             locale="en",
         )
     return tokens.issue(
-        settings.jwt_secret.get_secret_value(),
+        secrets.jwt_secret,
         merchant.merchant_id,
         merchant.shop,
         set(tokens.SCOPES),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -33,14 +33,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_http_port: int = 8080
     api_grpc_port: int = 50059
-    # Signs API tokens (HS256). The default is for local development only.
-    jwt_secret: SecretStr = SecretStr("dev-only-jwt-secret-change-me-in-production")
+    # Signs API tokens (HS256). No default, as a published one signs tokens for anyone: read
+    # it through loyalnest.app_secrets.load_secrets (which falls back to <data_dir>/secrets.env).
+    jwt_secret: SecretStr | None = None
     jwt_ttl_days: int = Field(default=30, ge=1)
-    # Encrypts webhook secrets at rest (pgcrypto). The default is for local development only.
-    secrets_key: SecretStr = Field(
-        default=SecretStr("dev-only-secrets-key-change-me"),
-        validation_alias="LOYALNEST_SECRETS_KEY",
-    )
+    # Encrypts webhook secrets at rest (pgcrypto). No default either; read as jwt_secret.
+    secrets_key: SecretStr | None = Field(default=None, validation_alias="LOYALNEST_SECRETS_KEY")
     webhook_rate_limit: int = Field(default=40, ge=1)
     flow_api_port: int = Field(default=3030, validation_alias="FLOW_API_PORT")
     flow_recovery_partitions: int = Field(
@@ -49,6 +47,13 @@ class Settings(BaseSettings):
     flow_snapshot_seconds: int = Field(default=5, ge=1, validation_alias="FLOW_SNAPSHOT_SECONDS")
     data_dir: Path = Field(default=Path(".data"), validation_alias="LOYALNEST_DATA_DIR")
     log_level: str = Field(default="INFO", validation_alias="LOYALNEST_LOG_LEVEL")
+
+    @field_validator("jwt_secret", "secrets_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # .env.example lists the secrets empty: a .env copied from it must not hide the
+        # generated <data_dir>/secrets.env behind empty values.
+        return None if value == "" else value
 
     def topic(self, name: str) -> str:
         return f"{self.kafka_topic_prefix}{name}"

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,11 @@ from loyalnest.settings import Settings
 
 log = logging.getLogger("loyalnest.supervisor")
 
+INITIAL_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
+# A job that ran this long before it exited was healthy: its next restart waits INITIAL_BACKOFF.
+HEALTHY_UPTIME = 60.0
+POLL_INTERVAL = 0.5
 STOP_TIMEOUT = 20.0
 
 
@@ -104,34 +110,70 @@ def healthy(job: Job) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait before restarting a job that exited: doubling from `initial` up to
+    `maximum` while it keeps crashing, and `initial` again once a run lasted `healthy_uptime`
+    seconds, so a job that crashed a few times last week is not held back for `maximum` now."""
+
+    initial: float = INITIAL_BACKOFF
+    maximum: float = MAX_BACKOFF
+    healthy_uptime: float = HEALTHY_UPTIME
+
+    def delay(self, previous: float | None, uptime: float) -> float:
+        """The wait before the next restart, given the wait before the previous one (None if
+        the job was never restarted) and how long the run that just ended lasted."""
+        if previous is None or uptime >= self.healthy_uptime:
+            return self.initial
+        return min(previous * 2, self.maximum)
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
 class Supervisor:
     """Starts every job, restarts any that exits, stops them all on request."""
 
-    def __init__(self, jobs: list[Job], log_dir: Path) -> None:
+    def __init__(
+        self,
+        jobs: list[Job],
+        log_dir: Path,
+        *,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        clock: Callable[[], float] = time.monotonic,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
         self.jobs = jobs
         self.log_dir = log_dir
+        self.backoff = backoff
+        self.poll_interval = poll_interval
+        self.delays: dict[str, float] = {}  # the wait before each job's last restart
+        self._clock = clock
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._started_at: dict[str, float] = {}
         self._stopping = threading.Event()
 
     def run(self) -> None:
         """Block until stop() is called, keeping every job alive."""
-        backoff = {job.name: 1.0 for job in self.jobs}
         for job in self.jobs:
             self._start(job)
-        while not self._stopping.wait(0.5):
+        while not self._stopping.wait(self.poll_interval):
             for job in self.jobs:
                 proc = self._procs[job.name]
                 if proc.poll() is None:
                     continue
+                uptime = self._clock() - self._started_at[job.name]
+                delay = self.backoff.delay(self.delays.get(job.name), uptime)
+                self.delays[job.name] = delay
                 log.error(
-                    "%s exited with %s; restarting in %.0fs",
+                    "%s exited with %s after %.0fs; restarting in %gs",
                     job.name,
                     proc.returncode,
-                    backoff[job.name],
+                    uptime,
+                    delay,
                 )
-                if self._stopping.wait(backoff[job.name]):
+                if self._stopping.wait(delay):
                     break
-                backoff[job.name] = min(backoff[job.name] * 2, MAX_BACKOFF)
                 self._start(job)
         self._terminate_all()
 
@@ -148,6 +190,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+        self._started_at[job.name] = self._clock()
         log.info("started %s (pid %d)", job.name, self._procs[job.name].pid)
 
     def _terminate_all(self) -> None:

@@ -1,11 +1,14 @@
 """Merchants as Shopify and LoyalNest Core see them: signed webhooks and bearer tokens.
 
 The API processes of the harness run with JWT_SECRET and SECRETS_KEY below, so a `Shop`'s
-tokens and its merchant row (secret encrypted with SECRETS_KEY) are accepted by them.
+tokens and its merchant row (secret encrypted with SECRETS_KEY) are accepted by them. Both are
+made up afresh in every process that imports this module, so no value in the repository can
+sign a token that some deployment accepts.
 """
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,9 +21,8 @@ from connectors.shopify import sign
 from loyalnest import tokens
 from loyalty import ids
 
-# Fixed values for throw-away deployments, never for a real one.
-JWT_SECRET = "harness-jwt-secret-0123456789abcdef"  # noqa: S105
-SECRETS_KEY = "harness-secrets-key-0123456789abcdef"
+JWT_SECRET = secrets.token_urlsafe(32)
+SECRETS_KEY = secrets.token_urlsafe(32)
 API_VERSION = "2025-10"
 
 

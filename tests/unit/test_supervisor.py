@@ -1,0 +1,97 @@
+"""The supervisor's restart backoff: doubling while a job crash-loops, reset after a healthy run."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from loyalnest.supervisor import (
+    HEALTHY_UPTIME,
+    INITIAL_BACKOFF,
+    MAX_BACKOFF,
+    Backoff,
+    Job,
+    Supervisor,
+)
+
+POLICY = Backoff()
+
+
+def test_the_first_restart_waits_the_initial_delay() -> None:
+    assert POLICY.delay(None, uptime=0.0) == INITIAL_BACKOFF
+
+
+def test_a_crash_loop_doubles_the_delay_up_to_the_maximum() -> None:
+    delays = [POLICY.delay(None, uptime=0.0)]
+    for _ in range(6):
+        delays.append(POLICY.delay(delays[-1], uptime=0.5))
+
+    assert delays == [1, 2, 4, 8, 16, MAX_BACKOFF, MAX_BACKOFF]
+
+
+def test_a_run_that_lasted_the_healthy_uptime_resets_the_delay() -> None:
+    assert POLICY.delay(MAX_BACKOFF, uptime=HEALTHY_UPTIME) == INITIAL_BACKOFF
+    assert POLICY.delay(MAX_BACKOFF, uptime=7 * 24 * 3600) == INITIAL_BACKOFF
+
+
+def test_a_run_just_short_of_the_healthy_uptime_keeps_backing_off() -> None:
+    assert POLICY.delay(4.0, uptime=HEALTHY_UPTIME - 0.1) == 8.0
+
+
+# --- Supervisor.run with a real job that exits at once, and a clock the test controls ------
+
+FAST = Backoff(initial=0.01, maximum=0.04, healthy_uptime=60.0)
+RUNS = 6  # enough restarts for a crash loop to reach FAST.maximum
+
+
+def crashing_job() -> Job:
+    return Job("crasher", [sys.executable, "-c", "print('ran'); raise SystemExit(1)"])
+
+
+def supervise(tmp_path: Path, clock: Callable[[], float]) -> Supervisor:
+    """Run a supervisor over `crashing_job` until the job has run RUNS times; stop it."""
+    supervisor = Supervisor(
+        [crashing_job()], tmp_path, backoff=FAST, clock=clock, poll_interval=0.01
+    )
+    worker = threading.Thread(target=supervisor.run)
+    worker.start()
+    try:
+        await_condition(lambda: runs(tmp_path / "crasher.log") >= RUNS, timeout=30)
+    finally:
+        supervisor.stop()
+        worker.join(30)
+    assert not worker.is_alive()
+    return supervisor
+
+
+def runs(log: Path) -> int:
+    return log.read_text().count("ran") if log.exists() else 0
+
+
+def await_condition(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        tick.wait(0.01)
+
+
+def test_run_backs_off_to_the_maximum_while_a_job_crash_loops(tmp_path: Path) -> None:
+    supervisor = supervise(tmp_path, clock=lambda: 0.0)  # every run lasted no time at all
+
+    assert supervisor.delays["crasher"] == FAST.maximum
+
+
+def test_run_restarts_a_job_that_ran_healthily_after_the_initial_delay(tmp_path: Path) -> None:
+    # Each reading of the clock is 100 s after the previous one: every run lasted 100 s.
+    ticks = itertools.count(start=0.0, step=100.0)
+    supervisor = supervise(tmp_path, clock=lambda: next(ticks))
+
+    assert supervisor.delays["crasher"] == FAST.initial
