@@ -11,7 +11,7 @@ from confluent_kafka.admin._config import ConfigResource
 from loyalnest.bootstrap.kafka import align_topic_configs, ensure_topics
 from loyalnest.localstack.stack import services, status
 from loyalnest.settings import Settings
-from loyalnest.topics import TopicSpec
+from loyalnest.topics import TOPICS, TopicSpec
 
 
 def test_every_configured_server_answers(settings: Settings) -> None:
@@ -57,3 +57,13 @@ def test_align_topic_configs_updates_an_existing_topic_once(admin: AdminClient) 
 @pytest.mark.parametrize("name", ["shopify.orders", "points.dlq"])
 def test_bootstrap_created_the_system_topics(admin: AdminClient, name: str) -> None:
     assert name in admin.list_topics(timeout=10).topics
+
+
+@pytest.mark.parametrize("spec", TOPICS, ids=lambda s: s.name)
+def test_bootstrap_gave_every_system_topic_its_configs(
+    settings: Settings, admin: AdminClient, spec: TopicSpec
+) -> None:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, settings.topic(spec.name))
+    configs = admin.describe_configs([resource])[resource].result(30)
+
+    assert {k: configs[k].value for k in spec.config} == spec.config

@@ -1,0 +1,33 @@
+"""Topic specs: dead letters are kept and sized like the sources they come from."""
+
+from __future__ import annotations
+
+from loyalnest.topics import (
+    DEAD_LETTER_BYTES,
+    ORDER_ARCHIVE_DLQ,
+    POINTS_COMMANDS,
+    POINTS_DLQ,
+    POINTS_REPLAY,
+    SHOPIFY_ORDERS,
+    SOURCE_RECORD_BYTES,
+    TOPICS,
+)
+
+SPECS = {t.name: t.config for t in TOPICS}
+SOURCES = (SHOPIFY_ORDERS, POINTS_COMMANDS, POINTS_REPLAY)
+DEAD_LETTER_TOPICS = (POINTS_DLQ, ORDER_ARCHIVE_DLQ)
+
+
+def test_every_topic_a_flow_reads_has_an_explicit_record_limit() -> None:
+    assert {SPECS[t]["max.message.bytes"] for t in SOURCES} == {str(SOURCE_RECORD_BYTES)}
+
+
+def test_a_dead_letter_topic_holds_the_largest_source_record_plus_headers() -> None:
+    for topic in DEAD_LETTER_TOPICS:
+        assert int(SPECS[topic]["max.message.bytes"]) == DEAD_LETTER_BYTES
+    assert DEAD_LETTER_BYTES - SOURCE_RECORD_BYTES >= 16 * 1024  # reason ≤ 1 KB + short values
+
+
+def test_dead_letters_are_kept_as_long_as_the_sources() -> None:
+    for topic in DEAD_LETTER_TOPICS:
+        assert SPECS[topic]["retention.ms"] == SPECS[SHOPIFY_ORDERS]["retention.ms"] == "-1"
