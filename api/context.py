@@ -83,10 +83,7 @@ class ApiContext:
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             settings.mongo_url, serverSelectionTimeoutMS=3000
         )
-        stored = {
-            (d["key"], d["locale"]): d["value"]
-            async for d in mongo[settings.mongo_database][TRANSLATIONS].find()
-        }
+        stored = [d async for d in mongo[settings.mongo_database][TRANSLATIONS].find()]
         return cls(
             settings=settings,
             secrets=secrets,

@@ -354,7 +354,7 @@ def _redeem(customer: CustomerState, redemption: Redemption) -> list[CustomerOut
     if redemption.redemption_id in customer.applied:
         return []
     customer.applied.add(redemption.redemption_id)
-    if redemption.points <= 0:
+    if not 0 < redemption.points <= MAX_POINTS:
         return [RedemptionOutcome(redemption, RedemptionStatus.FAILED, "invalid_points")]
     if customer.balance < redemption.points:
         return [RedemptionOutcome(redemption, RedemptionStatus.FAILED, "insufficient_points")]
