@@ -80,7 +80,7 @@ def decode_command(raw: bytes | None) -> PointsChange | Redemption:
 
 def _change(body: dict[str, Any]) -> PointsChange:
     kind = body.get("kind")
-    if kind not in CHANGE_KINDS:
+    if not isinstance(kind, str) or kind not in CHANGE_KINDS:
         raise InvalidEventError(f"unknown change kind {fields.preview(kind)}")
     refund = body.get("refund_id")
     return PointsChange(

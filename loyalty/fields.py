@@ -35,7 +35,10 @@ _CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
 
 def preview(value: object) -> str:
     """A value as shown in an error message: its repr, cut to a bounded length."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to write out (Python's 4,300-digit limit)
+        return f"<an integer of {value.bit_length() if isinstance(value, int) else '?'} bits>"
     return text if len(text) <= PREVIEW else f"{text[:PREVIEW]}…"
 
 
@@ -102,11 +105,11 @@ def optional_time(body: dict[str, Any], key: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
-        raise InvalidEventError(f"{key} must be an ISO-8601 time with offset, got {preview(text)}")
-    return value.astimezone(UTC)
+        if value.tzinfo is not None:
+            return value.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: in UTC it falls outside years 1-9999
+        pass
+    raise InvalidEventError(f"{key} must be an ISO-8601 time with offset, got {preview(text)}")
 
 
 def money(body: dict[str, Any], key: str) -> Decimal:
@@ -131,8 +134,15 @@ def optional_money(body: dict[str, Any], key: str) -> Decimal | None:
 def _amount(value: object) -> Decimal | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, str | Decimal):
-        text = str(value)  # a Decimal from a JSON number keeps the number's own digits
+    if isinstance(value, Decimal):  # from a JSON number: bound it before writing its digits
+        exponent = value.as_tuple().exponent
+        if not value.is_finite() or not isinstance(exponent, int):
+            return None
+        if value.adjusted() >= MONEY_INTEGER_DIGITS or exponent < -MONEY_DECIMAL_PLACES:
+            return None
+        return value if _MONEY.fullmatch(format(value, "f")) else None  # 1E-8: 0.00000001
+    if isinstance(value, str):
+        text = value
     elif isinstance(value, int):
         text = str(value) if 0 <= value < 10**MONEY_INTEGER_DIGITS else ""
     else:
@@ -154,7 +164,8 @@ def shop_domain(value: str | None) -> str:
     """A shop's permanent *.myshopify.com domain, normalized (trimmed, lower case)."""
     if not value:
         raise InvalidEventError("missing shop domain")
-    shop = value.strip().lower()
+    # ASCII first: str.lower() maps some non-ASCII letters (the Kelvin sign) to ASCII ones.
+    shop = value.strip().lower() if value.isascii() else ""
     if len(shop) > 80 or not _SHOP.fullmatch(shop):
         raise InvalidEventError(f"not a myshopify.com shop domain: {preview(value)}")
     return shop

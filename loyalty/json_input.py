@@ -33,7 +33,7 @@ def loads(raw: bytes) -> Any:
     try:
         value = json.loads(
             text,
-            parse_float=Decimal,
+            parse_float=_decimal,
             parse_int=_bounded_int,
             parse_constant=_reject_constant,
         )
@@ -60,6 +60,13 @@ def _bounded_int(digits: str) -> int:
     if len(digits.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
         raise NotJsonError(f"not JSON: an integer longer than {MAX_JSON_INTEGER_DIGITS} digits")
     return int(digits)
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except ArithmeticError as exc:  # an exponent beyond what Decimal can hold (1e10**18)
+        raise NotJsonError("not JSON: a number out of range") from exc
 
 
 def _reject_constant(name: str) -> object:
