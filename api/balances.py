@@ -32,7 +32,7 @@ LATENCY = Histogram(
     ["source"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
 )
-CACHE_TTL = 3600
+
 MAX_PAGE = 200
 
 
@@ -82,7 +82,13 @@ async def read_balance(ctx: ApiContext, merchant_id: str, customer: int) -> Bala
     if cached is not None:  # Redis answered: fill it (guarded, so never over a newer value)
         try:
             await ctx.redis.eval(
-                SET_IF_NEWER, 1, key, view.seq, view.balance, view.updated_at, CACHE_TTL
+                SET_IF_NEWER,
+                1,
+                key,
+                view.seq,
+                view.balance,
+                view.updated_at,
+                ctx.settings.balance_cache_seconds * 1000,
             )
         except redis.RedisError as exc:
             log.warning("balance cache fill failed: %s", exc)
