@@ -15,6 +15,8 @@ from api.grpc_service import create_server
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.settings import Settings
 
+MAX_HEADER_BYTES = 16 * 1024
+
 
 async def serve(settings: Settings, secrets: Secrets) -> None:
     ctx = await ApiContext.open(settings, secrets)
@@ -26,6 +28,10 @@ async def serve(settings: Settings, secrets: Secrets) -> None:
             port=settings.api_http_port,
             log_level="warning",
             access_log=False,
+            # h11, with its limit on a request's head (request line and headers) set here
+            # rather than left to the library's default: a larger head is refused with 400.
+            http="h11",
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         )
     )
     await grpc_server.start()
