@@ -13,11 +13,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.balances import get_balance, get_transactions
-from api.body_limit import BodyLimit
 from api.context import ApiContext
 from api.errors import UNAVAILABLE, store_unavailable
 from api.health import health, metrics, ready
 from api.redemptions import create_redemption, get_redemption
+from api.request_limits import RequestLimits
 from api.request_values import BadValueError
 from api.webhooks import shopify_webhook
 from loyalnest.app_secrets import load_secrets
@@ -66,6 +66,6 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> Starlet
     return Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(BodyLimit)],
+        middleware=[Middleware(RequestLimits)],
         exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -7,9 +7,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from api.auth import bearer
 from api.balances import read_balance
-from api.body_limit import DEFAULT_LIMIT
 from api.context import ApiContext
 from api.errors import unavailable_message, unavailable_store
+from api.request_limits import DEFAULT_LIMIT
 from api.request_values import BadValueError, requested_locale
 from loyalnest.tokens import SCOPE_VIEW, TokenError, verify
 from loyalnest_grpc.points.v1 import points_pb2, points_pb2_grpc

@@ -67,7 +67,7 @@ async def create_redemption(request: Request) -> JSONResponse:
     key = idempotency_key(request.headers.get("Idempotency-Key"))
     correlation = correlation_id(request.headers.get("X-Correlation-Id"))
     try:
-        body = json_input.loads(await request.body())  # BodyLimit answers 413 past 64 KiB
+        body = json_input.loads(await request.body())  # RequestLimits answers 413 past 64 KiB
     except json_input.NotJsonError as exc:
         raise HTTPException(400, f"body is {exc}") from exc  # "body is not JSON: <why>"
     customer, points, reward = _request(body)

@@ -4,7 +4,7 @@ Shopify retries anything that is not a 2xx within 5 s, so the answer must be hon
 once the broker has acknowledged the record; 503 when it has not (Shopify will retry); 4xx
 for requests that no retry can fix. The checks run cheapest and least revealing first:
 
-    headers (400) -> shop domain's form (400, before any lookup) -> body size (413, BodyLimit)
+    headers (400) -> shop domain's form (400, before any lookup) -> body size (413, RequestLimits)
     -> merchant (503 if PostgreSQL is down) -> signature (401, same cost for every shop)
     -> strict JSON (400) -> rate limit (429) -> other topics (200 ignored)
     -> delivery dedup -> order facts: valid -> shopify.orders; never valid -> points.dlq
@@ -124,7 +124,7 @@ async def shopify_webhook(request: Request) -> Response:
         correlation = correlation_id(request.headers.get("X-Correlation-Id"))
     except (InvalidEventError, BadValueError) as exc:
         return _error(400, str(exc))
-    body = await request.body()  # BodyLimit answers 413 past 1 MiB
+    body = await request.body()  # RequestLimits answers 413 past 1 MiB
     merchant = await ctx.merchants.get(shop)  # PostgreSQL down: 503 (api.errors)
     signature = request.headers["X-Shopify-Hmac-Sha256"]
     if not SIGNATURES.valid(body, signature, merchant.secrets if merchant else []):

@@ -1,4 +1,4 @@
-"""BodyLimit: every endpoint's body is bounded, declared or streamed, before the app reads it."""
+"""RequestLimits: headers and bodies of every endpoint are bounded before the app reads them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from api.body_limit import DEFAULT_LIMIT, WEBHOOK_LIMIT, WEBHOOK_PATH, BodyLimit
+from api.request_limits import (
+    DEFAULT_LIMIT,
+    MAX_HEADER_BYTES,
+    WEBHOOK_LIMIT,
+    WEBHOOK_PATH,
+    RequestLimits,
+)
 
 reads: list[str] = []
 
@@ -36,7 +42,7 @@ def client() -> Iterator[TestClient]:
             Route("/v1/redemptions", echo_size, methods=["POST"]),
             Route("/v1/ignores-body", never_reads, methods=["POST"]),
         ],
-        middleware=[Middleware(BodyLimit)],
+        middleware=[Middleware(RequestLimits)],
     )
     with TestClient(app) as test_client:
         yield test_client
@@ -86,3 +92,13 @@ def test_an_endpoint_that_does_not_read_its_body_is_not_refused_for_a_streamed_o
     response = client.post("/v1/ignores-body", content=chunks(DEFAULT_LIMIT + 1))
 
     assert response.status_code == 200
+
+
+def test_headers_over_the_limit_are_431_before_the_app_runs(client: TestClient) -> None:
+    within = client.post("/v1/redemptions", content=b"{}", headers={"X-Pad": "x" * 15_000})
+    over = client.post("/v1/redemptions", content=b"{}", headers={"X-Pad": "x" * MAX_HEADER_BYTES})
+
+    assert within.status_code == 200
+    assert over.status_code == 431
+    assert over.json() == {"error": f"request headers larger than {MAX_HEADER_BYTES} bytes"}
+    assert reads == ["/v1/redemptions"]

@@ -1,9 +1,13 @@
-"""Request body limits for every HTTP endpoint, as one pure ASGI middleware.
+"""Request size limits for every HTTP endpoint, as one pure ASGI middleware.
 
-A declared Content-Length over the limit is answered 413 at once, before the app runs or a
-byte of the body is read; a body without one (chunked) is counted as it streams in, and the
-read that passes the limit ends the request with 413. Either way the connection is closed, so
-the server does not go on receiving the rest of a body nobody will use.
+Headers: more than MAX_HEADER_BYTES in all (names and values) is 431 before the app runs.
+(uvicorn's h11 limit, set to the same size in api/__main__.py, only bounds a head that has not
+arrived whole yet, i.e. one trickled in; a head read in one go reaches us, and stops here.)
+
+Bodies: a declared Content-Length over the limit is answered 413 at once, before the app runs
+or a byte of the body is read; a body without one (chunked) is counted as it streams in, and
+the read that passes the limit ends the request with 413. Either way the connection is closed,
+so the server does not go on receiving the rest of a body nobody will use.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 WEBHOOK_PATH = "/webhooks/shopify"
 WEBHOOK_LIMIT = 1024 * 1024  # Shopify's order bodies are far smaller; 1 MiB fits any real one
 DEFAULT_LIMIT = 64 * 1024  # every other endpoint takes a small JSON object at most
+MAX_HEADER_BYTES = 16 * 1024  # Shopify's and our callers' headers are well under 2 KiB
 
 
 def limit_for(path: str) -> int:
@@ -25,7 +30,7 @@ class BodyTooLargeError(Exception):
     """Raised from `receive` once a streamed body passes its limit."""
 
 
-class BodyLimit:
+class RequestLimits:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -33,10 +38,13 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            await _refuse(send, 431, f"request headers larger than {MAX_HEADER_BYTES} bytes")
+            return
         limit = limit_for(scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _too_large(send, limit)
+            await _refuse(send, 413, f"body larger than {limit} bytes")
             return
         received = 0
         started = False
@@ -60,7 +68,7 @@ class BodyLimit:
         except BodyTooLargeError:
             if started:  # the app answered before reading it all: nothing left to say
                 raise
-            await _too_large(send, limit)
+            await _refuse(send, 413, f"body larger than {limit} bytes")
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -71,12 +79,12 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps({"error": f"body larger than {limit} bytes"}).encode()
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
