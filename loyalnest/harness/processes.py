@@ -79,7 +79,8 @@ class FlowProcess(ChildProcess):
     """`python -m bytewax.run flows.points:flow()` with a recovery store, as production runs it.
 
     With `api_port`, the Bytewax dataflow API serves the flow's /metrics there, and the
-    constructor returns once it answers.
+    constructor returns once it answers. `overrides` are environment variables, e.g.
+    REDIS_URL.
     """
 
     def __init__(
@@ -91,14 +92,16 @@ class FlowProcess(ChildProcess):
         recovery_partitions: int = 2,
         workers: int = 1,
         api_port: int | None = None,
+        **overrides: str,
     ) -> None:
+        self.api_port = api_port
         create_recovery_store(deployment.recovery, recovery_partitions)
         argv = flow_argv("flows.points:flow()", deployment.recovery, snapshot_seconds, 30, workers)
         extra = (
             {"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(api_port)}
             if api_port is not None
             else {}
-        )
+        ) | overrides
         super().__init__(
             argv,
             deployment.environ(**extra),
