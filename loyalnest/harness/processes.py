@@ -122,13 +122,15 @@ class ApiProcess(ChildProcess):
     ) -> None:
         self.http_port, self.grpc_port = free_port(), free_port()
         environ = deployment.environ(
-            POSTGRES_URL=postgres_url,
-            API_HOST="127.0.0.1",
-            API_HTTP_PORT=str(self.http_port),
-            API_GRPC_PORT=str(self.grpc_port),
-            JWT_SECRET=JWT_SECRET,
-            LOYALNEST_SECRETS_KEY=SECRETS_KEY,
-            **overrides,
+            **{
+                "POSTGRES_URL": postgres_url,
+                "API_HOST": "127.0.0.1",
+                "API_HTTP_PORT": str(self.http_port),
+                "API_GRPC_PORT": str(self.grpc_port),
+                "JWT_SECRET": JWT_SECRET,
+                "LOYALNEST_SECRETS_KEY": SECRETS_KEY,
+                **overrides,  # e.g. POSTGRES_URL at a dead port
+            }
         )
         super().__init__([sys.executable, "-m", "api"], environ, log, signal.SIGTERM)
 
