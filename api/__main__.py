@@ -12,6 +12,7 @@ import uvicorn
 from api.app import create_app
 from api.context import ApiContext
 from api.grpc_service import create_server
+from api.request_limits import MAX_HEADER_BYTES
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.settings import Settings
 
@@ -26,6 +27,10 @@ async def serve(settings: Settings, secrets: Secrets) -> None:
             port=settings.api_http_port,
             log_level="warning",
             access_log=False,
+            # h11, with its limit on a request head still arriving set here rather than left to
+            # the library's default; RequestLimits refuses a complete head over the same size.
+            http="h11",
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         )
     )
     await grpc_server.start()

@@ -7,14 +7,18 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.balances import get_balance, get_transactions
 from api.context import ApiContext
+from api.errors import UNAVAILABLE, store_unavailable
 from api.health import health, metrics, ready
 from api.redemptions import create_redemption, get_redemption
+from api.request_limits import RequestLimits
+from api.request_values import BadValueError
 from api.webhooks import shopify_webhook
 from loyalnest.app_secrets import load_secrets
 from loyalnest.settings import Settings
@@ -36,6 +40,17 @@ async def http_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+async def bad_value(_request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_error,
+    BadValueError: bad_value,
+    **dict.fromkeys(UNAVAILABLE, store_unavailable),
+}
+
+
 def create_app(settings: Settings, context: ApiContext | None = None) -> Starlette:
     """The app; pass `context` to share one with the gRPC server (it is then not closed here)."""
 
@@ -49,5 +64,8 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> Starlet
                 await app.state.ctx.close()
 
     return Starlette(
-        routes=ROUTES, lifespan=lifespan, exception_handlers={HTTPException: http_error}
+        routes=ROUTES,
+        lifespan=lifespan,
+        middleware=[Middleware(RequestLimits)],
+        exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -16,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import require
-from api.context import ApiContext
+from api.context import REDIS_TIMEOUT, ApiContext
+from api.request_values import requested_locale
 from connectors.balance_cache import SET_IF_NEWER, cache_key
 from connectors.points_records import BALANCES, LEDGER, balance_id
-from loyalnest.tokens import SCOPE_VIEW
+from loyalnest.tokens import SCOPE_VIEW, Principal
 from loyalty import ids
 from loyalty.fields import parse_id
-from loyalty.i18n import DEFAULT_LOCALE, describe
+from loyalty.i18n import describe
 
 log = logging.getLogger("loyalnest.api.balances")
 
@@ -32,7 +33,6 @@ LATENCY = Histogram(
     ["source"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
 )
-CACHE_TTL = 3600
 MAX_PAGE = 200
 
 
@@ -56,7 +56,8 @@ class BalanceView:
 
 
 async def read_balance(ctx: ApiContext, merchant_id: str, customer: int) -> BalanceView | None:
-    """Cache first; on a miss (or Redis down) MongoDB, then fill the cache if it is newer."""
+    """Cache first; on a miss (or Redis down) MongoDB, then fill the cache in the background
+    (the answer does not wait for a Redis that may be stalled)."""
     started = time.perf_counter()
     key = cache_key(ctx.settings.redis_key_prefix, merchant_id, customer)
     try:
@@ -74,19 +75,33 @@ async def read_balance(ctx: ApiContext, merchant_id: str, customer: int) -> Bala
             int(fields["seq"]),
             fields["updated_at"].replace("+00:00", "Z"),
         )
+    read_at = time.monotonic()
     doc = await ctx.db[BALANCES].find_one({"_id": balance_id(merchant_id, customer)})
     LATENCY.labels("mongo").observe(time.perf_counter() - started)
     if doc is None:
         return None
     view = BalanceView(merchant_id, customer, doc["balance"], doc["seq"], _iso(doc["updated_at"]))
     if cached is not None:  # Redis answered: fill it (guarded, so never over a newer value)
-        try:
-            await ctx.redis.eval(
-                SET_IF_NEWER, 1, key, view.seq, view.balance, view.updated_at, CACHE_TTL
-            )
-        except redis.RedisError as exc:
-            log.warning("balance cache fill failed: %s", exc)
+        ctx.background(_fill(ctx, key, view, read_at))
     return view
+
+
+def fill_ttl_ms(ttl_seconds: int, read_at: float, now: float) -> int:
+    """How long a value read from MongoDB at `read_at` may stay cached: until `read_at` plus
+    the TTL, less the longest the fill itself may take to land (one Redis timeout; a fill that
+    takes longer is dropped with its connection). So a filled entry, too, is never more than
+    BALANCE_CACHE_SECONDS older than what it shows; <= 0: too late, do not fill."""
+    return int((ttl_seconds - (now - read_at) - REDIS_TIMEOUT) * 1000)
+
+
+async def _fill(ctx: ApiContext, key: str, view: BalanceView, read_at: float) -> None:
+    ttl_ms = fill_ttl_ms(ctx.settings.balance_cache_seconds, read_at, time.monotonic())
+    if ttl_ms <= 0:
+        return
+    try:
+        await ctx.redis.eval(SET_IF_NEWER, 1, key, view.seq, view.balance, view.updated_at, ttl_ms)
+    except redis.RedisError as exc:
+        log.warning("balance cache fill failed: %s", exc)
 
 
 def _text(value: bytes | str) -> str:
@@ -104,17 +119,18 @@ def customer_param(request: Request) -> int:
     return customer
 
 
-def locale_param(request: Request) -> str:
-    locale = request.query_params.get("locale", DEFAULT_LOCALE)
-    if not locale.isalpha() or len(locale) > 8:
-        raise HTTPException(400, "locale must be a language code such as en, ar or he")
-    return locale.lower()
+async def locale_param(request: Request, principal: Principal) -> str:
+    """`?locale=` if we can serve it (else a 400), or the merchant's default locale."""
+    ctx: ApiContext = request.app.state.ctx
+    asked = requested_locale(request.query_params.get("locale"), ctx.locales)
+    return asked or await ctx.merchant_locale(principal.shop)
 
 
 async def get_balance(request: Request) -> JSONResponse:
     principal = require(request, SCOPE_VIEW)
     ctx: ApiContext = request.app.state.ctx
-    customer, locale = customer_param(request), locale_param(request)
+    customer = customer_param(request)
+    locale = await locale_param(request, principal)
     view = await read_balance(ctx, principal.merchant_id, customer)
     if view is None:
         raise HTTPException(404, "customer not found")

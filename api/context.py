@@ -3,61 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
+from prometheus_client import Gauge
+from psycopg_pool import AsyncConnectionPool
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from api.merchant_cache import MerchantCache
 from api.producer import AsyncProducer
-from connectors.merchants import Merchant, merchant_by_shop
+from connectors.merchants import Merchant, merchant_by_shop_pooled
 from connectors.translations import COLLECTION as TRANSLATIONS
 from connectors.translations import merged
 from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
+from loyalty.i18n import DEFAULT_LOCALE
+
+log = logging.getLogger("loyalnest.api.context")
 
 MAX_RECORD_BYTES = 2 * 1024 * 1024
-MERCHANT_TTL = 30.0  # seconds a merchant (and its secrets) is cached in process
+MONGO_TIMEOUT_MS = 3000  # server selection: how long a request waits for an absent MongoDB
+REDIS_TIMEOUT = 1.0  # seconds; one attempt, no retries (see ApiContext.open)
+POOL_SIZE = 4  # PostgreSQL connections: merchants are cached, so lookups are rare
+POOL_TIMEOUT = 3.0  # seconds a lookup waits for a connection before it is a 503
+TRANSLATIONS_RETRY = 5.0  # seconds between attempts to load them while MongoDB is away
+BALANCE_TEXT = "points.balance"
 
+MERCHANT_CACHE_ENTRIES = Gauge(
+    "loyalnest_merchant_cache_entries", "Shops (known or unknown) in the merchant cache"
+)
 
-@dataclass
-class MerchantCache:
-    """Webhooks arrive for a handful of shops at high rates: look each up once in a while.
-
-    When a shop's entry expires under load, the requests that find it stale share one lookup
-    instead of each opening a PostgreSQL connection.
-    """
-
-    postgres_url: str
-    key: str
-    clock: Callable[[], float] = time.monotonic
-    _entries: dict[str, tuple[float, Merchant | None]] = field(default_factory=dict)
-    _lookups: dict[str, asyncio.Future[Merchant | None]] = field(default_factory=dict)
-
-    async def get(self, shop: str) -> Merchant | None:
-        hit = self._entries.get(shop)
-        if hit is not None and hit[0] > self.clock():
-            return hit[1]
-        lookup = self._lookups.get(shop)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self._refresh(shop))
-            self._lookups[shop] = lookup
-            lookup.add_done_callback(lambda _: self._lookups.pop(shop, None))
-        # shield: one caller giving up (a dropped connection) must not cancel the others' lookup
-        return await asyncio.shield(lookup)
-
-    async def _refresh(self, shop: str) -> Merchant | None:
-        merchant = await asyncio.to_thread(self._load, shop)
-        self._entries[shop] = (self.clock() + MERCHANT_TTL, merchant)
-        return merchant
-
-    def _load(self, shop: str) -> Merchant | None:
-        with psycopg.connect(self.postgres_url) as conn:
-            return merchant_by_shop(conn, self.key, shop)
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]]
 
 
 @dataclass
@@ -67,8 +51,11 @@ class ApiContext:
     producer: AsyncProducer
     redis: aioredis.Redis
     mongo: AsyncMongoClient[dict[str, Any]]
+    pool: Pool
     merchants: MerchantCache
     translations: dict[tuple[str, str], str]
+    translations_loaded: bool = False
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def db(self) -> AsyncDatabase[dict[str, Any]]:
@@ -78,13 +65,46 @@ class ApiContext:
     def jwt_secret(self) -> str:
         return self.secrets.jwt_secret
 
+    @property
+    def locales(self) -> frozenset[str]:
+        """The locales a request may ask for: those a balance can be described in."""
+        return frozenset(locale for key, locale in self.translations if key == BALANCE_TEXT)
+
+    async def merchant_locale(self, shop: str) -> str:
+        """The merchant's default locale if it is one we can serve, else en (also when the
+        merchant row is gone)."""
+        merchant = await self.merchants.get(shop)
+        if merchant is None or merchant.locale not in self.locales:
+            return DEFAULT_LOCALE
+        return merchant.locale
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` without anyone waiting for it; kept referenced until it ends (the loop
+        holds tasks only weakly), cancelled on close."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     @classmethod
     async def open(cls, settings: Settings, secrets: Secrets) -> ApiContext:
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            settings.mongo_url, serverSelectionTimeoutMS=3000
+            settings.mongo_url, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS
         )
-        stored = [d async for d in mongo[settings.mongo_database][TRANSLATIONS].find()]
-        return cls(
+        pool: Pool = AsyncConnectionPool(
+            settings.postgres_url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            timeout=POOL_TIMEOUT,
+            kwargs={"connect_timeout": int(POOL_TIMEOUT)},
+            check=AsyncConnectionPool.check_connection,  # a restarted server's dead sockets
+            open=False,
+        )
+        await pool.open(wait=False)  # PostgreSQL may be down now: lookups are then 503s
+
+        async def load(shop: str) -> Merchant | None:
+            return await merchant_by_shop_pooled(pool, secrets.secrets_key, shop)
+
+        ctx = cls(
             settings=settings,
             secrets=secrets,
             producer=AsyncProducer(
@@ -95,15 +115,47 @@ class ApiContext:
                     "message.max.bytes": MAX_RECORD_BYTES,
                 }
             ),
+            # One attempt per command: a request never waits more than REDIS_TIMEOUT for the
+            # cache (reads then fall back to MongoDB), and a cache fill that timed out is
+            # dropped with its connection, never applied late (see api.balances).
             redis=aioredis.Redis.from_url(
-                settings.redis_url, socket_timeout=1, socket_connect_timeout=1
+                settings.redis_url,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),
             ),
             mongo=mongo,
-            merchants=MerchantCache(settings.postgres_url, secrets.secrets_key),
-            translations=merged(stored),
+            pool=pool,
+            merchants=MerchantCache(load, settings.merchant_cache_entries),
+            translations=merged([]),
         )
+        MERCHANT_CACHE_ENTRIES.set_function(lambda: len(ctx.merchants))
+        if not await ctx.load_translations():
+            log.warning("MongoDB unavailable: built-in translations until it answers")
+            ctx.background(ctx.keep_loading_translations())
+        return ctx
+
+    async def load_translations(self) -> bool:
+        """The stored descriptions over the built-in ones; False if MongoDB did not answer."""
+        try:
+            stored = [d async for d in self.db[TRANSLATIONS].find()]
+        except ConnectionFailure as exc:
+            log.warning("could not load translations: %s", exc)
+            return False
+        self.translations = merged(stored)
+        self.translations_loaded = True
+        return True
+
+    async def keep_loading_translations(self) -> None:
+        while not await self.load_translations():
+            await asyncio.sleep(TRANSLATIONS_RETRY)
+        log.info("translations loaded from MongoDB")
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self.producer.close()
         await self.redis.aclose()
         await self.mongo.close()
+        await self.pool.close()

@@ -8,10 +8,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from api.auth import bearer
 from api.balances import read_balance
 from api.context import ApiContext
+from api.errors import unavailable_message, unavailable_store
+from api.request_limits import DEFAULT_LIMIT
+from api.request_values import BadValueError, requested_locale
 from loyalnest.tokens import SCOPE_VIEW, TokenError, verify
 from loyalnest_grpc.points.v1 import points_pb2, points_pb2_grpc
 from loyalty.fields import parse_id
-from loyalty.i18n import DEFAULT_LOCALE, describe
+from loyalty.i18n import describe
 
 SERVICE = "points.v1.PointsService"
 
@@ -35,6 +38,12 @@ class PointsService(points_pb2_grpc.PointsServiceServicer):
         except RpcError as exc:
             await context.abort(exc.code, exc.message)
             raise  # abort() raises; this only tells the type checker
+        except Exception as exc:
+            store = unavailable_store(exc)
+            if store is None:
+                raise
+            await context.abort(grpc.StatusCode.UNAVAILABLE, unavailable_message(store))
+            raise
 
     async def _balance(
         self, request: points_pb2.GetPointsBalanceRequest, metadata: dict[str, object]
@@ -54,13 +63,17 @@ class PointsService(points_pb2_grpc.PointsServiceServicer):
             raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT, "customer_id must be a Shopify customer id"
             )
+        try:  # proto3: an empty string is "not set", i.e. the merchant's default
+            asked = requested_locale(request.locale or None, self._ctx.locales)
+        except BadValueError as exc:
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from exc
         # Another merchant's customer is "not found", never "forbidden".
         view = None
         if request.merchant_id in ("", principal.merchant_id):
             view = await read_balance(self._ctx, principal.merchant_id, customer)
         if view is None:
             raise RpcError(grpc.StatusCode.NOT_FOUND, "customer not found")
-        locale = (request.locale or DEFAULT_LOCALE).lower()
+        locale = asked or await self._ctx.merchant_locale(principal.shop)
         return points_pb2.GetPointsBalanceResponse(
             balance=view.balance,
             description=describe(
@@ -70,7 +83,8 @@ class PointsService(points_pb2_grpc.PointsServiceServicer):
 
 
 async def create_server(ctx: ApiContext, host: str, port: int) -> grpc.aio.Server:
-    server = grpc.aio.server()
+    # Requests are a few short strings: the same 64 KiB bound as REST bodies (not gRPC's 4 MB).
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", DEFAULT_LIMIT)])
     points_pb2_grpc.add_PointsServiceServicer_to_server(  # type: ignore[no-untyped-call]
         PointsService(ctx), server
     )

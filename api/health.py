@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,11 +18,8 @@ async def health(_request: Request) -> JSONResponse:
 
 
 async def _postgres(ctx: ApiContext) -> None:
-    def check() -> None:
-        with psycopg.connect(ctx.settings.postgres_url, connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-
-    await asyncio.to_thread(check)
+    async with ctx.pool.connection(timeout=CHECK_TIMEOUT) as conn:
+        await conn.execute("SELECT 1")
 
 
 async def _kafka(ctx: ApiContext) -> None:
@@ -32,6 +28,8 @@ async def _kafka(ctx: ApiContext) -> None:
 
 async def _mongo(ctx: ApiContext) -> None:
     await ctx.db.command("ping")
+    if not ctx.translations_loaded:  # until then descriptions are the built-in ones only
+        raise RuntimeError("translations not loaded yet")
 
 
 async def _redis(ctx: ApiContext) -> None:

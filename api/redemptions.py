@@ -8,8 +8,6 @@ in case the first send was lost; the flow applies a redemption id once).
 
 from __future__ import annotations
 
-import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,20 +17,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import require
-from api.balances import _iso
+from api.balances import _iso, locale_param
 from api.context import ApiContext
 from api.producer import ProduceError
+from api.request_values import correlation_id, idempotency_key
 from connectors.points_records import REDEMPTIONS, redemption_facts
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
 from loyalnest.topics import POINTS_COMMANDS
-from loyalty import ids
+from loyalty import ids, json_input
 from loyalty.commands import customer_key, encode_redemption
 from loyalty.fields import parse_id
 from loyalty.ledger import Redemption, RedemptionStatus
-from loyalty.limits import MAX_ID
+from loyalty.limits import MAX_ID, MAX_POINTS
 
-MAX_KEY = 255
-MAX_POINTS = 10**12
+MAX_REWARD_ID = 200
 
 
 def _request(body: Any) -> tuple[int, int, str]:
@@ -45,8 +43,8 @@ def _request(body: Any) -> tuple[int, int, str]:
         raise HTTPException(400, "customer_id must be a Shopify customer id")
     if isinstance(points, bool) or not isinstance(points, int) or not 0 < points <= MAX_POINTS:
         raise HTTPException(400, "points must be a positive integer")
-    if not isinstance(reward, str) or not reward or len(reward) > 200:
-        raise HTTPException(400, "reward_id must be a non-empty string")
+    if not isinstance(reward, str) or not 0 < len(reward) <= MAX_REWARD_ID:
+        raise HTTPException(400, f"reward_id must be a string of 1 to {MAX_REWARD_ID} characters")
     return customer, points, reward
 
 
@@ -66,13 +64,15 @@ def _view(doc: dict[str, Any]) -> dict[str, Any]:
 async def create_redemption(request: Request) -> JSONResponse:
     principal = require(request, SCOPE_REDEEM)
     ctx: ApiContext = request.app.state.ctx
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > MAX_KEY:
-        raise HTTPException(400, f"Idempotency-Key header required (1-{MAX_KEY} characters)")
+    key = idempotency_key(request.headers.get("Idempotency-Key"))
+    correlation = correlation_id(request.headers.get("X-Correlation-Id"))
     try:
-        customer, points, reward = _request(json.loads(await request.body()))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise HTTPException(400, "body is not UTF-8 JSON") from exc
+        body = json_input.loads(await request.body())  # RequestLimits answers 413 past 64 KiB
+    except json_input.NotJsonError as exc:
+        raise HTTPException(400, f"body is {exc}") from exc  # "body is not JSON: <why>"
+    customer, points, reward = _request(body)
+    # The locale becomes a ledger field and a metric label: only one we serve gets in.
+    locale = await locale_param(request, principal)
     redemption = Redemption(
         redemption_id=str(ids.redemption_id(principal.merchant_id, key)),
         merchant_id=principal.merchant_id,
@@ -80,9 +80,9 @@ async def create_redemption(request: Request) -> JSONResponse:
         points=points,
         reward_id=reward,
         idempotency_key=key,
-        locale=request.query_params.get("locale", "en"),
+        locale=locale,
         at=datetime.now(UTC),
-        correlation_id=request.headers.get("X-Correlation-Id") or str(uuid.uuid4()),
+        correlation_id=correlation,
     )
     doc = await _record(ctx, redemption)
     if (doc["shopify_customer_id"], doc["points"], doc["reward_id"]) != (customer, points, reward):

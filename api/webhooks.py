@@ -2,19 +2,25 @@
 
 Shopify retries anything that is not a 2xx within 5 s, so the answer must be honest: 200 only
 once the broker has acknowledged the record; 503 when it has not (Shopify will retry); 4xx
-for requests that no retry can fix.
+for requests that no retry can fix. The checks run cheapest and least revealing first:
+
+    headers (400) -> shop domain's form (400, before any lookup) -> body size (413, RequestLimits)
+    -> merchant (503 if PostgreSQL is down) -> signature (401, same cost for every shop)
+    -> strict JSON (400) -> rate limit (429) -> other topics (200 ignored)
+    -> delivery dedup -> order facts: valid -> shopify.orders; never valid -> points.dlq
+
+A signed order webhook that parses as JSON but can never be a valid order (an id of 0, money
+in Arabic-Indic digits, `"test": "true"`, ...) is dead-lettered at once with its reason and
+answered 200: a retry would send the same bytes, and fail the same way.
 """
 
 from __future__ import annotations
 
-import base64
 import enum
-import hashlib
-import hmac
-import json
 import logging
 import time
-import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis
 from prometheus_client import Counter
@@ -22,14 +28,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.context import ApiContext
-from api.producer import ProduceError
+from api.producer import Headers, ProduceError
+from api.request_values import BadValueError, correlation_id
+from api.signatures import SignatureCheck
+from connectors.dead_letters import edge_dead_letter
+from connectors.merchants import Merchant
 from connectors.shopify import kafka_headers, partition_key
-from loyalnest.topics import SHOPIFY_ORDERS
-from loyalty.orders import ORDER_TOPICS
+from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
+from loyalty import fields, json_input
+from loyalty.errors import InvalidEventError
+from loyalty.orders import ORDER_TOPICS, read_facts
 
 log = logging.getLogger("loyalnest.api.webhooks")
 
-MAX_BODY = 1024 * 1024
 DEDUP_SECONDS = 24 * 3600
 IN_FLIGHT_SECONDS = 30  # longer than any produce can wait (message.timeout.ms is 4 s)
 REQUIRED = (
@@ -38,46 +49,16 @@ REQUIRED = (
     "X-Shopify-Shop-Domain",
     "X-Shopify-Webhook-Id",
 )
+RETRY_LATER = {"Retry-After": "5"}
 
 WEBHOOKS = Counter("loyalnest_webhooks_total", "Webhook requests by outcome", ["outcome"])
 RATE_LIMITED = Counter("points_rate_limit_exceeded_total", "Webhooks refused by the rate limit")
-
-
-def signature_ok(body: bytes, signature: str, secrets: list[str]) -> bool:
-    """Constant-time HMAC-SHA256 check over the raw bytes, against each accepted secret."""
-    try:
-        given = base64.b64decode(signature, validate=True)
-    except ValueError:
-        return False
-    ok = False
-    for secret in secrets:  # no early exit: the time taken does not tell which secret matched
-        digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-        ok |= hmac.compare_digest(digest, given)
-    return ok
+SIGNATURES = SignatureCheck()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     WEBHOOKS.labels(str(status)).inc()
     return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-async def _read_body(request: Request) -> bytes | None:
-    """The raw body, or None once it passes MAX_BODY (without reading the rest)."""
-    declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and int(declared) > MAX_BODY
-    ):
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def _over_limit(ctx: ApiContext, merchant_id: str) -> bool:
@@ -138,24 +119,25 @@ async def shopify_webhook(request: Request) -> Response:
     missing = [h for h in REQUIRED if not request.headers.get(h)]
     if missing:
         return _error(400, f"missing headers: {', '.join(missing)}")
-    body = await _read_body(request)
-    if body is None:
-        return _error(413, f"body larger than {MAX_BODY} bytes")
-    shop, topic = request.headers["X-Shopify-Shop-Domain"], request.headers["X-Shopify-Topic"]
-    merchant = await ctx.merchants.get(shop)
-    if merchant is None or not signature_ok(
-        body, request.headers["X-Shopify-Hmac-Sha256"], merchant.secrets
-    ):
-        return _error(401, "invalid signature")
     try:
-        parsed = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return _error(400, "body is not JSON")
-    if not isinstance(parsed, dict):
-        return _error(400, "body is not a JSON object")
+        shop = fields.shop_domain(request.headers["X-Shopify-Shop-Domain"])
+        correlation = correlation_id(request.headers.get("X-Correlation-Id"))
+    except (InvalidEventError, BadValueError) as exc:
+        return _error(400, str(exc))
+    body = await request.body()  # RequestLimits answers 413 past 1 MiB
+    merchant = await ctx.merchants.get(shop)  # PostgreSQL down: 503 (api.errors)
+    signature = request.headers["X-Shopify-Hmac-Sha256"]
+    if not SIGNATURES.valid(body, signature, merchant.secrets if merchant else []):
+        return _error(401, "invalid signature")
+    assert merchant is not None  # only a merchant's secret can sign
+    try:
+        parsed = json_input.loads(body)
+    except json_input.NotJsonError as exc:
+        return _error(400, f"body is {exc}")  # "body is not JSON: <why>"
     if await _over_limit(ctx, merchant.merchant_id):
         RATE_LIMITED.inc()
         return _error(429, "rate limit exceeded", {"Retry-After": "1"})
+    topic = request.headers["X-Shopify-Topic"]
     if topic not in ORDER_TOPICS:
         WEBHOOKS.labels("ignored").inc()
         return JSONResponse({"status": "ignored", "topic": topic})
@@ -165,27 +147,78 @@ async def shopify_webhook(request: Request) -> Response:
         WEBHOOKS.labels("duplicate").inc()
         return JSONResponse({"status": "duplicate"})
     if delivery is Delivery.IN_FLIGHT:
-        return _error(
-            503, "the same delivery is being processed, retry later", {"Retry-After": "5"}
-        )
-    correlation_id = request.headers.get("X-Correlation-Id") or str(uuid.uuid4())
-    headers = kafka_headers(
-        dict(request.headers),
-        correlation_id,
-        points_per_unit=str(merchant.points_per_unit),
-        locale=merchant.locale,
+        return _error(503, "the same delivery is being processed, retry later", RETRY_LATER)
+    record = Record(
+        key=partition_key(shop, topic, parsed),
+        body=body,
+        headers=kafka_headers(
+            dict(request.headers),
+            correlation,
+            points_per_unit=str(merchant.points_per_unit),
+            locale=merchant.locale,
+        ),
     )
+    try:
+        read_facts(topic, parsed)
+    except InvalidEventError as exc:
+        return await _dead_letter(ctx, merchant, webhook_id, record, str(exc))
+    return await _produce(ctx, merchant, webhook_id, record, correlation)
+
+
+@dataclass(frozen=True)
+class Record:
+    """What goes to Kafka for one webhook: its key, the body as signed, and the headers."""
+
+    key: bytes
+    body: bytes
+    headers: Headers
+
+
+async def _produce(
+    ctx: ApiContext, merchant: Merchant, webhook_id: str, record: Record, correlation: str
+) -> Response:
     try:
         await ctx.producer.send(
             ctx.settings.topic(SHOPIFY_ORDERS),
-            key=partition_key(shop, topic, parsed),
-            value=body,
-            headers=headers,
+            key=record.key,
+            value=record.body,
+            headers=record.headers,
         )
     except ProduceError as exc:
-        await _settle_delivery(ctx, merchant.merchant_id, webhook_id, accepted=False)
-        log.error("webhook %s not accepted by Kafka: %s", webhook_id, exc)
-        return _error(503, "event store unavailable, retry later", {"Retry-After": "5"})
+        return await _not_acked(ctx, merchant, webhook_id, exc)
     await _settle_delivery(ctx, merchant.merchant_id, webhook_id, accepted=True)
     WEBHOOKS.labels("accepted").inc()
-    return JSONResponse({"status": "accepted", "correlation_id": correlation_id})
+    return JSONResponse({"status": "accepted", "correlation_id": correlation})
+
+
+async def _dead_letter(
+    ctx: ApiContext, merchant: Merchant, webhook_id: str, record: Record, reason: str
+) -> Response:
+    """Keep the webhook, as signed, on points.dlq with the reason no retry can change."""
+    key, value, headers = edge_dead_letter(
+        record.key,
+        record.body,
+        record.headers,
+        reason=reason,
+        step="ingest",
+        origin_topic=ctx.settings.topic(SHOPIFY_ORDERS),
+        received_at=datetime.now(UTC),
+    )
+    try:
+        await ctx.producer.send(
+            ctx.settings.topic(POINTS_DLQ), key=key, value=value, headers=headers
+        )
+    except ProduceError as exc:
+        return await _not_acked(ctx, merchant, webhook_id, exc)
+    await _settle_delivery(ctx, merchant.merchant_id, webhook_id, accepted=True)
+    WEBHOOKS.labels("dead_lettered").inc()
+    log.info("webhook %s dead-lettered: %s", webhook_id, reason)
+    return JSONResponse({"status": "dead_lettered", "reason": reason})
+
+
+async def _not_acked(
+    ctx: ApiContext, merchant: Merchant, webhook_id: str, exc: ProduceError
+) -> Response:
+    await _settle_delivery(ctx, merchant.merchant_id, webhook_id, accepted=False)
+    log.error("webhook %s not accepted by Kafka: %s", webhook_id, exc)
+    return _error(503, "event store unavailable, retry later", RETRY_LATER)

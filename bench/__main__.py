@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import balance, e2e, ingest, pipeline, sink
+from bench import balance, e2e, ingest, pipeline, probe, sink
 from bench.report import Targets
 from loyalnest.settings import Settings
 
@@ -23,12 +23,14 @@ BENCHMARKS = {
     "ingest": "webhook_ingest",
     "balance": "balance_api",
     "e2e": "end_to_end",
+    "probe": "shop_probe",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
     "webhook_ingest": ingest.TARGETS,
     "balance_api": balance.TARGETS,
     "end_to_end": e2e.TARGETS,
+    "shop_probe": probe.TARGETS,
 }
 
 
@@ -64,6 +66,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--e2e-sample-every", type=count, default=10, help="poll every n-th")
     parser.add_argument("--e2e-poll-ms", type=amount, default=20)
     parser.add_argument("--e2e-shops", type=count, default=20, help="orders spread over them")
+    parser.add_argument("--probe-rounds", type=count, default=500, help="requests per shop")
+    parser.add_argument("--probe-warmup", type=count, default=50, help="rounds before timing")
     return parser.parse_args(argv)
 
 
@@ -85,6 +89,7 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
             args.e2e_poll_ms / 1000,
             args.e2e_shops,
         ),
+        "shop_probe": lambda: probe.measure(settings, args.probe_rounds, args.probe_warmup),
     }
 
 

@@ -53,10 +53,14 @@ class RunningApi:
 
 @contextmanager
 def running_api(
-    settings: Settings, shops: list[Shop], *, flow_port: int | None = None
+    settings: Settings,
+    shops: list[Shop],
+    *,
+    flow_port: int | None = None,
+    api_environ: dict[str, str] | None = None,
 ) -> Iterator[RunningApi]:
     """A deployment with `shops` registered and the API healthy; the points flow too when
-    `flow_port` is given (its dataflow API port)."""
+    `flow_port` is given (its dataflow API port). `api_environ` overrides the API's settings."""
     with (
         bench_env(settings) as env,
         fresh_postgres(settings, "bench") as postgres_url,
@@ -67,7 +71,7 @@ def running_api(
         if flow_port is not None:
             flow = flow_process(env, flow_port)
             running.callback(flow.stop)
-        api = ApiProcess(env, postgres_url, env.workdir / "api.log")
+        api = ApiProcess(env, postgres_url, env.workdir / "api.log", **(api_environ or {}))
         running.callback(api.stop)
         api.wait_healthy()
         yield RunningApi(env, api, shops, flow)

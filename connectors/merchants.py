@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import psycopg
 from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
 
 from loyalty import ids
 
@@ -101,3 +102,16 @@ def merchant_by_shop(
             SELECT.format(where="shop_domain = %(shop)s"),
             {"key": key, "shop": ids.normalize_shop(shop)},
         ).fetchone()
+
+
+async def merchant_by_shop_pooled(
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]], key: str, shop: str
+) -> Merchant | None:
+    """The same lookup on a connection of the API's pool (PoolTimeout if none frees up in time,
+    an OperationalError if PostgreSQL cannot be reached)."""
+    async with pool.connection() as conn, conn.cursor(row_factory=class_row(Merchant)) as cur:
+        await cur.execute(
+            SELECT.format(where="shop_domain = %(shop)s"),
+            {"key": key, "shop": ids.normalize_shop(shop)},
+        )
+        return await cur.fetchone()

@@ -37,9 +37,15 @@ POINTS_PER_UNIT_HEADER = "LoyalNest-Points-Per-Unit"
 LOCALE_HEADER = "LoyalNest-Locale"
 
 
-def partition_key(shop: str, topic: str, body: dict[str, Any]) -> bytes:
-    """shop:order — refunds carry `order_id`, every other order topic `id`."""
-    order_id = body.get("order_id") if topic == "refunds/create" else body.get("id")
+def partition_key(shop: str, topic: str, body: Any) -> bytes:
+    """shop:order — refunds carry `order_id`, every other order topic `id`.
+
+    Never fails: a body without a usable id (on its way to the dead-letter topic) is keyed
+    shop:None, so one malformed value cannot make a key of any size or shape."""
+    field = "order_id" if topic == "refunds/create" else "id"
+    order_id = body.get(field) if isinstance(body, dict) else None
+    if isinstance(order_id, bool) or not isinstance(order_id, int):
+        order_id = None
     return f"{normalize_shop(shop)}:{order_id}".encode()
 
 

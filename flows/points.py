@@ -346,7 +346,9 @@ def flow() -> Dataflow:
         commands=ReliableKafkaSink(brokers, settings.topic(POINTS_COMMANDS)),
         events=ReliableKafkaSink(brokers),
         dead_letters=dead_letter_sink(brokers, settings.topic(POINTS_DLQ)),
-        cache=BalanceCacheSink(settings.redis_url, settings.redis_key_prefix),
+        cache=BalanceCacheSink(
+            settings.redis_url, settings.redis_key_prefix, settings.balance_cache_seconds
+        ),
     )
     return build(
         kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS)]),

@@ -19,6 +19,7 @@ from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
+from loyalty.fields import is_locale
 
 
 def produce_sample_orders(settings: Settings, shop: str, count: int, seed: int) -> int:
@@ -99,6 +100,15 @@ def decimal_arg(text: str) -> Decimal:
     return value
 
 
+def locale_arg(text: str) -> str:
+    """A language code as the translations use them; anything else would reach the ledger."""
+    if not is_locale(text):
+        raise argparse.ArgumentTypeError(
+            f"not a language code (two or three lower-case letters, e.g. en, he): {text!r}"
+        )
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="loyalnest", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -108,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--shop", required=True, help="e.g. my-store.myshopify.com")
     add.add_argument("--webhook-secret", required=True, help="the app's webhook signing secret")
     add.add_argument("--points-per-unit", type=decimal_arg, default=Decimal(1))
-    add.add_argument("--locale", default="en")
+    add.add_argument("--locale", type=locale_arg, default="en")
     token = commands.add_parser("token", help="print a signed API token for a merchant")
     token.add_argument("--shop", required=True)
     token.add_argument(

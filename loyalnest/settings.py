@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     # Encrypts webhook secrets at rest (pgcrypto). No default either; read as jwt_secret.
     secrets_key: SecretStr | None = Field(default=None, validation_alias="LOYALNEST_SECRETS_KEY")
     webhook_rate_limit: int = Field(default=40, ge=1)
+    # Lifetime of every balance cache entry, so a failed cache update is stale at most this long.
+    balance_cache_seconds: int = Field(default=5, ge=1)
+    # Shops, known or unknown, the API keeps in memory (least recently used ones leave first).
+    merchant_cache_entries: int = Field(default=10_000, ge=1)
     flow_api_port: int = Field(default=3030, validation_alias="FLOW_API_PORT")
     flow_recovery_partitions: int = Field(
         default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS"

@@ -7,6 +7,8 @@ import logging
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from prometheus_client import Counter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from connectors.balance_cache import BalanceCache, CachedBalance
 
@@ -41,12 +43,19 @@ class _Partition(StatelessSinkPartition[CacheUpdate]):
 
 
 class BalanceCacheSink(DynamicSink[CacheUpdate]):
-    def __init__(self, url: str, prefix: str) -> None:
+    """Entries live `ttl_seconds` (BALANCE_CACHE_SECONDS): the bound on a stale read."""
+
+    def __init__(self, url: str, prefix: str, ttl_seconds: int) -> None:
         self._url = url
         self._prefix = prefix
+        self._ttl_seconds = ttl_seconds
 
     def build(
         self, step_id: str, worker_index: int, worker_count: int
     ) -> StatelessSinkPartition[CacheUpdate]:
-        client = redis.Redis.from_url(self._url, socket_timeout=2, socket_connect_timeout=2)
-        return _Partition(client, BalanceCache(client, self._prefix))
+        # One attempt per batch: a stalled Redis holds the flow up for one timeout, not for a
+        # series of retries, and the entry it could not refresh expires within the TTL.
+        client = redis.Redis.from_url(
+            self._url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+        )
+        return _Partition(client, BalanceCache(client, self._prefix, self._ttl_seconds))

@@ -79,7 +79,8 @@ class FlowProcess(ChildProcess):
     """`python -m bytewax.run flows.points:flow()` with a recovery store, as production runs it.
 
     With `api_port`, the Bytewax dataflow API serves the flow's /metrics there, and the
-    constructor returns once it answers.
+    constructor returns once it answers. `overrides` are environment variables, e.g.
+    REDIS_URL.
     """
 
     def __init__(
@@ -91,14 +92,16 @@ class FlowProcess(ChildProcess):
         recovery_partitions: int = 2,
         workers: int = 1,
         api_port: int | None = None,
+        **overrides: str,
     ) -> None:
+        self.api_port = api_port
         create_recovery_store(deployment.recovery, recovery_partitions)
         argv = flow_argv("flows.points:flow()", deployment.recovery, snapshot_seconds, 30, workers)
         extra = (
             {"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(api_port)}
             if api_port is not None
             else {}
-        )
+        ) | overrides
         super().__init__(
             argv,
             deployment.environ(**extra),
@@ -119,13 +122,15 @@ class ApiProcess(ChildProcess):
     ) -> None:
         self.http_port, self.grpc_port = free_port(), free_port()
         environ = deployment.environ(
-            POSTGRES_URL=postgres_url,
-            API_HOST="127.0.0.1",
-            API_HTTP_PORT=str(self.http_port),
-            API_GRPC_PORT=str(self.grpc_port),
-            JWT_SECRET=JWT_SECRET,
-            LOYALNEST_SECRETS_KEY=SECRETS_KEY,
-            **overrides,
+            **{
+                "POSTGRES_URL": postgres_url,
+                "API_HOST": "127.0.0.1",
+                "API_HTTP_PORT": str(self.http_port),
+                "API_GRPC_PORT": str(self.grpc_port),
+                "JWT_SECRET": JWT_SECRET,
+                "LOYALNEST_SECRETS_KEY": SECRETS_KEY,
+                **overrides,  # e.g. POSTGRES_URL at a dead port
+            }
         )
         super().__init__([sys.executable, "-m", "api"], environ, log, signal.SIGTERM)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from loyalnest.harness.deployment import Deployment, fresh_postgres, isolated_deployment
-from loyalnest.harness.processes import ApiProcess, FlowProcess
+from loyalnest.harness.processes import ApiProcess, FlowProcess, free_port
 from loyalnest.harness.shops import Shop, add_merchants
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
@@ -43,6 +43,10 @@ class ApiStack:
     api: ApiProcess
     workdir: Path
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def flow_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.flow.api_port}/metrics"
 
     def next_id(self) -> int:
         """A number no other test of the module uses (customer, order and refund ids)."""
@@ -105,7 +109,7 @@ def api_stack(settings: Settings, workdir: Path) -> Iterator[ApiStack]:
         fresh_postgres(settings, "test") as postgres_url,
     ):
         add_merchants(postgres_url, shop_a, shop_b)
-        flow = FlowProcess(points, workdir / "flow.log")
+        flow = FlowProcess(points, workdir / "flow.log", api_port=free_port())
         try:
             api = ApiProcess(
                 points, postgres_url, workdir / "api.log", WEBHOOK_RATE_LIMIT=RATE_LIMIT
