@@ -7,7 +7,7 @@ import json
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import psycopg
 from confluent_kafka import Producer
@@ -19,6 +19,8 @@ from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
+from loyalty import fields
+from loyalty.errors import InvalidEventError
 from loyalty.fields import is_locale
 
 
@@ -88,16 +90,21 @@ def make_token(settings: Settings, secrets: Secrets, args: argparse.Namespace) -
     return {"token": token, "merchant_id": merchant.merchant_id, "scopes": sorted(scopes)}
 
 
-def decimal_arg(text: str) -> Decimal:
+def shop_arg(text: str) -> str:
+    """A shop's permanent *.myshopify.com domain (the API refuses webhooks from any other)."""
     try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise argparse.ArgumentTypeError(f"not a decimal amount: {text!r}") from exc
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError("must be a non-negative amount")
-    if value.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise argparse.ArgumentTypeError("at most 4 decimal places")
-    return value
+        return fields.shop_domain(text)
+    except InvalidEventError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def rate_arg(text: str) -> Decimal:
+    """Points per currency unit, bounded as the points flow reads it (else every order of the
+    merchant would be a dead letter)."""
+    try:
+        return fields.rate(text)
+    except InvalidEventError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def locale_arg(text: str) -> str:
@@ -115,9 +122,9 @@ def parser() -> argparse.ArgumentParser:
     merchants = commands.add_parser("merchants", help="manage merchants")
     merchant_cmds = merchants.add_subparsers(dest="action", required=True)
     add = merchant_cmds.add_parser("add", help="create or update a merchant (prints JSON)")
-    add.add_argument("--shop", required=True, help="e.g. my-store.myshopify.com")
+    add.add_argument("--shop", type=shop_arg, required=True, help="e.g. my-store.myshopify.com")
     add.add_argument("--webhook-secret", required=True, help="the app's webhook signing secret")
-    add.add_argument("--points-per-unit", type=decimal_arg, default=Decimal(1))
+    add.add_argument("--points-per-unit", type=rate_arg, default=Decimal(1))
     add.add_argument("--locale", type=locale_arg, default="en")
     token = commands.add_parser("token", help="print a signed API token for a merchant")
     token.add_argument("--shop", required=True)

@@ -23,3 +23,34 @@ def test_merchants_add_refuses_anything_else(
 
     assert exited.value.code == 2
     assert "not a language code" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("rate", "expected"), [("1", "1"), ("1.5", "1.5"), ("10000", "10000")])
+def test_merchants_add_takes_a_bounded_rate(rate: str, expected: str) -> None:
+    assert str(parser().parse_args([*ADD, "--points-per-unit", rate]).points_per_unit) == expected
+
+
+@pytest.mark.parametrize("rate", ["10000.0001", "50000", "-1", "1.23456", "1e3", "NaN", "\u0661"])
+def test_merchants_add_refuses_a_rate_the_flow_would_refuse(
+    rate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args([*ADD, "--points-per-unit", rate])
+
+    assert "points per unit" in capsys.readouterr().err
+
+
+def test_merchants_add_normalizes_the_shop_domain() -> None:
+    assert parser().parse_args([*ADD[:2], "--shop", " A.MyShopify.com ", *ADD[4:]]).shop == (
+        "a.myshopify.com"
+    )
+
+
+@pytest.mark.parametrize("shop", ["evil.example.com", "a.myshopify.com.evil.io", "x" * 300])
+def test_merchants_add_refuses_a_shop_that_is_not_a_myshopify_domain(
+    shop: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args([*ADD[:2], "--shop", shop, *ADD[4:]])
+
+    assert "shop domain" in capsys.readouterr().err
