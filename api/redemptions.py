@@ -28,9 +28,7 @@ from loyalty import ids, json_input
 from loyalty.commands import customer_key, encode_redemption
 from loyalty.fields import parse_id
 from loyalty.ledger import Redemption, RedemptionStatus
-from loyalty.limits import MAX_ID, MAX_POINTS
-
-MAX_REWARD_ID = 200
+from loyalty.limits import MAX_ID, MAX_POINTS, MAX_REWARD_ID
 
 
 def _request(body: Any) -> tuple[int, int, str]:

@@ -15,12 +15,11 @@ from loyalty import fields, json_input
 from loyalty.errors import InvalidEventError
 from loyalty.i18n import TEXT_KEYS
 from loyalty.ledger import Kind, PointsChange, Redemption
-from loyalty.limits import MAX_INT64, MAX_POINTS, MAX_TEXT, MIN_INT64
+from loyalty.limits import MAX_INT64, MAX_POINTS, MAX_REWARD_ID, MAX_TEXT, MIN_INT64
 
 CHANGE = "points.change"
 REDEEM = "points.redeem"
 CHANGE_KINDS = frozenset({Kind.EARN.value, Kind.REVERSE.value})
-MAX_REWARD_ID = 200
 _CHANGE_KEY = re.compile(r"earn|cancel|refund:[1-9][0-9]{0,18}", re.ASCII)
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 

@@ -33,4 +33,7 @@ MAX_JSON_INTEGER_DIGITS = 20
 Python's own limit (4,300 digits) raises a ValueError nobody expects."""
 
 MAX_TEXT = 255
-"""Length of the free-text fields kept in the ledger (reward ids, idempotency keys)."""
+"""Length of the free-text fields kept with a redemption (idempotency keys)."""
+
+MAX_REWARD_ID = 200
+"""Length of a redemption's reward id."""
