@@ -56,6 +56,7 @@ class ApiContext:
     translations: dict[tuple[str, str], str]
     translations_loaded: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _locales: tuple[object, frozenset[str]] = (None, frozenset())  # (of which translations, ...)
 
     @property
     def db(self) -> AsyncDatabase[dict[str, Any]]:
@@ -67,8 +68,13 @@ class ApiContext:
 
     @property
     def locales(self) -> frozenset[str]:
-        """The locales a request may ask for: those a balance can be described in."""
-        return frozenset(locale for key, locale in self.translations if key == BALANCE_TEXT)
+        """The locales a request may ask for: those a balance can be described in. Derived
+        once per set of translations, not on every request that names or defaults a locale."""
+        source, locales = self._locales
+        if source is not self.translations:
+            locales = frozenset(loc for key, loc in self.translations if key == BALANCE_TEXT)
+            self._locales = (self.translations, locales)
+        return locales
 
     async def merchant_locale(self, shop: str) -> str:
         """The merchant's default locale if it is one we can serve, else en (also when the

@@ -94,14 +94,18 @@ def upsert_merchant(
     return row
 
 
+BY_SHOP = SELECT.format(where="shop_domain = %(shop)s")
+
+
+def _by_shop(key: str, shop: str) -> dict[str, str]:
+    return {"key": key, "shop": ids.normalize_shop(shop)}
+
+
 def merchant_by_shop(
     conn: psycopg.Connection[tuple[object, ...]], key: str, shop: str
 ) -> Merchant | None:
     with conn.cursor(row_factory=class_row(Merchant)) as cur:
-        return cur.execute(
-            SELECT.format(where="shop_domain = %(shop)s"),
-            {"key": key, "shop": ids.normalize_shop(shop)},
-        ).fetchone()
+        return cur.execute(BY_SHOP, _by_shop(key, shop)).fetchone()
 
 
 async def merchant_by_shop_pooled(
@@ -110,8 +114,5 @@ async def merchant_by_shop_pooled(
     """The same lookup on a connection of the API's pool (PoolTimeout if none frees up in time,
     an OperationalError if PostgreSQL cannot be reached)."""
     async with pool.connection() as conn, conn.cursor(row_factory=class_row(Merchant)) as cur:
-        await cur.execute(
-            SELECT.format(where="shop_domain = %(shop)s"),
-            {"key": key, "shop": ids.normalize_shop(shop)},
-        )
+        await cur.execute(BY_SHOP, _by_shop(key, shop))
         return await cur.fetchone()
