@@ -26,8 +26,8 @@ from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
 from loyalnest.topics import POINTS_COMMANDS
 from loyalty import ids, json_input
 from loyalty.commands import customer_key, encode_redemption
+from loyalty.customers import Redemption, RedemptionStatus
 from loyalty.fields import parse_id
-from loyalty.ledger import Redemption, RedemptionStatus
 from loyalty.limits import MAX_ID, MAX_POINTS, MAX_REWARD_ID
 
 

@@ -38,6 +38,7 @@ from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import fields, json_input
 from loyalty.errors import InvalidEventError
 from loyalty.orders import ORDER_TOPICS, read_facts
+from loyalty.policy import Policy
 
 log = logging.getLogger("loyalnest.api.webhooks")
 
@@ -161,8 +162,7 @@ async def shopify_webhook(request: Request) -> Response:
         headers=kafka_headers(
             dict(request.headers),
             correlation,
-            points_per_unit=str(merchant.points_per_unit),
-            locale=merchant.locale,
+            Policy(points_per_unit=merchant.points_per_unit, locale=merchant.locale),
         ),
     )
     try:

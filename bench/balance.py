@@ -28,16 +28,14 @@ import httpx
 import pymongo
 import redis
 
+from bench.earns import first_earn_writes
 from bench.http import Run, build_request, closed_loop
 from bench.report import Targets, at_least, at_most, require_status
 from bench.stackenv import bench_shops, running_api
 from connectors.balance_cache import cache_key
-from connectors.points_records import entry_writes
 from loyalnest.settings import Settings
 from loyalnest.tokens import SCOPE_VIEW
 from loyalty import ids
-from loyalty.i18n import BUILT_IN
-from loyalty.ledger import Kind, LedgerEntry
 from sinks.mongo import MongoWrite, MongoWriter
 
 TARGETS: Targets = {"hit_req_per_s": at_least(2_000), "hit_p99_ms": at_most(20)}
@@ -57,21 +55,17 @@ def balance_writes(merchant_id: str, balances: dict[int, int]) -> list[MongoWrit
     at = datetime(2026, 3, 1, tzinfo=UTC)
     writes: list[MongoWrite] = []
     for customer, points in balances.items():
-        entry = LedgerEntry(
-            event_id=str(ids.event_id("balance-bench", customer)),
-            merchant_id=merchant_id,
-            customer=customer,
-            kind=Kind.EARN,
-            points=points,
-            balance=points,
-            seq=1,
-            text_key="points.earned.order",
-            locale="en",
-            at=at,
-            order_id=customer,
-            correlation_id=str(uuid.UUID(int=customer)),
+        writes.extend(
+            first_earn_writes(
+                str(ids.event_id("balance-bench", customer)),
+                merchant_id,
+                customer,
+                customer,
+                points,
+                at,
+                str(uuid.UUID(int=customer)),
+            )
         )
-        writes.extend(entry_writes(entry, BUILT_IN))
     return writes
 
 

@@ -16,9 +16,9 @@ import httpx
 import pymongo
 from confluent_kafka import Producer
 
+from bench.earns import first_earn_writes
 from bench.report import Targets, at_least
 from bench.stackenv import bench_env, flow_process
-from connectors.points_records import entry_writes
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from loyalnest.bootstrap.mongo import ensure_collections
 from loyalnest.harness.deployment import Deployment
@@ -27,8 +27,6 @@ from loyalnest.samples import order_body
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
 from loyalty import ids
-from loyalty.i18n import BUILT_IN
-from loyalty.ledger import Kind, LedgerEntry
 from sinks.mongo import MongoWrite, MongoWriter
 
 SHOP = "bench.myshopify.com"
@@ -86,21 +84,17 @@ def ceiling_writes(count: int) -> list[MongoWrite]:
     at = datetime(2026, 3, 1, tzinfo=UTC)
     writes: list[MongoWrite] = []
     for n in range(count):
-        entry = LedgerEntry(
-            event_id=str(ids.event_id("ceiling", n)),
-            merchant_id=merchant,
-            customer=2_000_000 + n,
-            kind=Kind.EARN,
-            points=100,
-            balance=100,
-            seq=1,
-            text_key="points.earned.order",
-            locale="en",
-            at=at,
-            order_id=9_000_000 + n,
-            correlation_id=str(uuid.UUID(int=n)),
+        writes.extend(
+            first_earn_writes(
+                str(ids.event_id("ceiling", n)),
+                merchant,
+                2_000_000 + n,
+                9_000_000 + n,
+                100,
+                at,
+                str(uuid.UUID(int=n)),
+            )
         )
-        writes.extend(entry_writes(entry, BUILT_IN))
     return writes
 
 

@@ -17,16 +17,18 @@ from datetime import datetime
 
 import redis
 
-# KEYS[1] = entry; ARGV = seq, balance, updated_at, time to live in ms. Returns 1 if written.
+# KEYS[1] = entry; ARGV = seq, time to live in ms, then field, value pairs. Returns 1 if written.
 SET_IF_NEWER = """
 local current = redis.call('HGET', KEYS[1], 'seq')
 if current and tonumber(current) >= tonumber(ARGV[1]) then
   return 0
 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'balance', ARGV[2], 'updated_at', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
+# Entries without these fields (written by an earlier version) are read as misses.
+FIELDS = ("balance", "updated_at", "pending", "lifetime_earned", "next_expiry")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,38 @@ class CachedBalance:
     balance: int
     seq: int
     updated_at: datetime
+    pending: int = 0
+    lifetime_earned: int = 0
+    next_expiry: tuple[int, datetime] | None = None  # (points, at)
+
+    def script_args(self, ttl_ms: int) -> list[int | str]:
+        """SET_IF_NEWER's arguments for this value."""
+        expiry = (
+            f"{self.next_expiry[0]}@{self.next_expiry[1].isoformat()}" if self.next_expiry else ""
+        )
+        values: tuple[int | str, ...] = (
+            self.balance,
+            self.updated_at.isoformat(),
+            self.pending,
+            self.lifetime_earned,
+            expiry,
+        )
+        pairs: list[int | str] = [x for pair in zip(FIELDS, values, strict=True) for x in pair]
+        return [self.seq, ttl_ms, *pairs]
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> CachedBalance | None:
+        if any(name not in raw for name in FIELDS) or "seq" not in raw:
+            return None
+        points, _, at = raw["next_expiry"].partition("@")
+        return cls(
+            balance=int(raw["balance"]),
+            seq=int(raw["seq"]),
+            updated_at=datetime.fromisoformat(raw["updated_at"]),
+            pending=int(raw["pending"]),
+            lifetime_earned=int(raw["lifetime_earned"]),
+            next_expiry=(int(points), datetime.fromisoformat(at)) if at else None,
+        )
 
 
 def cache_key(prefix: str, merchant_id: str, customer: int) -> str:
@@ -53,7 +87,7 @@ class BalanceCache:
         for merchant_id, customer, value in entries:
             self._set_if_newer(
                 keys=[cache_key(self._prefix, merchant_id, customer)],
-                args=[value.seq, value.balance, value.updated_at.isoformat(), self._ttl_ms],
+                args=value.script_args(self._ttl_ms),
                 client=pipe,
             )
         pipe.execute()
@@ -62,12 +96,7 @@ class BalanceCache:
         raw = self._client.hgetall(cache_key(self._prefix, merchant_id, customer))
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        return CachedBalance(
-            balance=int(fields["balance"]),
-            seq=int(fields["seq"]),
-            updated_at=datetime.fromisoformat(fields["updated_at"]),
-        )
+        return CachedBalance.from_hash({_text(k): _text(v) for k, v in raw.items()})
 
 
 def _text(value: bytes | str) -> str:

@@ -1,7 +1,8 @@
 """What the points flow writes: MongoDB operations, Avro event records, cache updates.
 
 Every write is safe to repeat. Ledger documents are inserted under their deterministic event id;
-balances are upserted only over an older sequence number; a redemption leaves `pending` once.
+a balance document is replaced only by a newer version of it (one write per command, however
+many entries the command posted); a redemption or an adjustment leaves `pending` once.
 """
 
 from __future__ import annotations
@@ -13,8 +14,17 @@ from pymongo import InsertOne, UpdateOne
 
 from connectors.balance_cache import CachedBalance
 from loyalty import ids
+from loyalty.customers import (
+    Adjustment,
+    AdjustmentOutcome,
+    BalanceSnapshot,
+    ExpiryWarning,
+    LedgerEntry,
+    Redemption,
+    RedemptionOutcome,
+    Status,
+)
 from loyalty.i18n import describe
-from loyalty.ledger import LedgerEntry, Redemption, RedemptionOutcome, RedemptionStatus
 from sinks.mongo import MongoWrite, encoded
 from sinks.redis_cache import CacheUpdate
 
@@ -22,6 +32,7 @@ SCHEMA_VERSION = "1.0.0"
 LEDGER = "points_transactions"
 BALANCES = "point_balances"
 REDEMPTIONS = "reward_redemptions"
+ADJUSTMENTS = "points_adjustments"
 
 Translations = Mapping[tuple[str, str], str]
 
@@ -31,7 +42,7 @@ def balance_id(merchant_id: str, customer: int) -> str:
 
 
 def ledger_document(entry: LedgerEntry, translations: Translations) -> dict[str, Any]:
-    return {
+    document = {
         "_id": entry.event_id,
         "event_id": entry.event_id,
         "merchant_id": entry.merchant_id,
@@ -49,29 +60,56 @@ def ledger_document(entry: LedgerEntry, translations: Translations) -> dict[str,
         "schema_version": SCHEMA_VERSION,
         "created_at": entry.at,
         "correlation_id": entry.correlation_id,
+        # Where the points came from: the ledger alone answers "why did my points move?".
+        "source": entry.source.value,
+        "source_id": entry.source_id,
     }
+    # Only entries that move pending points or record an adjustment say so (smaller documents).
+    if entry.pending is not None:
+        document["pending_after"] = entry.pending
+        document["pending_delta"] = entry.pending_delta
+    if entry.adjustment_id is not None:
+        document["adjustment_id"] = entry.adjustment_id
+        document["reason"] = entry.reason
+        document["delta"] = entry.spendable_delta
+    return document
 
 
-def entry_writes(entry: LedgerEntry, translations: Translations) -> list[MongoWrite]:
-    balance = UpdateOne(
-        # The sequence guard: a replayed (older) write matches nothing, its upsert then hits
+def entry_write(entry: LedgerEntry, translations: Translations) -> MongoWrite:
+    return LEDGER, InsertOne(encoded(ledger_document(entry, translations)))
+
+
+def balance_write(snapshot: BalanceSnapshot) -> MongoWrite:
+    expiry = snapshot.next_expiry
+    return BALANCES, UpdateOne(
+        # The version guard: a replayed (older) write matches nothing, its upsert then hits
         # the _id and ends as a duplicate-key error, which the sink ignores.
-        encoded({"_id": balance_id(entry.merchant_id, entry.customer), "seq": {"$lt": entry.seq}}),
+        encoded(
+            {
+                "_id": balance_id(snapshot.merchant_id, snapshot.customer),
+                "v": {"$lt": snapshot.version},
+            }
+        ),
         encoded(
             {
                 "$set": {
-                    "merchant_id": entry.merchant_id,
-                    "customer_id": str(ids.customer_id(entry.merchant_id, entry.customer)),
-                    "shopify_customer_id": entry.customer,
-                    "balance": entry.balance,
-                    "seq": entry.seq,
-                    "updated_at": entry.at,
+                    "merchant_id": snapshot.merchant_id,
+                    "customer_id": str(ids.customer_id(snapshot.merchant_id, snapshot.customer)),
+                    "shopify_customer_id": snapshot.customer,
+                    "balance": snapshot.balance,
+                    "seq": snapshot.seq,
+                    "updated_at": snapshot.updated_at,
+                    "pending": snapshot.pending,
+                    "lifetime_earned": snapshot.lifetime_earned,
+                    "next_expiry": {"points": expiry.points, "at": expiry.at} if expiry else None,
+                    # When the clock must next reach this customer (loyalnest/clock.py).
+                    "due_at": snapshot.due_at,
+                    "v": snapshot.version,
                 }
             }
         ),
         upsert=True,
     )
-    return [(LEDGER, InsertOne(encoded(ledger_document(entry, translations)))), (BALANCES, balance)]
 
 
 def redemption_facts(r: Redemption) -> dict[str, Any]:
@@ -90,21 +128,44 @@ def redemption_facts(r: Redemption) -> dict[str, Any]:
     }
 
 
-def outcome_write(outcome: RedemptionOutcome) -> MongoWrite:
-    r = outcome.redemption
+def outcome_write(outcome: RedemptionOutcome | AdjustmentOutcome) -> MongoWrite:
+    if isinstance(outcome, RedemptionOutcome):
+        request: Redemption | Adjustment = outcome.redemption
+        collection, request_id = REDEMPTIONS, outcome.redemption.redemption_id
+        facts = redemption_facts(outcome.redemption)
+    else:
+        request = outcome.adjustment
+        collection, request_id = ADJUSTMENTS, outcome.adjustment.adjustment_id
+        facts = adjustment_facts(outcome.adjustment)
     decided: dict[str, Any] = {
         "status": outcome.status.value,
         "reason": outcome.reason,
-        "decided_at": r.at,
+        "decided_at": request.at,
     }
     if outcome.entry is not None:
         decided["ledger_event_id"] = outcome.entry.event_id
         decided["balance_after"] = outcome.entry.balance
-    return REDEMPTIONS, UpdateOne(
-        encoded({"_id": r.redemption_id, "status": RedemptionStatus.PENDING.value}),
-        encoded({"$set": decided, "$setOnInsert": redemption_facts(r)}),
+    return collection, UpdateOne(
+        encoded({"_id": request_id, "status": Status.PENDING.value}),
+        encoded({"$set": decided, "$setOnInsert": facts}),
         upsert=True,
     )
+
+
+def adjustment_facts(a: Adjustment) -> dict[str, Any]:
+    """What an adjustment document says about the request, whoever writes it first."""
+    return {
+        "merchant_id": a.merchant_id,
+        "shopify_customer_id": a.customer,
+        "customer_id": str(ids.customer_id(a.merchant_id, a.customer)),
+        "points": a.points,
+        "reason": a.reason,
+        "idempotency_key": a.idempotency_key,
+        "locale": a.locale,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": a.at,
+        "correlation_id": a.correlation_id,
+    }
 
 
 def points_event(entry: LedgerEntry, translations: Translations) -> dict[str, Any]:
@@ -124,6 +185,25 @@ def points_event(entry: LedgerEntry, translations: Translations) -> dict[str, An
         "schema_version": SCHEMA_VERSION,
         "created_at": entry.at,
         "correlation_id": entry.correlation_id,
+        "source": entry.source.value,
+        "source_id": entry.source_id,
+        "pending": entry.pending,
+        "delta": entry.spendable_delta,
+    }
+
+
+def expiring_event(warning: ExpiryWarning) -> dict[str, Any]:
+    """The `points.expiring` record (schema avro/points_expiring.avsc)."""
+    return {
+        "event_id": warning.event_id,
+        "merchant_id": warning.merchant_id,
+        "customer_id": str(ids.customer_id(warning.merchant_id, warning.customer)),
+        "shopify_customer_id": warning.customer,
+        "points": warning.points,
+        "expires_at": warning.expires_at,
+        "locale": warning.locale,
+        "schema_version": SCHEMA_VERSION,
+        "created_at": warning.at,
     }
 
 
@@ -145,5 +225,17 @@ def redemption_event(outcome: RedemptionOutcome) -> dict[str, Any]:
     }
 
 
-def cache_update(entry: LedgerEntry) -> CacheUpdate:
-    return entry.merchant_id, entry.customer, CachedBalance(entry.balance, entry.seq, entry.at)
+def cache_update(snapshot: BalanceSnapshot) -> CacheUpdate:
+    expiry = snapshot.next_expiry
+    return (
+        snapshot.merchant_id,
+        snapshot.customer,
+        CachedBalance(
+            snapshot.balance,
+            snapshot.seq,
+            snapshot.updated_at,
+            pending=snapshot.pending,
+            lifetime_earned=snapshot.lifetime_earned,
+            next_expiry=(expiry.points, expiry.at) if expiry else None,
+        ),
+    )

@@ -15,9 +15,20 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
+from loyalty import fields
+from loyalty.errors import InvalidEventError
 from loyalty.ids import normalize_shop
+from loyalty.policy import (
+    DEFAULT_WARNING_DAYS,
+    MAX_PENDING_DAYS,
+    MAX_WARNING_DAYS,
+    Expiry,
+    Policy,
+    parse_days,
+)
 
 # The delivery headers kept on the record, the HMAC among them: the value is the body exactly
 # as Shopify signed it, so the record (or its dead letter, re-driven) can be verified again.
@@ -33,8 +44,13 @@ FORWARDED_HEADERS = (
 CORRELATION_HEADER = "X-Correlation-Id"
 
 
+# The merchant's terms when the webhook was accepted (loyalty.policy.Policy). Records written
+# before a header existed lack it and get its default: the terms they were accepted under.
 POINTS_PER_UNIT_HEADER = "LoyalNest-Points-Per-Unit"
 LOCALE_HEADER = "LoyalNest-Locale"
+PENDING_DAYS_HEADER = "LoyalNest-Pending-Days"
+EXPIRY_HEADER = "LoyalNest-Expiry"
+WARNING_DAYS_HEADER = "LoyalNest-Expiry-Warning-Days"
 
 
 def partition_key(shop: str, topic: str, body: Any) -> bytes:
@@ -50,13 +66,10 @@ def partition_key(shop: str, topic: str, body: Any) -> bytes:
 
 
 def kafka_headers(
-    delivery: dict[str, str],
-    correlation_id: str,
-    *,
-    points_per_unit: str = "1",
-    locale: str = "en",
+    delivery: dict[str, str], correlation_id: str, policy: Policy | None = None
 ) -> list[tuple[str, str | bytes | None]]:
-    """The Shopify delivery headers we keep, our correlation id and the earning terms."""
+    """The Shopify delivery headers we keep, our correlation id and the merchant's terms."""
+    policy = policy or Policy()
     lowered = {k.lower(): v for k, v in delivery.items()}
     kept: list[tuple[str, str | bytes | None]] = [
         (name, lowered[name.lower()].encode())
@@ -66,9 +79,41 @@ def kafka_headers(
     return [
         *kept,
         (CORRELATION_HEADER, correlation_id.encode()),
-        (POINTS_PER_UNIT_HEADER, points_per_unit.encode()),
-        (LOCALE_HEADER, locale.encode()),
+        *policy_headers(policy),
     ]
+
+
+def policy_headers(policy: Policy) -> list[tuple[str, str | bytes | None]]:
+    return [
+        (POINTS_PER_UNIT_HEADER, str(policy.points_per_unit).encode()),
+        (LOCALE_HEADER, policy.locale.encode()),
+        (PENDING_DAYS_HEADER, str(policy.pending_days).encode()),
+        (EXPIRY_HEADER, str(policy.expiry).encode()),
+        (WARNING_DAYS_HEADER, str(policy.warning_days).encode()),
+    ]
+
+
+def read_policy(header: Callable[[str], str | None]) -> Policy:
+    """The terms a record carries (`header(name)` reads one of its headers); strict, so a
+    malformed term dead-letters the record instead of earning under made-up terms."""
+    raw_rate = header(POINTS_PER_UNIT_HEADER)
+    locale = header(LOCALE_HEADER) or "en"
+    if not fields.is_locale(locale):
+        raise InvalidEventError(f"{LOCALE_HEADER} is not a language code: {fields.preview(locale)}")
+    pending = header(PENDING_DAYS_HEADER)
+    expiry = header(EXPIRY_HEADER)
+    warning = header(WARNING_DAYS_HEADER)
+    return Policy(
+        points_per_unit=fields.rate(raw_rate) if raw_rate is not None else Policy.points_per_unit,
+        locale=locale,
+        pending_days=parse_days(pending, PENDING_DAYS_HEADER, MAX_PENDING_DAYS) if pending else 0,
+        expiry=Expiry.parse(expiry) if expiry is not None else Expiry(),
+        warning_days=(
+            parse_days(warning, WARNING_DAYS_HEADER, MAX_WARNING_DAYS)
+            if warning is not None
+            else DEFAULT_WARNING_DAYS
+        ),
+    )
 
 
 def encode_body(body: dict[str, Any]) -> bytes:

@@ -35,13 +35,15 @@ from connectors.kafka import source as kafka_source
 from connectors.points_records import (
     Translations,
     balance_id,
+    balance_write,
     cache_update,
-    entry_writes,
+    entry_write,
+    expiring_event,
     outcome_write,
     points_event,
     redemption_event,
 )
-from connectors.shopify import CORRELATION_HEADER, LOCALE_HEADER, POINTS_PER_UNIT_HEADER
+from connectors.shopify import CORRELATION_HEADER, read_policy
 from connectors.translations import load_translations
 from flows.common import (
     Rejected,
@@ -57,29 +59,34 @@ from loyalnest.topics import (
     POINTS_COMMANDS,
     POINTS_DLQ,
     POINTS_EARNED,
+    POINTS_EXPIRING,
     REWARD_REDEMPTION,
     SHOPIFY_ORDERS,
 )
 from loyalty import fields
+from loyalty.commands import Command as CommandItem
 from loyalty.commands import customer_key, decode_command, encode_change
-from loyalty.ledger import (
+from loyalty.customers import (
+    AdjustmentOutcome,
+    BalanceSnapshot,
     CustomerOutput,
     CustomerState,
+    ExpiryWarning,
     LedgerEntry,
+    RedemptionOutcome,
+    Status,
+    apply_customer,
+)
+from loyalty.ledger import (
     OrderState,
     OrderUpdate,
     PointsChange,
-    Policy,
-    Redemption,
-    RedemptionOutcome,
-    RedemptionStatus,
     Skipped,
-    apply_customer,
     apply_order,
 )
 from loyalty.orders import InvalidEventError, parse_order_event
 from sinks.kafka import ReliableKafkaSink, dead_letter_sink
-from sinks.mongo import MongoSink, RoutedWrite
+from sinks.mongo import MongoSink, MongoWrite, RoutedWrite
 from sinks.redis_cache import BalanceCacheSink, CacheUpdate
 
 log = logging.getLogger("loyalnest.flows.points")
@@ -88,6 +95,8 @@ FLOW = "points"
 TRANSACTIONS = Counter("points_transactions_total", "Ledger entries written", ["type", "locale"])
 ERRORS = Counter("points_errors_total", "Messages sent to the dead-letter topic", ["error_type"])
 REDEMPTIONS = Counter("points_redemptions_total", "Redemptions decided", ["status"])
+ADJUSTMENTS = Counter("points_adjustments_total", "Manual adjustments decided", ["status"])
+WARNINGS = Counter("points_expiry_warnings_total", "points.expiring warnings sent")
 SKIPPED = Counter("points_orders_skipped_total", "Orders that earn nothing", ["reason"])
 
 Encoder = Callable[[dict[str, Any]], bytes]
@@ -104,7 +113,7 @@ class Received:
 @dataclass(frozen=True)
 class Command:
     message: SourceMessage
-    item: PointsChange | Redemption
+    item: CommandItem
     key: str  # merchant:customer
 
 
@@ -123,20 +132,10 @@ def decode_order(message: SourceMessage) -> Received:
         topic=event.topic,
         facts=event.facts,
         received_at=received_at,
-        policy=_policy(message),
+        policy=read_policy(lambda name: header(message, name)),
         correlation_id=_correlation_id(message),
     )
     return Received(message, update, f"{event.shop}:{event.order_id}")
-
-
-def _policy(message: SourceMessage) -> Policy:
-    """The merchant's terms the API attached when it accepted the webhook."""
-    raw_rate = header(message, POINTS_PER_UNIT_HEADER)
-    locale = header(message, LOCALE_HEADER) or "en"
-    if not fields.is_locale(locale):
-        raise InvalidEventError(f"{LOCALE_HEADER} is not a language code: {fields.preview(locale)}")
-    rate = fields.rate(raw_rate) if raw_rate is not None else Policy.points_per_unit
-    return Policy(points_per_unit=rate, locale=locale)
 
 
 def _correlation_id(message: SourceMessage) -> str | None:
@@ -194,34 +193,52 @@ class Outputs:
     def effects(self, outputs: list[CustomerOutput]) -> Effects:
         effects = Effects(outputs)
         for output in outputs:
-            effects.writes.extend(self.writes(output))
-            effects.events.extend(self.events(output))
-            if isinstance(output, LedgerEntry):
+            if isinstance(output, BalanceSnapshot):
+                effects.writes.append(
+                    _routed(output.merchant_id, output.customer, balance_write(output))
+                )
                 effects.cache.append(cache_update(output))
+                continue
+            write = self.write(output)
+            if write is not None:
+                effects.writes.append(write)
+            event = self.event(output)
+            if event is not None:
+                effects.events.append(event)
         return effects
 
-    def writes(self, output: CustomerOutput) -> list[RoutedWrite]:
-        """The documents an output changes, routed by customer (one customer's in order)."""
+    def write(self, output: CustomerOutput) -> RoutedWrite | None:
+        """The document an output changes, routed by customer (one customer's in order)."""
         if isinstance(output, LedgerEntry):
-            key = balance_id(output.merchant_id, output.customer)
-            return [(key, write) for write in entry_writes(output, self.translations)]
-        r = output.redemption
-        return [(balance_id(r.merchant_id, r.customer), outcome_write(output))]
+            write = entry_write(output, self.translations)
+            return _routed(output.merchant_id, output.customer, write)
+        if isinstance(output, RedemptionOutcome):
+            r = output.redemption
+            return _routed(r.merchant_id, r.customer, outcome_write(output))
+        if isinstance(output, AdjustmentOutcome):
+            a = output.adjustment
+            return _routed(a.merchant_id, a.customer, outcome_write(output))
+        return None
 
-    def events(self, output: CustomerOutput) -> list[SinkMessage]:
+    def event(self, output: CustomerOutput) -> SinkMessage | None:
         if isinstance(output, LedgerEntry):
             record, contract = points_event(output, self.translations), POINTS_EARNED
-        elif output.status == RedemptionStatus.COMPLETED:
+            customer = output.customer
+        elif isinstance(output, RedemptionOutcome) and output.status == Status.COMPLETED:
             record, contract = redemption_event(output), REWARD_REDEMPTION
+            customer = output.redemption.customer
+        elif isinstance(output, ExpiryWarning):
+            record, contract = expiring_event(output), POINTS_EXPIRING
+            customer = output.customer
         else:
-            return []
-        key = customer_key(record["merchant_id"], _customer_of(output))
+            return None
+        key = customer_key(record["merchant_id"], customer)
         value = self.encoders[contract](record)
-        return [KafkaSinkMessage(key=key, value=value, topic=self.topic(contract))]
+        return KafkaSinkMessage(key=key, value=value, topic=self.topic(contract))
 
 
-def _customer_of(output: CustomerOutput) -> int:
-    return output.customer if isinstance(output, LedgerEntry) else output.redemption.customer
+def _routed(merchant_id: str, customer: int, write: MongoWrite) -> RoutedWrite:
+    return balance_id(merchant_id, customer), write
 
 
 def count_outputs(effects: Effects, locales: frozenset[str]) -> None:
@@ -232,6 +249,10 @@ def count_outputs(effects: Effects, locales: frozenset[str]) -> None:
             TRANSACTIONS.labels(output.kind.value, locale).inc()
         elif isinstance(output, RedemptionOutcome):
             REDEMPTIONS.labels(output.status.value).inc()
+        elif isinstance(output, AdjustmentOutcome):
+            ADJUSTMENTS.labels(output.status.value).inc()
+        elif isinstance(output, ExpiryWarning):
+            WARNINGS.inc()
 
 
 def dead_letter(rejected: Rejected) -> SinkMessage:
@@ -338,7 +359,7 @@ def flow() -> Dataflow:
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     encoders: dict[str, Encoder] = {
         topic: AvroEncoder.registered(registry, topic, settings.topic(topic))
-        for topic in (POINTS_EARNED, REWARD_REDEMPTION)
+        for topic in (POINTS_EARNED, REWARD_REDEMPTION, POINTS_EXPIRING)
     }
     brokers = settings.kafka_brokers
     sinks = PointsSinks(

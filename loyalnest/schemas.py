@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loyalnest.topics import POINTS_EARNED, REWARD_REDEMPTION
+from loyalnest.topics import POINTS_EARNED, POINTS_EXPIRING, REWARD_REDEMPTION
 
 AVRO_DIR = Path(__file__).resolve().parents[1] / "avro"
 
@@ -12,6 +12,7 @@ AVRO_DIR = Path(__file__).resolve().parents[1] / "avro"
 TOPIC_SCHEMAS: dict[str, str] = {
     POINTS_EARNED: "points_earned.avsc",
     REWARD_REDEMPTION: "reward_redemption.avsc",
+    POINTS_EXPIRING: "points_expiring.avsc",
 }
 
 

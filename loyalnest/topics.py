@@ -8,6 +8,8 @@ SHOPIFY_ORDERS = "shopify.orders"
 POINTS_COMMANDS = "points.commands"
 POINTS_EARNED = "points.earned"
 REWARD_REDEMPTION = "reward.redemption"
+POINTS_EXPIRING = "points.expiring"
+CLOCK_TICKS = "clock.ticks"
 POINTS_DLQ = "points.dlq"
 POINTS_REPLAY = "points.replay"
 ORDER_ARCHIVE_DLQ = "order_archive.dlq"
@@ -38,6 +40,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(POINTS_COMMANDS, KEEP_FOREVER | SOURCE_RECORDS),
     TopicSpec(POINTS_EARNED),
     TopicSpec(REWARD_REDEMPTION),
+    TopicSpec(POINTS_EXPIRING),
+    # The clock job's ticks, for flows that age with time as a whole (RFM); one partition keeps
+    # them in order. The points flow gets its ticks per customer on points.commands.
+    TopicSpec(CLOCK_TICKS, KEEP_FOREVER),
     TopicSpec(POINTS_DLQ, DEAD_LETTERS),
     TopicSpec(POINTS_REPLAY, SOURCE_RECORDS),
     TopicSpec(ORDER_ARCHIVE_DLQ, DEAD_LETTERS),

@@ -1,7 +1,15 @@
-"""The `points.commands` record format: JSON for points changes and redemptions.
+"""The `points.commands` record format: JSON, one record per command, keyed merchant:customer.
 
-Every change to a balance is one of these records, keyed by merchant:customer. JSON keeps the
-topic readable with any Kafka tool; points are integers and times ISO-8601 UTC.
+Every change to a balance is one of these records; JSON keeps the topic readable with any Kafka
+tool; points are integers and times ISO-8601 UTC. Four types:
+
+- `points.change`: points a source gives or takes back (earn, reverse, bonus), naming the source
+  (order, refund, cancel, referral, tier, ...) and its id. Records written before sources
+  existed name only the order and its business key (`earn`, `cancel`, `refund:<id>`): the source
+  is derived from the key, and they decode to exactly the change they always were.
+- `points.redeem`: a redemption the API accepted.
+- `points.adjust`: a merchant's manual adjustment.
+- `points.tick`: the clock reaching a customer (see loyalnest/clock.py).
 """
 
 from __future__ import annotations
@@ -12,15 +20,21 @@ from datetime import datetime
 from typing import Any
 
 from loyalty import fields, json_input
+from loyalty.customers import MAX_ADJUSTMENT, Adjustment, Redemption, Tick
 from loyalty.errors import InvalidEventError
 from loyalty.i18n import TEXT_KEYS
-from loyalty.ledger import Kind, PointsChange, Redemption
+from loyalty.ledger import CHANGE_KINDS, ORDER_SOURCES, Kind, PointsChange, Source, Terms
 from loyalty.limits import MAX_INT64, MAX_POINTS, MAX_REWARD_ID, MAX_TEXT, MIN_INT64
+from loyalty.policy import DEFAULT_WARNING_DAYS, MAX_WARNING_DAYS, Expiry, days_in_range
 
 CHANGE = "points.change"
 REDEEM = "points.redeem"
-CHANGE_KINDS = frozenset({Kind.EARN.value, Kind.REVERSE.value})
+ADJUST = "points.adjust"
+TICK = "points.tick"
+MAX_REASON = 200
 _CHANGE_KEY = re.compile(r"earn|cancel|refund:[1-9][0-9]{0,18}", re.ASCII)
+_SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,199}", re.ASCII)
+_KEY_SOURCE = {"earn": Source.ORDER, "cancel": Source.CANCEL}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 
 
@@ -29,22 +43,28 @@ def customer_key(merchant_id: str, customer: int) -> bytes:
 
 
 def encode_change(change: PointsChange) -> bytes:
-    return _dump(
-        {
-            "type": CHANGE,
-            "shop": change.shop,
-            "customer": change.customer,
-            "order_id": change.order_id,
-            "kind": change.kind.value,
-            "points": change.points,
-            "key": change.key,
-            "text_key": change.text_key,
-            "locale": change.locale,
-            "at": change.at.isoformat(),
-            "refund_id": change.refund_id,
-            "correlation_id": change.correlation_id,
-        }
-    )
+    body: dict[str, Any] = {
+        "type": CHANGE,
+        "shop": change.shop,
+        "customer": change.customer,
+        "order_id": change.order_id,
+        "kind": change.kind.value,
+        "points": change.points,
+        "key": change.key,
+        "text_key": change.text_key,
+        "locale": change.locale,
+        "at": change.at.isoformat(),
+        "refund_id": change.refund_id,
+        "correlation_id": change.correlation_id,
+        "source": change.source.value,
+        "source_id": change.source_id,
+    }
+    terms = change.terms
+    if terms != Terms():  # the default terms are left out: most records stay as they were
+        body["release_at"] = terms.release_at.isoformat() if terms.release_at else None
+        body["expiry"] = str(terms.expiry)
+        body["warning_days"] = terms.warning_days
+    return _dump(body)
 
 
 def encode_redemption(redemption: Redemption) -> bytes:
@@ -64,7 +84,38 @@ def encode_redemption(redemption: Redemption) -> bytes:
     )
 
 
-def decode_command(raw: bytes | None) -> PointsChange | Redemption:
+def encode_adjustment(adjustment: Adjustment) -> bytes:
+    return _dump(
+        {
+            "type": ADJUST,
+            "adjustment_id": adjustment.adjustment_id,
+            "merchant_id": adjustment.merchant_id,
+            "customer": adjustment.customer,
+            "points": adjustment.points,
+            "reason": adjustment.reason,
+            "idempotency_key": adjustment.idempotency_key,
+            "locale": adjustment.locale,
+            "at": adjustment.at.isoformat(),
+            "correlation_id": adjustment.correlation_id,
+        }
+    )
+
+
+def encode_tick(tick: Tick) -> bytes:
+    return _dump(
+        {
+            "type": TICK,
+            "merchant_id": tick.merchant_id,
+            "customer": tick.customer,
+            "at": tick.at.isoformat(),
+        }
+    )
+
+
+Command = PointsChange | Redemption | Adjustment | Tick
+
+
+def decode_command(raw: bytes | None) -> Command:
     """Parse one points.commands record strictly; raise InvalidEventError when it is not one."""
     body = json_input.loads(raw or b"")
     if not isinstance(body, dict):
@@ -74,6 +125,12 @@ def decode_command(raw: bytes | None) -> PointsChange | Redemption:
         return _change(body)
     if kind == REDEEM:
         return _redemption(body)
+    if kind == ADJUST:
+        return _adjustment(body)
+    if kind == TICK:
+        return Tick(
+            _uuid(body, "merchant_id"), fields.identifier(body, "customer"), _time(body, "at")
+        )
     raise InvalidEventError(f"unknown command type {fields.preview(kind)}")
 
 
@@ -81,26 +138,85 @@ def _change(body: dict[str, Any]) -> PointsChange:
     kind = body.get("kind")
     if not isinstance(kind, str) or kind not in CHANGE_KINDS:
         raise InvalidEventError(f"unknown change kind {fields.preview(kind)}")
+    source, source_id, key = _source(body)
+    order_id = body.get("order_id")
     refund = body.get("refund_id")
     return PointsChange(
         shop=fields.shop_domain(_text(body, "shop")),
         customer=fields.identifier(body, "customer"),
-        order_id=fields.identifier(body, "order_id"),
+        source=source,
+        source_id=source_id,
         kind=Kind(kind),
         points=_points(body, "points"),
-        key=_matching(body, "key", _CHANGE_KEY),
         text_key=_text_key(body),
         locale=_locale(body),
         at=_time(body, "at"),
+        order_id=fields.identifier(body, "order_id") if order_id is not None else None,
+        key=key,
         refund_id=fields.identifier(body, "refund_id") if refund is not None else None,
+        correlation_id=_correlation(body),
+        terms=_terms(body),
+    )
+
+
+def _source(body: dict[str, Any]) -> tuple[Source, str, str | None]:
+    """(source, source id, order business key). Order changes are identified by their order id
+    and business key, as they always were; a record without a source is one of those."""
+    raw = body.get("source")
+    if raw is None or raw in ORDER_SOURCES:
+        key = _matching(body, "key", _CHANGE_KEY)
+        order_id = fields.identifier(body, "order_id")
+        source = _KEY_SOURCE.get(key, Source.REFUND)
+        if raw is not None and raw != source:
+            raise InvalidEventError(f"source {fields.preview(raw)} does not match key {key}")
+        source_id = key.partition(":")[2] if source == Source.REFUND else str(order_id)
+        if raw is not None and body.get("source_id") != source_id:
+            raise InvalidEventError(f"source_id must be {source_id} for key {key}")
+        return source, source_id, key
+    if not isinstance(raw, str) or raw not in Source.__members__.values():
+        raise InvalidEventError(f"unknown source {fields.preview(raw)}")
+    if body.get("key") is not None:
+        raise InvalidEventError("key is only for order changes")
+    return Source(raw), _matching(body, "source_id", _SOURCE_ID), None
+
+
+def _terms(body: dict[str, Any]) -> Terms:
+    if "expiry" not in body and "release_at" not in body and "warning_days" not in body:
+        return Terms()
+    expiry = _text(body, "expiry", 20)
+    warning = body.get("warning_days", DEFAULT_WARNING_DAYS)
+    return Terms(
+        release_at=fields.optional_time(body, "release_at"),
+        expiry=Expiry.parse(expiry),
+        warning_days=days_in_range(warning, "warning_days", MAX_WARNING_DAYS),
+    )
+
+
+def _adjustment(body: dict[str, Any]) -> Adjustment:
+    points = _int64(body, "points")
+    if points == 0 or abs(points) > MAX_ADJUSTMENT:
+        raise InvalidEventError(f"points must be non-zero and at most {MAX_ADJUSTMENT} either way")
+    return Adjustment(
+        adjustment_id=_uuid(body, "adjustment_id"),
+        merchant_id=_uuid(body, "merchant_id"),
+        customer=fields.identifier(body, "customer"),
+        points=points,
+        reason=_text(body, "reason", MAX_REASON),
+        idempotency_key=_text(body, "idempotency_key", MAX_TEXT),
+        locale=_locale(body),
+        at=_time(body, "at"),
         correlation_id=_correlation(body),
     )
 
 
+def _uuid(body: dict[str, Any], key: str) -> str:
+    return _matching(body, key, _UUID)
+
+
 def _redemption(body: dict[str, Any]) -> Redemption:
     return Redemption(
-        redemption_id=_matching(body, "redemption_id", _UUID),
-        merchant_id=_matching(body, "merchant_id", _UUID),
+        redemption_id=_uuid(body, "redemption_id"),
+        merchant_id=_uuid(body, "merchant_id"),
         customer=fields.identifier(body, "customer"),
         # Any 64-bit count: the customer stage decides (and fails) out-of-range redemptions,
         # so that every redemption the API recorded as pending gets an outcome.

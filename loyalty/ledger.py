@@ -17,7 +17,7 @@ Both are `(state | None, input) -> (state, outputs)`: Bytewax keeps the state, t
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
@@ -26,29 +26,48 @@ from typing import Any
 from loyalty import ids
 from loyalty.errors import InvalidEventError
 from loyalty.exact import EXACT, ZERO
-from loyalty.limits import MAX_INT64, MAX_POINTS, MIN_INT64
+from loyalty.limits import MAX_POINTS
 from loyalty.orders import Facts, OrderFacts, RefundFacts
+from loyalty.policy import DEFAULT_WARNING_DAYS, NO_EXPIRY, Expiry, Policy
 from loyalty.rules import earn_basis, points_for, refund_basis, reversal_target
 
 
 class Kind(StrEnum):
-    EARN = "earn"
-    REVERSE = "reverse"
-    SPEND = "spend"
+    """Ledger entry types: the seed's earn, spend, expire and bonus, and what else moves points."""
+
+    EARN = "earn"  # an order's points (pending first when the merchant holds them)
+    REVERSE = "reverse"  # points given back for a refund, a cancellation or a revoked reward
+    SPEND = "spend"  # a redemption
+    ADJUST = "adjust"  # a merchant's manual change, up or down
+    BONUS = "bonus"  # a reward that is not an order's: referral, tier entry
+    RELEASE = "release"  # pending points becoming spendable
+    EXPIRE = "expire"
+
+
+class Source(StrEnum):
+    """Where a change comes from: with the source id, it answers "why did my points move?"."""
+
+    ORDER = "order"
+    REFUND = "refund"
+    CANCEL = "cancel"
+    REDEMPTION = "redemption"
+    ADJUSTMENT = "adjustment"
+    REFERRAL = "referral"
+    TIER = "tier"
+    PENDING = "pending"
+    EXPIRY = "expiry"
+
+
+# Sources whose changes come from the order stage, identified (for dedup) as they always were.
+ORDER_SOURCES = frozenset({Source.ORDER, Source.REFUND, Source.CANCEL})
+# What a points change may do to a balance; the customer stage's own entries are not commands.
+CHANGE_KINDS = frozenset({Kind.EARN, Kind.REVERSE, Kind.BONUS})
 
 
 class SkipReason(StrEnum):
     GUEST = "guest_order"
     TEST = "test_order"
     ZERO_BASIS = "zero_basis"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The merchant's earning terms, attached to each webhook when it was received."""
-
-    points_per_unit: Decimal = Decimal(1)
-    locale: str = "en"
 
 
 @dataclass(frozen=True)
@@ -59,7 +78,7 @@ class OrderUpdate:
     topic: str
     facts: Facts
     received_at: datetime
-    policy: Policy = Policy()
+    policy: Policy = field(default_factory=Policy)
     correlation_id: str | None = None
 
     @property
@@ -68,29 +87,52 @@ class OrderUpdate:
 
 
 @dataclass(frozen=True)
+class Terms:
+    """How the points of an earn are held: the merchant's terms when the order was received."""
+
+    release_at: datetime | None = None  # pending until then; None: spendable at once
+    expiry: Expiry = NO_EXPIRY
+    warning_days: int = DEFAULT_WARNING_DAYS
+
+
+@dataclass(frozen=True)
 class PointsChange:
-    """Points an order earns or gives back, for the customer stage to apply."""
+    """Points an order, a referral or a tier gives or takes back, for the customer stage."""
 
     shop: str
     customer: int
-    order_id: int
+    source: Source
+    source_id: str
     kind: Kind
     points: int
-    key: str  # "earn", "refund:<id>" or "cancel": unique per order
     text_key: str
     locale: str
     at: datetime
+    # Order changes: the order, and the business key unique per order ("earn", "cancel",
+    # "refund:<id>") from which their ids were always derived.
+    order_id: int | None = None
+    key: str | None = None
     refund_id: int | None = None
     correlation_id: str | None = None
+    terms: Terms = Terms()
 
     # Cached: both are read several times per change on the flow's hot path (uuid5 each).
     @cached_property
     def event_id(self) -> str:
-        return str(ids.event_id(ids.normalize_shop(self.shop), self.order_id, self.key))
+        if self.source in ORDER_SOURCES:
+            return str(ids.event_id(ids.normalize_shop(self.shop), self.order_id, self.key))
+        return str(ids.event_id(self.merchant_id, self.source.value, self.source_id, self.kind))
 
     @cached_property
     def merchant_id(self) -> str:
         return str(ids.merchant_id(self.shop))
+
+    @property
+    def origin(self) -> str:
+        """What the points belong to: a reversal names the origin of the earn it reverses."""
+        if self.source in ORDER_SOURCES:
+            return f"order:{self.order_id}"
+        return f"{self.source.value}:{self.source_id}"
 
 
 @dataclass(frozen=True)
@@ -226,178 +268,35 @@ def _change(
     refund_id: int | None = None,
 ) -> PointsChange:
     assert order.customer is not None  # only orders with a customer ever earn
+    if key == "earn":
+        source, source_id = Source.ORDER, str(update.order_id)
+    elif refund_id is not None:
+        source, source_id = Source.REFUND, str(refund_id)
+    else:
+        source, source_id = Source.CANCEL, str(update.order_id)
     return PointsChange(
         shop=ids.normalize_shop(update.shop),
         customer=order.customer,
-        order_id=update.order_id,
+        source=source,
+        source_id=source_id,
         kind=kind,
         points=points,
-        key=key,
         text_key=text_key,
         locale=update.policy.locale,
         at=update.received_at,
+        order_id=update.order_id,
+        key=key,
         refund_id=refund_id,
         correlation_id=update.correlation_id,
+        terms=_terms(update) if kind == Kind.EARN else Terms(),
     )
 
 
-# ---------------------------------------------------------------------------- customers
-
-
-class RedemptionStatus(StrEnum):
-    PENDING = "pending"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class Redemption:
-    """A request to spend points, travelling through Kafka to the customer's single writer."""
-
-    redemption_id: str
-    merchant_id: str
-    customer: int
-    points: int
-    reward_id: str
-    idempotency_key: str
-    locale: str
-    at: datetime
-    correlation_id: str | None = None
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """One applied change: what moved, the balance after it, and its place in the sequence."""
-
-    event_id: str
-    merchant_id: str
-    customer: int
-    kind: Kind
-    points: int
-    balance: int
-    seq: int
-    text_key: str
-    locale: str
-    at: datetime
-    order_id: int | None = None
-    refund_id: int | None = None
-    redemption_id: str | None = None
-    correlation_id: str | None = None
-
-    @property
-    def delta(self) -> int:
-        return self.points if self.kind == Kind.EARN else -self.points
-
-
-@dataclass(frozen=True)
-class RedemptionOutcome:
-    redemption: Redemption
-    status: RedemptionStatus
-    reason: str | None = None
-    entry: LedgerEntry | None = None
-
-
-@dataclass
-class CustomerState:
-    balance: int = 0
-    seq: int = 0
-    # Ids of changes and redemptions already applied: a command delivered twice (at-least-once
-    # output of the order stage, or a retried API request) is applied once.
-    applied: set[str] = field(default_factory=set)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> CustomerState:
-        return replace(self, applied=set(self.applied))  # see OrderState.__deepcopy__
-
-
-CustomerInput = PointsChange | Redemption
-CustomerOutput = LedgerEntry | RedemptionOutcome
-
-
-def apply_customer(
-    state: CustomerState | None, item: CustomerInput
-) -> tuple[CustomerState, list[CustomerOutput]]:
-    customer = state or CustomerState()
-    if isinstance(item, Redemption):
-        return customer, _redeem(customer, item)
-    if item.event_id in customer.applied:
-        return customer, []
-    _check_balance(customer.balance, item.points if item.kind == Kind.EARN else -item.points)
-    customer.applied.add(item.event_id)
-    return customer, [
-        _post(
-            customer,
-            item.event_id,
-            item.merchant_id,
-            item.customer,
-            item.kind,
-            item.points,
-            item.text_key,
-            item.locale,
-            item.at,
-            order_id=item.order_id,
-            refund_id=item.refund_id,
-            correlation_id=item.correlation_id,
-        )
-    ]
-
-
-def _check_balance(balance: int, delta: int) -> None:
-    """Balances are stored as signed 64-bit integers: a change that would leave that range is
-    refused with its reason before anything changes."""
-    if not MIN_INT64 <= balance + delta <= MAX_INT64:
-        raise InvalidEventError(
-            f"balance {balance} changed by {delta:+} would leave the 64-bit integer range"
-        )
-
-
-def _redeem(customer: CustomerState, redemption: Redemption) -> list[CustomerOutput]:
-    if redemption.redemption_id in customer.applied:
-        return []
-    customer.applied.add(redemption.redemption_id)
-    if not 0 < redemption.points <= MAX_POINTS:
-        return [RedemptionOutcome(redemption, RedemptionStatus.FAILED, "invalid_points")]
-    if customer.balance < redemption.points:
-        return [RedemptionOutcome(redemption, RedemptionStatus.FAILED, "insufficient_points")]
-    entry = _post(
-        customer,
-        str(ids.event_id("redemption", redemption.redemption_id)),
-        redemption.merchant_id,
-        redemption.customer,
-        Kind.SPEND,
-        redemption.points,
-        "points.spent.redemption",
-        redemption.locale,
-        redemption.at,
-        redemption_id=redemption.redemption_id,
-        correlation_id=redemption.correlation_id,
-    )
-    return [entry, RedemptionOutcome(redemption, RedemptionStatus.COMPLETED, entry=entry)]
-
-
-def _post(
-    customer: CustomerState,
-    event_id: str,
-    merchant_id: str,
-    customer_id: int,
-    kind: Kind,
-    points: int,
-    text_key: str,
-    locale: str,
-    at: datetime,
-    **refs: Any,
-) -> LedgerEntry:
-    customer.seq += 1
-    customer.balance += points if kind == Kind.EARN else -points
-    return LedgerEntry(
-        event_id=event_id,
-        merchant_id=merchant_id,
-        customer=customer_id,
-        kind=kind,
-        points=points,
-        balance=customer.balance,
-        seq=customer.seq,
-        text_key=text_key,
-        locale=locale,
-        at=at,
-        **refs,
+def _terms(update: OrderUpdate) -> Terms:
+    policy = update.policy
+    release_at = update.received_at + timedelta(days=policy.pending_days)
+    return Terms(
+        release_at=release_at if policy.pending_days else None,
+        expiry=policy.expiry,
+        warning_days=policy.warning_days,
     )

@@ -1,0 +1,77 @@
+"""A merchant's program terms: how points are earned, held and lost.
+
+The API attaches the terms in force when it accepts a webhook; the order stage copies them onto
+the earn it posts; the customer stage keeps them with the points. So a change of terms applies
+from then on and never rewrites history: points already earned keep the terms they were earned
+under, and a replay of the logs makes the same decisions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from loyalty.errors import InvalidEventError
+
+MAX_PENDING_DAYS = 365
+MAX_EXPIRY_DAYS = 3650
+MAX_WARNING_DAYS = 365
+DEFAULT_WARNING_DAYS = 14
+_EXPIRY = re.compile(r"none|(inactivity|lot):([1-9][0-9]{0,3})", re.ASCII)
+
+
+class ExpiryMode(StrEnum):
+    NONE = "none"
+    INACTIVITY = "inactivity"  # the whole balance, after DAYS with no earn and no spend
+    LOT = "lot"  # each day's earns, DAYS after they were earned; spends take the oldest first
+
+
+@dataclass(frozen=True)
+class Expiry:
+    mode: ExpiryMode = ExpiryMode.NONE
+    days: int = 0
+
+    def __str__(self) -> str:
+        return self.mode.value if self.mode == ExpiryMode.NONE else f"{self.mode.value}:{self.days}"
+
+    @classmethod
+    def parse(cls, text: str) -> Expiry:
+        """`none`, `inactivity:DAYS` or `lot:DAYS` (DAYS from 1 to 3650)."""
+        match = _EXPIRY.fullmatch(text)
+        if match is None or (match[2] is not None and int(match[2]) > MAX_EXPIRY_DAYS):
+            raise InvalidEventError(
+                f"expiry must be none, inactivity:DAYS or lot:DAYS with DAYS from 1 to "
+                f"{MAX_EXPIRY_DAYS}, got {text[:40]!r}"
+            )
+        if match[1] is None:
+            return cls()
+        return cls(ExpiryMode(match[1]), int(match[2]))
+
+
+NO_EXPIRY = Expiry()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The merchant's terms, attached to each webhook when it was received."""
+
+    points_per_unit: Decimal = Decimal(1)
+    locale: str = "en"
+    pending_days: int = 0
+    expiry: Expiry = NO_EXPIRY
+    warning_days: int = DEFAULT_WARNING_DAYS
+
+
+def days_in_range(value: int, name: str, highest: int, lowest: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+        raise InvalidEventError(f"{name} must be an integer from {lowest} to {highest}")
+    return value
+
+
+def parse_days(text: str, name: str, highest: int) -> int:
+    """A day count from a header or a command-line flag: ASCII digits only."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 5:
+        raise InvalidEventError(f"{name} must be an integer from 0 to {highest}, got {text[:20]!r}")
+    return days_in_range(int(text), name, highest)
