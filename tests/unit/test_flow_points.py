@@ -27,7 +27,7 @@ from loyalnest.topics import POINTS_EARNED, REWARD_REDEMPTION
 from loyalty import ids
 from loyalty.commands import decode_command, encode_change
 from loyalty.i18n import BUILT_IN
-from loyalty.ledger import Kind, PointsChange
+from loyalty.ledger import Kind, PointsChange, Source
 from sinks.mongo import RoutedWrite
 from sinks.redis_cache import CacheUpdate
 from tests.hostile_orders import CORPUS, Hostile, order
@@ -172,6 +172,8 @@ def change(customer: int, points: int, order_id: int, locale: str = "en") -> byt
         PointsChange(
             shop=GOOD_SHOP,
             customer=customer,
+            source=Source.ORDER,
+            source_id=str(order_id),
             order_id=order_id,
             kind=Kind.EARN,
             points=points,
