@@ -40,9 +40,12 @@ from loyalty.customers import (
 )
 from loyalty.ledger import OrderState, PointsChange, apply_order
 from loyalty.orders import InvalidEventError
+from loyalty.policy import Policy
 
 
-def produce_webhooks(settings: Settings, topic: str, webhooks: list[Webhook]) -> None:
+def produce_webhooks(
+    settings: Settings, topic: str, webhooks: list[Webhook], policy: Policy | None = None
+) -> None:
     producer = Producer(
         {
             "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -55,7 +58,7 @@ def produce_webhooks(settings: Settings, topic: str, webhooks: list[Webhook]) ->
             topic,
             key=partition_key(hook.shop, hook.topic, hook.body),
             value=encode_body(hook.body),
-            headers=kafka_headers(hook.headers, f"corr-{n}"),
+            headers=kafka_headers(hook.headers, f"corr-{n}", policy),
         )
         producer.poll(0)
     assert producer.flush(60) == 0
