@@ -163,7 +163,7 @@ def _source(body: dict[str, Any]) -> tuple[Source, str, str | None]:
     """(source, source id, order business key). Order changes are identified by their order id
     and business key, as they always were; a record without a source is one of those."""
     raw = body.get("source")
-    if raw is None or raw in ORDER_SOURCES:
+    if raw is None or (isinstance(raw, str) and raw in ORDER_SOURCES):
         key = _matching(body, "key", _CHANGE_KEY)
         order_id = fields.identifier(body, "order_id")
         source = _KEY_SOURCE.get(key, Source.REFUND)
