@@ -295,7 +295,8 @@ def test_adjustments_are_decided_and_written_with_their_source() -> None:
         ("earn", "order", 100),
         ("adjust", "adjustment", 125),
     ]
-    assert entries[1]["reason"] == "goodwill" and entries[1]["delta"] == 25
+    assert entries[1]["reason"] == "goodwill"
+    assert entries[1]["delta"] == 25
     assert [c[2].balance for c in run.cache] == [100, 125]
 
 
@@ -317,7 +318,8 @@ def test_terms_travel_from_the_order_headers_to_the_earn_command() -> None:
     assert isinstance(earn, PointsChange)
     received = datetime.fromtimestamp(RECEIVED_MS / 1000, UTC)
     assert earn.terms.release_at == received + timedelta(days=7)
-    assert str(earn.terms.expiry) == "lot:30" and earn.terms.warning_days == 3
+    assert str(earn.terms.expiry) == "lot:30"
+    assert earn.terms.warning_days == 3
 
 
 def test_ticks_release_pending_points_warn_and_expire_them() -> None:
@@ -351,9 +353,11 @@ def test_ticks_release_pending_points_warn_and_expire_them() -> None:
         (100, 0, 100),  # the warning went out: only when the clock is next due changed
         (0, 0, 100),
     ]
-    assert balances[-1]["due_at"] is None and balances[-1]["next_expiry"] is None
+    assert balances[-1]["due_at"] is None
+    assert balances[-1]["next_expiry"] is None
     topics = [e.topic for e in run.events]
-    assert topics.count(POINTS_EXPIRING) == 1 and topics.count(POINTS_EARNED) == 3
+    assert topics.count(POINTS_EXPIRING) == 1
+    assert topics.count(POINTS_EARNED) == 3
     assert run.dead() == []
 
 
