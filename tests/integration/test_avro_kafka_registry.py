@@ -35,6 +35,10 @@ def points_earned_record() -> dict[str, object]:
         "schema_version": "1.0.0",
         "created_at": datetime(2026, 3, 1, 12, 30, tzinfo=UTC),
         "correlation_id": "c-1",
+        "source": "order",
+        "source_id": "5000001",
+        "pending": None,
+        "delta": 125,
     }
 
 
