@@ -257,13 +257,15 @@ def apply_customer(
         return None, []  # the clock reached someone without points: nothing to keep
     c = state or CustomerState()
     run = _Run(c, item.merchant_id, item.customer)
-    before = _snapshot(c, run, item.at) if state is not None else None
+    # A new customer starts from the empty snapshot: a first command that changes nothing
+    # (a refused redemption) writes no balance document.
+    before = _snapshot(c, run, item.at)
     if isinstance(item, Tick):
         _advance(run, item.at)
     else:
         _apply_command(run, item)
     after = _snapshot(c, run, item.at)
-    if before is None or _changed(before, after):
+    if _changed(before, after):
         c.version += 1
         run.outputs.append(replace(after, version=c.version))
     return c, run.outputs

@@ -317,15 +317,15 @@ def test_redeeming_more_than_the_balance_fails_and_leaves_it_unchanged() -> None
     assert (state.balance, state.seq, state.version) == (100, 1, 1)
 
 
-def test_redeeming_with_no_history_fails_and_starts_the_customer_at_zero() -> None:
+def test_redeeming_with_no_history_fails_and_writes_no_balance() -> None:
     state, outputs = apply_customer(None, redemption("r1", 1))
 
     assert outputs[0] == RedemptionOutcome(
         redemption("r1", 1), RedemptionStatus.FAILED, "insufficient_points"
     )
     assert entries(outputs) == []
-    # The customer's first command: the balance document starts at zero.
-    assert [(s.balance, s.seq, s.version) for s in snapshots(outputs)] == [(0, 0, 1)]
+    # Nothing changed: no balance document for someone who never had points (as before).
+    assert snapshots(outputs) == []
     assert state is not None
     assert (state.balance, state.seq) == (0, 0)
 
