@@ -159,7 +159,8 @@ def adjustment_facts(a: Adjustment) -> dict[str, Any]:
         "shopify_customer_id": a.customer,
         "customer_id": str(ids.customer_id(a.merchant_id, a.customer)),
         "points": a.points,
-        "reason": a.reason,
+        # The merchant's words; `reason` is the failure reason the flow sets, as on redemptions.
+        "memo": a.reason,
         "idempotency_key": a.idempotency_key,
         "locale": a.locale,
         "schema_version": SCHEMA_VERSION,

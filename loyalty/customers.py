@@ -165,7 +165,7 @@ class BalanceSnapshot:
     due_at: datetime | None  # when the clock must next reach this customer
 
 
-@dataclass
+@dataclass(slots=True)
 class CustomerState:
     balance: int = 0  # spendable
     pending: int = 0
@@ -178,14 +178,17 @@ class CustomerState:
     expiry: Expiry = NO_EXPIRY
     warning_days: int = DEFAULT_WARNING_DAYS
     locale: str = "en"
-    held: dict[str, Held] = field(default_factory=dict)  # pending points, by origin
+    held: dict[str, Held] | None = None  # pending points, by origin (None: none, the rule)
     lots: Lots = field(default_factory=Lots)
     recent: RecentIds = field(default_factory=RecentIds)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CustomerState:
         # Bytewax deep-copies every changed state at each snapshot: copy only what is mutable.
         return replace(
-            self, held=dict(self.held), lots=self.lots.copy(), recent=self.recent.__deepcopy__(memo)
+            self,
+            held=dict(self.held) if self.held is not None else None,
+            lots=self.lots.copy(),
+            recent=self.recent.__deepcopy__(memo),
         )
 
 
@@ -323,8 +326,10 @@ def _credit_change(run: _Run, change: PointsChange) -> None:
     c.lifetime_earned += change.points
     refs = _refs(change)
     if terms.release_at is not None and terms.release_at > (c.clock or change.at):
-        c.held[change.origin] = Held.add(
-            c.held.get(change.origin), change.points, terms.release_at, change.at, terms.expiry
+        held = c.held if c.held is not None else {}
+        c.held = held
+        held[change.origin] = Held.add(
+            held.get(change.origin), change.points, terms.release_at, change.at, terms.expiry
         )
         # An order's earn held pending says so; other sources keep their own description.
         text_key = "points.earned.pending" if change.source == Source.ORDER else change.text_key
@@ -358,12 +363,13 @@ def _reverse(run: _Run, change: PointsChange) -> None:
     """Pending points of the same origin go first: a refund before release never touches the
     spendable balance. What remains comes off the spendable balance, newest lots first."""
     c = run.state
-    held = c.held.get(change.origin)
+    held = c.held.get(change.origin) if c.held else None
     from_pending = min(change.points, held.points) if held else 0
-    if held is not None:
+    if held is not None and c.held is not None:
         rest = held.take(from_pending)
         if rest is None:
             del c.held[change.origin]
+            c.held = c.held or None
         else:
             c.held[change.origin] = rest
     from_spendable = change.points - from_pending
@@ -488,7 +494,9 @@ def _next_due(c: CustomerState) -> tuple[datetime, Any] | None:
 def _releaser(origin: str) -> Any:
     def release(run: _Run, at: datetime, _now: datetime) -> None:
         c = run.state
+        assert c.held is not None
         held = c.held.pop(origin)
+        c.held = c.held or None
         source, _, source_id = origin.partition(":")
         run.post(
             Kind.RELEASE,

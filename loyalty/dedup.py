@@ -33,7 +33,7 @@ def _day(at: datetime) -> int:
     return int(at.timestamp()) // _EPOCH_DAY
 
 
-@dataclass
+@dataclass(slots=True)
 class RecentIds:
     # Sorted fingerprints, and the day of each one's command at the same index.
     keys: array[int] = field(default_factory=lambda: array("Q"))

@@ -58,6 +58,9 @@ class Lot:
 class Lots:
     dated: list[Lot] = field(default_factory=list)  # by expiry, earliest first
 
+    def __bool__(self) -> bool:
+        return bool(self.dated)
+
     def copy(self) -> Lots:
         return Lots([Lot(lot.expires_at, lot.points, lot.warned) for lot in self.dated])
 

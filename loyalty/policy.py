@@ -8,6 +8,7 @@ under, and a replay of the logs makes the same decisions.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,6 +38,7 @@ class Expiry:
         return self.mode.value if self.mode == ExpiryMode.NONE else f"{self.mode.value}:{self.days}"
 
     @classmethod
+    @functools.lru_cache(maxsize=256)  # one shared value per text: states keep a reference
     def parse(cls, text: str) -> Expiry:
         """`none`, `inactivity:DAYS` or `lot:DAYS` (DAYS from 1 to 3650)."""
         match = _EXPIRY.fullmatch(text)

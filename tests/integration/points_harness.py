@@ -28,20 +28,24 @@ from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, SHOPIFY_ORDERS
 from loyalty import ids
 from loyalty.commands import customer_key, encode_redemption
-from loyalty.ledger import (
+from loyalty.customers import (
+    AdjustmentOutcome,
+    BalanceSnapshot,
     CustomerState,
+    ExpiryWarning,
     LedgerEntry,
-    OrderState,
-    PointsChange,
     Redemption,
     RedemptionOutcome,
     apply_customer,
-    apply_order,
 )
+from loyalty.ledger import OrderState, PointsChange, apply_order
 from loyalty.orders import InvalidEventError
+from loyalty.policy import Policy
 
 
-def produce_webhooks(settings: Settings, topic: str, webhooks: list[Webhook]) -> None:
+def produce_webhooks(
+    settings: Settings, topic: str, webhooks: list[Webhook], policy: Policy | None = None
+) -> None:
     producer = Producer(
         {
             "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -54,7 +58,7 @@ def produce_webhooks(settings: Settings, topic: str, webhooks: list[Webhook]) ->
             topic,
             key=partition_key(hook.shop, hook.topic, hook.body),
             value=encode_body(hook.body),
-            headers=kafka_headers(hook.headers, f"corr-{n}"),
+            headers=kafka_headers(hook.headers, f"corr-{n}", policy),
         )
         producer.poll(0)
     assert producer.flush(60) == 0
@@ -143,8 +147,10 @@ class Expected:
     changes: dict[str, PointsChange] = field(default_factory=dict)  # from shopify.orders
     commanded_changes: set[str] = field(default_factory=set)  # change ids in points.commands
     entries: dict[str, LedgerEntry] = field(default_factory=dict)
-    outcomes: dict[str, RedemptionOutcome] = field(default_factory=dict)
+    outcomes: dict[str, RedemptionOutcome | AdjustmentOutcome] = field(default_factory=dict)
     balances: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> balance, seq
+    snapshots: dict[str, BalanceSnapshot] = field(default_factory=dict)  # key -> the last one
+    warnings: dict[str, ExpiryWarning] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
 
 
@@ -170,15 +176,34 @@ def fold(settings: Settings, env: Deployment) -> Expected:
     customers: dict[str, CustomerState] = {}
     for message in read_log(settings, env.topic(POINTS_COMMANDS)):
         command = guarded_decode("decode-command", decode_command_message)(message)
+        if isinstance(command, Rejected):
+            expected.rejected.append(command)
+            continue
         assert isinstance(command, Command), command
         if isinstance(command.item, PointsChange):
             expected.commanded_changes.add(command.item.event_id)
-        key = f"{command.item.merchant_id}:{command.item.customer}"
-        customers[key], results = apply_customer(customers.get(key), command.item)
+        key = command.key
+        try:  # on a copy, as the flow's guarded step: a refused command changes nothing
+            state, results = apply_customer(copy.deepcopy(customers.get(key)), command.item)
+        except InvalidEventError as exc:
+            expected.rejected.append(Rejected(message, str(exc), "customer-state"))
+            continue
+        if state is not None:
+            customers[key] = state
         for result in results:
-            if isinstance(result, LedgerEntry):
-                expected.entries[result.event_id] = result
-            else:
-                expected.outcomes[result.redemption.redemption_id] = result
+            record(expected, key, result)
     expected.balances = {k: (s.balance, s.seq) for k, s in customers.items() if s.seq}
     return expected
+
+
+def record(expected: Expected, key: str, result: object) -> None:
+    if isinstance(result, LedgerEntry):
+        expected.entries[result.event_id] = result
+    elif isinstance(result, RedemptionOutcome):
+        expected.outcomes[result.redemption.redemption_id] = result
+    elif isinstance(result, AdjustmentOutcome):
+        expected.outcomes[result.adjustment.adjustment_id] = result
+    elif isinstance(result, BalanceSnapshot):
+        expected.snapshots[key] = result
+    elif isinstance(result, ExpiryWarning):
+        expected.warnings[result.event_id] = result

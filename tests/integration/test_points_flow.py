@@ -18,7 +18,7 @@ from loyalnest.harness.deployment import Deployment, isolated_deployment
 from loyalnest.harness.processes import FlowProcess
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, POINTS_DLQ, SHOPIFY_ORDERS
-from loyalty.ledger import Redemption, RedemptionStatus
+from loyalty.customers import Redemption, RedemptionStatus
 from tests.integration.points_harness import (
     Expected,
     fold,

@@ -7,7 +7,7 @@ and the records after it are processed as if it had never been there.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
@@ -23,11 +23,12 @@ from connectors.dead_letters import DLQ_FLOW, DLQ_ORIGIN, DLQ_REASON, DLQ_STEP
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage
 from flows.points import Encoder, PointsSinks, build
 from loyalnest.schemas import schema_text
-from loyalnest.topics import POINTS_EARNED, REWARD_REDEMPTION
+from loyalnest.topics import POINTS_EARNED, POINTS_EXPIRING, REWARD_REDEMPTION
 from loyalty import ids
-from loyalty.commands import decode_command, encode_change
+from loyalty.commands import decode_command, encode_adjustment, encode_change, encode_tick
+from loyalty.customers import Adjustment, Tick
 from loyalty.i18n import BUILT_IN
-from loyalty.ledger import Kind, PointsChange
+from loyalty.ledger import Kind, PointsChange, Source
 from sinks.mongo import RoutedWrite
 from sinks.redis_cache import CacheUpdate
 from tests.hostile_orders import CORPUS, Hostile, order
@@ -38,9 +39,8 @@ AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 def encoders() -> dict[str, Encoder]:
-    return {
-        t: AvroEncoder(n, schema_text(t)) for n, t in enumerate((POINTS_EARNED, REWARD_REDEMPTION))
-    }
+    contracts = (POINTS_EARNED, REWARD_REDEMPTION, POINTS_EXPIRING)
+    return {t: AvroEncoder(n, schema_text(t)) for n, t in enumerate(contracts)}
 
 
 def record(
@@ -172,6 +172,8 @@ def change(customer: int, points: int, order_id: int, locale: str = "en") -> byt
         PointsChange(
             shop=GOOD_SHOP,
             customer=customer,
+            source=Source.ORDER,
+            source_id=str(order_id),
             order_id=order_id,
             kind=Kind.EARN,
             points=points,
@@ -245,3 +247,127 @@ def test_records_are_encoded_to_bson_and_avro_before_they_reach_the_sinks() -> N
     (event,) = run.events
     assert event.value is not None
     assert event.value[:5] == b"\x00\x00\x00\x00\x00"  # magic byte, schema id 0
+
+
+# ------------------------------------------------------------------ every command kind
+
+
+MERCHANT = str(ids.merchant_id(GOOD_SHOP))
+
+
+def adjustment(customer: int, points: int, key: str, at: datetime = AT) -> bytes:
+    return encode_adjustment(
+        Adjustment(
+            adjustment_id=str(ids.event_id("adjustment", key)),
+            merchant_id=MERCHANT,
+            customer=customer,
+            points=points,
+            reason="goodwill",
+            idempotency_key=key,
+            locale="en",
+            at=at,
+        )
+    )
+
+
+def tick(customer: int, at: datetime) -> bytes:
+    return encode_tick(Tick(MERCHANT, customer, at))
+
+
+def test_adjustments_are_decided_and_written_with_their_source() -> None:
+    run = Run(
+        [],
+        [
+            command(change(5, 100, 1), 0),
+            command(adjustment(5, 25, "a"), 1),
+            command(adjustment(5, -500, "b"), 2),
+            command(adjustment(5, 25, "a"), 3),  # the same adjustment again
+        ],
+    )
+
+    outcomes = [d["$set"] for d in run.documents("points_adjustments")]
+    assert sorted((o["status"], o["reason"]) for o in outcomes) == [
+        ("completed", None),
+        ("failed", "insufficient_points"),
+    ]
+    entries = run.documents("points_transactions")
+    assert [(e["type"], e["source"], e["balance_after"]) for e in entries] == [
+        ("earn", "order", 100),
+        ("adjust", "adjustment", 125),
+    ]
+    assert entries[1]["reason"] == "goodwill"
+    assert entries[1]["delta"] == 25
+    assert [c[2].balance for c in run.cache] == [100, 125]
+
+
+def pending_order(n: int, pending_days: int, expiry: str) -> SourceMessage:
+    headers = [
+        ("X-Shopify-Shop-Domain", GOOD_SHOP.encode()),
+        ("X-Shopify-Topic", b"orders/paid"),
+        ("LoyalNest-Pending-Days", str(pending_days).encode()),
+        ("LoyalNest-Expiry", expiry.encode()),
+        ("LoyalNest-Expiry-Warning-Days", b"3"),
+    ]
+    return record(order(7_000 + n, customer={"id": 800 + n}), headers, n, "shopify.orders")
+
+
+def test_terms_travel_from_the_order_headers_to_the_earn_command() -> None:
+    run = Run([pending_order(0, 7, "lot:30")], [])
+
+    (earn,) = [decode_command(c.value) for c in run.commands]
+    assert isinstance(earn, PointsChange)
+    received = datetime.fromtimestamp(RECEIVED_MS / 1000, UTC)
+    assert earn.terms.release_at == received + timedelta(days=7)
+    assert str(earn.terms.expiry) == "lot:30"
+    assert earn.terms.warning_days == 3
+
+
+def test_ticks_release_pending_points_warn_and_expire_them() -> None:
+    earned = Run([pending_order(0, 7, "lot:30")], [])
+    earn_at = datetime.fromtimestamp(RECEIVED_MS / 1000, UTC)
+    (earn_record,) = earned.commands
+    assert earn_record.value is not None
+
+    run = Run(
+        [],
+        [
+            command(earn_record.value, 0),
+            command(tick(800, earn_at + timedelta(days=8)), 1),
+            command(tick(800, earn_at + timedelta(days=29)), 2),
+            command(tick(800, earn_at + timedelta(days=40)), 3),
+            command(tick(999, earn_at + timedelta(days=40)), 4),  # nobody: nothing happens
+        ],
+    )
+
+    entries = run.documents("points_transactions")
+    assert [(e["type"], e["balance_after"], e.get("pending_after")) for e in entries] == [
+        ("earn", 0, 100),
+        ("release", 100, 0),
+        ("expire", 0, None),
+    ]
+    assert entries[1]["created_at"] == earn_at + timedelta(days=7)  # dated when it fell due
+    balances = [d["$set"] for d in run.documents("point_balances")]
+    assert [(b["balance"], b["pending"], b["lifetime_earned"]) for b in balances] == [
+        (0, 100, 100),
+        (100, 0, 100),
+        (100, 0, 100),  # the warning went out: only when the clock is next due changed
+        (0, 0, 100),
+    ]
+    assert balances[-1]["due_at"] is None
+    assert balances[-1]["next_expiry"] is None
+    topics = [e.topic for e in run.events]
+    assert topics.count(POINTS_EXPIRING) == 1
+    assert topics.count(POINTS_EARNED) == 3
+    assert run.dead() == []
+
+
+def test_a_legacy_change_record_makes_the_ledger_document_it_always_made() -> None:
+    legacy = json.loads(change(5, 100, 1))
+    for added in ("source", "source_id"):
+        del legacy[added]
+
+    run = Run([], [command(json.dumps(legacy).encode(), 0)])
+
+    (entry,) = run.documents("points_transactions")
+    assert entry["_id"] == str(ids.event_id(GOOD_SHOP, 1, "earn"))
+    assert (entry["source"], entry["source_id"], entry["type"]) == ("order", "1", "earn")

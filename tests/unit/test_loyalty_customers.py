@@ -729,7 +729,7 @@ def test_pending_points_are_released_by_a_tick_at_their_release_time() -> None:
     (snapshot,) = snapshots(outputs)
     assert (snapshot.balance, snapshot.pending, snapshot.due_at) == (100, 0, None)
     assert snapshot.updated_at == day(17)
-    assert not state.held
+    assert not state.held  # None: no pending points kept
 
 
 def test_a_tick_exactly_at_the_release_time_releases() -> None:
@@ -783,7 +783,7 @@ def test_a_cancel_during_pending_removes_the_pending_points() -> None:
 
     assert moves(outputs) == [(Kind.EARN, 0, 100, AT), (Kind.REVERSE, 0, -100, day(1))]
     assert (state.balance, state.pending, state.lifetime_earned) == (0, 0, 0)
-    assert not state.held
+    assert not state.held  # None: no pending points kept
     assert snapshots(outputs)[-1].due_at is None
 
 
@@ -799,7 +799,7 @@ def test_a_reversal_larger_than_the_pending_points_takes_the_rest_from_spendable
     assert moves(outputs)[-1] == (Kind.REVERSE, -50, -100, day(1))
     assert entries(outputs)[-1].points == 150
     assert (state.balance, state.pending) == (150, 0)
-    assert not state.held
+    assert not state.held  # None: no pending points kept
 
 
 def test_a_refund_never_takes_another_orders_pending_points() -> None:

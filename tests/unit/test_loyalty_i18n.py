@@ -65,6 +65,14 @@ def test_the_known_keys_are_all_built_in() -> None:
         "points.reversed.cancel",
         "points.spent.redemption",
         "points.balance",
+        "points.earned.pending",
+        "points.released.pending",
+        "points.adjusted.added",
+        "points.adjusted.deducted",
+        "points.expired.lot",
+        "points.expired.inactivity",
+        "points.bonus.referral",
+        "points.bonus.tier",
     }
 
 
