@@ -37,7 +37,7 @@ from loyalty.customers import (
 )
 from loyalty.errors import InvalidEventError
 from loyalty.ledger import Kind, OrderOutput, OrderUpdate, PointsChange, Source, Terms, apply_order
-from loyalty.limits import MAX_POINTS
+from loyalty.limits import MAX_INT64, MAX_POINTS, MIN_INT64
 from loyalty.lots import Held, Lot, Lots
 from loyalty.policy import DEFAULT_WARNING_DAYS, Expiry, Policy
 from tests.unit.test_loyalty_ledger import _arrival, _scenario, order_body, refund_body, update
@@ -419,6 +419,34 @@ def test_state_is_carried_between_calls() -> None:
     assert entries(outputs)[0].seq == 2
     assert state is not None
     assert state.balance == 15
+
+
+@pytest.mark.parametrize(
+    ("balance", "command"),
+    [
+        (MAX_INT64 - 5, earned(6)),
+        (MAX_INT64, bonus(1)),
+        (MAX_INT64 - 5, adjustment("a", 6)),
+        (MIN_INT64 + 5, cancelled(6)),
+    ],
+    ids=["earn", "bonus", "adjustment", "reversal"],
+)
+def test_a_change_that_would_leave_the_int64_range_is_refused(
+    balance: int, command: CustomerInput
+) -> None:
+    state = CustomerState(balance=balance, seq=7)
+
+    # As the flow applies a command: on a copy, kept only if the command is accepted.
+    with pytest.raises(InvalidEventError, match="would leave the 64-bit integer range"):
+        apply_customer(copy.deepcopy(state), command)
+
+
+def test_a_release_that_would_leave_the_int64_range_refuses_the_tick() -> None:
+    state, _ = feed([earned(10, pending_days=1)])
+    state.balance = MAX_INT64 - 5
+
+    with pytest.raises(InvalidEventError, match="would leave the 64-bit integer range"):
+        apply_customer(copy.deepcopy(state), tick(day(2)))
 
 
 # ---------------------------------------------------------------------------- duplicates
