@@ -8,6 +8,7 @@ balance snapshot after each command that changed something.
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -36,7 +37,7 @@ from loyalty.customers import (
 )
 from loyalty.errors import InvalidEventError
 from loyalty.ledger import Kind, OrderOutput, OrderUpdate, PointsChange, Source, Terms, apply_order
-from loyalty.limits import MAX_POINTS
+from loyalty.limits import MAX_INT64, MAX_POINTS, MIN_INT64
 from loyalty.lots import Held, Lot, Lots
 from loyalty.policy import DEFAULT_WARNING_DAYS, Expiry, Policy
 from tests.unit.test_loyalty_ledger import _arrival, _scenario, order_body, refund_body, update
@@ -418,6 +419,34 @@ def test_state_is_carried_between_calls() -> None:
     assert entries(outputs)[0].seq == 2
     assert state is not None
     assert state.balance == 15
+
+
+@pytest.mark.parametrize(
+    ("balance", "command"),
+    [
+        (MAX_INT64 - 5, earned(6)),
+        (MAX_INT64, bonus(1)),
+        (MAX_INT64 - 5, adjustment("a", 6)),
+        (MIN_INT64 + 5, cancelled(6)),
+    ],
+    ids=["earn", "bonus", "adjustment", "reversal"],
+)
+def test_a_change_that_would_leave_the_int64_range_is_refused(
+    balance: int, command: CustomerInput
+) -> None:
+    state = CustomerState(balance=balance, seq=7)
+
+    # As the flow applies a command: on a copy, kept only if the command is accepted.
+    with pytest.raises(InvalidEventError, match="would leave the 64-bit integer range"):
+        apply_customer(copy.deepcopy(state), command)
+
+
+def test_a_release_that_would_leave_the_int64_range_refuses_the_tick() -> None:
+    state, _ = feed([earned(10, pending_days=1)])
+    state.balance = MAX_INT64 - 5
+
+    with pytest.raises(InvalidEventError, match="would leave the 64-bit integer range"):
+        apply_customer(copy.deepcopy(state), tick(day(2)))
 
 
 # ---------------------------------------------------------------------------- duplicates
@@ -1388,22 +1417,22 @@ def test_customer_state_deep_copy_is_equal_and_shares_no_container() -> None:
             redemption("r", 10),
         ]
     )
-    snapshot = copy.deepcopy(state)
+    recorded = pickle.dumps(state)
 
     copied = copy.deepcopy(state)
-    assert copied.held is not None
-    copied.held.clear()
-    copied.lots.dated[0].points = 1
+    assert copied == state
+    # The copy goes on on its own: its pending points, lots and remembered ids change...
+    copied, _ = feed([cancelled(50, order_id=2), redemption("r2", 20, day(1))], copied)
+    copied.lots.dated[0].warned = True
     copied.lots.dated.append(Lot(midnight(7, 1), 5))
-    copied.recent.add("another", AT)
     copied.recent.keys[0] = 0
 
-    assert state == snapshot
-    assert copy.deepcopy(state) == state
+    # ...and the original is as it was.
+    assert pickle.dumps(state) == recorded
     assert state.held == {"order:2": Held(50, day(14), AT, Expiry())}
-    assert lots(state) == [(midnight(6, 1), 90)]
+    assert state.lots.dated == [Lot(midnight(6, 1), 90)]
     assert len(state.recent.keys) == 3
-    # The copy goes on on its own: the original's next command is unaffected by it.
+    assert copy.deepcopy(state) == state
     _, outputs = feed([redemption("r2", 90, day(1))], state)
     assert outcomes(outputs)[0].status == RedemptionStatus.COMPLETED
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -869,11 +870,17 @@ def test_any_arrival_order_with_duplicates_keeps_the_ledger_consistent(seed: int
 
 
 def test_order_state_deep_copy_is_equal_and_shares_no_container() -> None:
-    state = OrderState(customer=7, basis=Decimal("12.50"), earned=12, refunds={1: None})
+    state, _ = run([refunded(1, "20.00"), paid()])
+    assert state is not None
+    recorded = pickle.dumps(state)
 
     copied = copy.deepcopy(state)
-    assert copied.refunds is not None
-    copied.refunds[2] = (Decimal("1.00"), Decimal("0.00"))
+    assert copied == state
+    _, outputs = run([refunded(2, "10.00"), cancelled()], copied)
 
+    assert summary(outputs) == [("reverse", 10, "refund:2"), ("reverse", 70, "cancel")]
+    assert pickle.dumps(state) == recorded
     assert copy.deepcopy(state) == state
-    assert state.refunds == {1: None}
+    # The original still knows refund 1 only, and can still take refund 2 and be cancelled.
+    _, again = run([refunded(1, "20.00"), refunded(2, "10.00"), cancelled()], state)
+    assert summary(again) == summary(outputs)
