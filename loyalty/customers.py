@@ -257,28 +257,18 @@ def apply_customer(
         return None, []  # the clock reached someone without points: nothing to keep
     c = state or CustomerState()
     run = _Run(c, item.merchant_id, item.customer)
-    # A new customer starts from the empty snapshot: a first command that changes nothing
+    # A new customer starts from the empty state: a first command that changes nothing
     # (a refused redemption) writes no balance document.
-    before = _snapshot(c, run, item.at)
+    before = _shown(c)
     if isinstance(item, Tick):
         _advance(run, item.at)
     else:
         _apply_command(run, item)
-    after = _snapshot(c, run, item.at)
-    if _changed(before, after):
+    after = _shown(c)
+    if after != before:
         c.version += 1
-        run.outputs.append(replace(after, version=c.version))
+        run.outputs.append(_snapshot(c, run, item.at, after))
     return c, run.outputs
-
-
-def _changed(before: BalanceSnapshot, after: BalanceSnapshot) -> bool:
-    return (
-        before.seq,
-        before.pending,
-        before.lifetime_earned,
-        before.next_expiry,
-        before.due_at,
-    ) != (after.seq, after.pending, after.lifetime_earned, after.next_expiry, after.due_at)
 
 
 def _apply_command(run: _Run, item: PointsChange | Redemption | Adjustment) -> None:
@@ -326,39 +316,30 @@ def _credit_change(run: _Run, change: PointsChange) -> None:
         # The terms of the latest earn are the merchant's current ones: they apply from now on.
         c.expiry, c.warning_days = terms.expiry, terms.warning_days
     c.lifetime_earned += change.points
-    refs = _refs(change)
-    if terms.release_at is not None and terms.release_at > (c.clock or change.at):
-        held = c.held if c.held is not None else {}
-        c.held = held
-        held[change.origin] = Held.add(
-            held.get(change.origin), change.points, terms.release_at, change.at, terms.expiry
+    held = terms.release_at is not None and terms.release_at > (c.clock or change.at)
+    if held:
+        assert terms.release_at is not None
+        pending = c.held if c.held is not None else {}
+        c.held = pending
+        pending[change.origin] = Held.add(
+            pending.get(change.origin), change.points, terms.release_at, change.at, terms.expiry
         )
-        # An order's earn held pending says so; other sources keep their own description.
-        text_key = "points.earned.pending" if change.source == Source.ORDER else change.text_key
-        run.post(
-            change.kind,
-            change.points,
-            text_key,
-            change.at,
-            change.source,
-            change.source_id,
-            pending=change.points,
-            event_id=change.event_id,
-            **refs,
-        )
-        return
+    # An order's earn held pending says so; other sources keep their own description.
+    text_key = "points.earned.pending" if held and change.source == Source.ORDER else None
     run.post(
         change.kind,
         change.points,
-        change.text_key,
+        text_key or change.text_key,
         change.at,
         change.source,
         change.source_id,
-        spendable=change.points,
+        spendable=0 if held else change.points,
+        pending=change.points if held else 0,
         event_id=change.event_id,
-        **refs,
+        **_refs(change),
     )
-    c.lots.credit(c.balance - change.points, c.balance, lot_expiry(change.at, c.expiry))
+    if not held:
+        c.lots.credit(c.balance - change.points, c.balance, lot_expiry(change.at, c.expiry))
 
 
 def _reverse(run: _Run, change: PointsChange) -> None:
@@ -570,18 +551,27 @@ def _warn_balance(run: _Run, at: datetime, now: datetime) -> None:
 # ------------------------------------------------------------------------------ snapshot
 
 
-def _snapshot(c: CustomerState, run: _Run, at: datetime) -> BalanceSnapshot:
+# What the balance document and cache show, computed once per side of a command.
+_Shown = tuple[int, int, int, int, NextExpiry | None, datetime | None]
+
+
+def _shown(c: CustomerState) -> _Shown:
+    return (c.balance, c.seq, c.pending, c.lifetime_earned, next_expiry(c), due_at(c))
+
+
+def _snapshot(c: CustomerState, run: _Run, at: datetime, shown: _Shown) -> BalanceSnapshot:
+    balance, seq, pending, lifetime_earned, expiry, due = shown
     return BalanceSnapshot(
         merchant_id=run.merchant_id,
         customer=run.customer,
-        balance=c.balance,
-        pending=c.pending,
-        lifetime_earned=c.lifetime_earned,
-        seq=c.seq,
+        balance=balance,
+        pending=pending,
+        lifetime_earned=lifetime_earned,
+        seq=seq,
         version=c.version,
         updated_at=max(at, c.clock or at),
-        next_expiry=next_expiry(c),
-        due_at=due_at(c),
+        next_expiry=expiry,
+        due_at=due,
     )
 
 
