@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 from bench.report import Targets, at_least
 from bench.stackenv import bench_env, flow_process
 from connectors.points_records import entry_writes
-from connectors.shopify import encode_body, kafka_headers, partition_key
+from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, encode_body, kafka_headers, partition_key
 from loyalnest.bootstrap.mongo import ensure_collections
 from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.processes import wait_until
@@ -49,9 +49,7 @@ def produce_orders(env: Deployment, count: int) -> None:
     )
     rng = random.Random(1)
     start = datetime(2026, 3, 1, tzinfo=UTC)
-    headers = kafka_headers(
-        {"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": SHOP}, "bench"
-    )
+    headers = kafka_headers({TOPIC_HEADER: "orders/create", SHOP_HEADER: SHOP}, "bench")
     for n in range(count):
         body = order_body(rng, 9_000_000 + n, 2_000_000 + n, start + timedelta(seconds=n))
         while True:
