@@ -19,7 +19,8 @@ from api.auth import require
 from api.context import REDIS_TIMEOUT, ApiContext
 from api.request_values import requested_locale
 from connectors.balance_cache import CachedBalance, utc
-from connectors.points_records import BALANCES, LEDGER, balance_id
+from connectors.points_records import balance_id
+from connectors.store import BALANCES, LEDGER
 from loyalnest.tokens import SCOPE_VIEW, Principal
 from loyalty import ids
 from loyalty.fields import parse_id

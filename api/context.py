@@ -23,8 +23,7 @@ from api.merchant_cache import MerchantCache
 from api.producer import AsyncProducer
 from connectors.balance_cache import BalanceCache
 from connectors.merchants import Merchant, merchant_by_shop_pooled
-from connectors.translations import COLLECTION as TRANSLATIONS
-from connectors.translations import merged
+from connectors.store import TRANSLATIONS, merged
 from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
 from loyalty.i18n import DEFAULT_LOCALE

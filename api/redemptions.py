@@ -21,8 +21,9 @@ from api.balances import _iso, locale_param
 from api.context import ApiContext
 from api.producer import ProduceError
 from api.request_values import correlation_id, idempotency_key
-from connectors.points_records import REDEMPTIONS, redemption_facts
+from connectors.points_records import redemption_facts
 from connectors.shopify import CORRELATION_HEADER
+from connectors.store import REDEMPTIONS
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
 from loyalnest.topics import POINTS_COMMANDS
 from loyalty import ids, json_input

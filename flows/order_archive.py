@@ -19,6 +19,7 @@ from pymongo import InsertOne
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header
 from connectors.kafka import source as kafka_source
 from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, WEBHOOK_ID_HEADER, order_key
+from connectors.store import ORDER_EVENTS
 from flows.common import Rejected, broker_time, guarded_decode, only, to_dead_letter
 from loyalnest.settings import Settings
 from loyalnest.topics import ORDER_ARCHIVE_DLQ, SHOPIFY_ORDERS
@@ -27,7 +28,6 @@ from loyalty.orders import parse_order_event
 from sinks.kafka import dead_letter_sink
 from sinks.mongo import MongoSink, RoutedWrite, encoded
 
-COLLECTION = "order_events"
 FLOW = "order-archive"
 DECODE_STEP = "decode"
 
@@ -58,7 +58,7 @@ def archive(message: SourceMessage) -> Archived:
         "payload": raw.decode("utf-8"),
     }
     return Archived(
-        (order_key(event.shop, event.order_id), (COLLECTION, InsertOne(encoded(document))))
+        (order_key(event.shop, event.order_id), (ORDER_EVENTS, InsertOne(encoded(document))))
     )
 
 
