@@ -12,6 +12,7 @@ from typing import Any
 from pymongo import InsertOne, UpdateOne
 
 from connectors.balance_cache import CachedBalance
+from connectors.store import BALANCES, LEDGER, REDEMPTIONS
 from loyalty import ids
 from loyalty.i18n import describe
 from loyalty.ledger import LedgerEntry, Redemption, RedemptionOutcome, RedemptionStatus
@@ -19,9 +20,6 @@ from sinks.mongo import MongoWrite, encoded
 from sinks.redis_cache import CacheUpdate
 
 SCHEMA_VERSION = "1.0.0"
-LEDGER = "points_transactions"
-BALANCES = "point_balances"
-REDEMPTIONS = "reward_redemptions"
 
 Translations = Mapping[tuple[str, str], str]
 
