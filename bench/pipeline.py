@@ -20,6 +20,7 @@ from bench.report import Targets, at_least
 from bench.stackenv import bench_env, flow_process
 from connectors.points_records import entry_writes
 from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, encode_body, kafka_headers, partition_key
+from connectors.store import BALANCES
 from loyalnest.bootstrap.mongo import ensure_collections
 from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.processes import wait_until
@@ -73,9 +74,8 @@ def balances_written(port: int) -> float:
 
     Counting in the store instead would distort the run: SecantusDB counts by scanning.
     """
-    return metric(
-        port, 'loyalnest_mongo_sink_writes_total{collection="point_balances",outcome="applied"}'
-    )
+    labels = f'collection="{BALANCES}",outcome="applied"'
+    return metric(port, f"loyalnest_mongo_sink_writes_total{{{labels}}}")
 
 
 def ceiling_writes(count: int) -> list[MongoWrite]:
@@ -136,7 +136,7 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
             batch = metric(port, "loyalnest_mongo_sink_batch_size_sum") / metric(
                 port, "loyalnest_mongo_sink_batch_size_count"
             )
-            stored = db.point_balances.count_documents({})
+            stored = db[BALANCES].count_documents({})
             if stored != orders:
                 raise RuntimeError(f"{stored} balances stored for {orders} orders")
         finally:
