@@ -1,11 +1,33 @@
-"""Bearer tokens on REST requests: 401 without a valid one, 403 without the scope."""
+"""Bearer tokens, for REST and gRPC alike: one check, two mappings of its refusals.
+
+`authenticate` returns the caller or raises AuthError: UNAUTHENTICATED without a valid token
+(REST 401, gRPC UNAUTHENTICATED), FORBIDDEN when the token lacks the scope (REST 403, gRPC
+PERMISSION_DENIED).
+"""
 
 from __future__ import annotations
+
+import enum
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from loyalnest.tokens import Principal, TokenError, verify
+
+
+class Refusal(enum.Enum):
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+
+
+class AuthError(Exception):
+    """Why a caller is refused, and in what words."""
+
+    def __init__(self, refusal: Refusal, message: str, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+        self.message = message
+        self.scope = scope  # the one missing, when FORBIDDEN
 
 
 def bearer(value: str | None) -> str | None:
@@ -16,19 +38,29 @@ def bearer(value: str | None) -> str | None:
 
 
 def authenticate(secret: str, authorization: str | None, scope: str) -> Principal:
-    """The caller, if its token is valid and grants `scope`; else an HTTP error."""
+    """The caller, if its token (the `Authorization` value) is valid and grants `scope`."""
     token = bearer(authorization)
     if token is None:
-        raise HTTPException(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+        raise AuthError(Refusal.UNAUTHENTICATED, "missing bearer token")
     try:
         principal = verify(secret, token)
     except TokenError as exc:
-        raise HTTPException(401, f"invalid token: {exc}", {"WWW-Authenticate": "Bearer"}) from exc
+        raise AuthError(Refusal.UNAUTHENTICATED, f"invalid token: {exc}") from exc
     if scope not in principal.scopes:
-        raise HTTPException(403, f"token lacks scope {scope}")
+        raise AuthError(Refusal.FORBIDDEN, f"token lacks scope {scope}", scope)
     return principal
 
 
+def http_error(exc: AuthError) -> HTTPException:
+    if exc.refusal is Refusal.UNAUTHENTICATED:
+        return HTTPException(401, exc.message, {"WWW-Authenticate": "Bearer"})
+    return HTTPException(403, exc.message)
+
+
 def require(request: Request, scope: str) -> Principal:
+    """`authenticate` for a REST request: refusals are 401 / 403."""
     secret: str = request.app.state.ctx.jwt_secret
-    return authenticate(secret, request.headers.get("authorization"), scope)
+    try:
+        return authenticate(secret, request.headers.get("authorization"), scope)
+    except AuthError as exc:
+        raise http_error(exc) from exc

@@ -18,8 +18,9 @@ from starlette.responses import JSONResponse
 from api.auth import require
 from api.context import REDIS_TIMEOUT, ApiContext
 from api.request_values import requested_locale
-from connectors.balance_cache import SET_IF_NEWER, cache_key
-from connectors.points_records import BALANCES, LEDGER, balance_id
+from connectors.balance_cache import CachedBalance, utc
+from connectors.points_records import balance_id
+from connectors.store import BALANCES, LEDGER
 from loyalnest.tokens import SCOPE_VIEW, Principal
 from loyalty import ids
 from loyalty.fields import parse_id
@@ -59,31 +60,26 @@ async def read_balance(ctx: ApiContext, merchant_id: str, customer: int) -> Bala
     """Cache first; on a miss (or Redis down) MongoDB, then fill the cache in the background
     (the answer does not wait for a Redis that may be stalled)."""
     started = time.perf_counter()
-    key = cache_key(ctx.settings.redis_key_prefix, merchant_id, customer)
+    redis_answered = True
     try:
-        cached = await ctx.redis.hgetall(key)
+        cached = await ctx.balance_cache.get(ctx.redis, merchant_id, customer)
     except redis.RedisError as exc:
         log.warning("balance cache unavailable, reading MongoDB: %s", exc)
-        cached = None
-    if cached:
+        cached, redis_answered = None, False
+    if cached is not None:
         LATENCY.labels("cache").observe(time.perf_counter() - started)
-        fields = {_text(k): _text(v) for k, v in cached.items()}
         return BalanceView(
-            merchant_id,
-            customer,
-            int(fields["balance"]),
-            int(fields["seq"]),
-            fields["updated_at"].replace("+00:00", "Z"),
+            merchant_id, customer, cached.balance, cached.seq, _iso(cached.updated_at)
         )
     read_at = time.monotonic()
     doc = await ctx.db[BALANCES].find_one({"_id": balance_id(merchant_id, customer)})
     LATENCY.labels("mongo").observe(time.perf_counter() - started)
     if doc is None:
         return None
-    view = BalanceView(merchant_id, customer, doc["balance"], doc["seq"], _iso(doc["updated_at"]))
-    if cached is not None:  # Redis answered: fill it (guarded, so never over a newer value)
-        ctx.background(_fill(ctx, key, view, read_at))
-    return view
+    stored = CachedBalance(doc["balance"], doc["seq"], utc(doc["updated_at"]))
+    if redis_answered:  # fill it (guarded, so never over a newer value)
+        ctx.background(_fill(ctx, merchant_id, customer, stored, read_at))
+    return BalanceView(merchant_id, customer, stored.balance, stored.seq, _iso(stored.updated_at))
 
 
 def fill_ttl_ms(ttl_seconds: int, read_at: float, now: float) -> int:
@@ -94,18 +90,16 @@ def fill_ttl_ms(ttl_seconds: int, read_at: float, now: float) -> int:
     return int((ttl_seconds - (now - read_at) - REDIS_TIMEOUT) * 1000)
 
 
-async def _fill(ctx: ApiContext, key: str, view: BalanceView, read_at: float) -> None:
+async def _fill(
+    ctx: ApiContext, merchant_id: str, customer: int, value: CachedBalance, read_at: float
+) -> None:
     ttl_ms = fill_ttl_ms(ctx.settings.balance_cache_seconds, read_at, time.monotonic())
     if ttl_ms <= 0:
         return
     try:
-        await ctx.redis.eval(SET_IF_NEWER, 1, key, view.seq, view.balance, view.updated_at, ttl_ms)
+        await ctx.balance_cache.fill(ctx.redis, merchant_id, customer, value, ttl_ms)
     except redis.RedisError as exc:
         log.warning("balance cache fill failed: %s", exc)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _iso(value: datetime) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import psycopg
@@ -20,9 +21,9 @@ from redis.retry import Retry
 
 from api.merchant_cache import MerchantCache
 from api.producer import AsyncProducer
+from connectors.balance_cache import BalanceCache
 from connectors.merchants import Merchant, merchant_by_shop_pooled
-from connectors.translations import COLLECTION as TRANSLATIONS
-from connectors.translations import merged
+from connectors.store import TRANSLATIONS, merged
 from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
 from loyalty.i18n import DEFAULT_LOCALE
@@ -61,6 +62,10 @@ class ApiContext:
     @property
     def db(self) -> AsyncDatabase[dict[str, Any]]:
         return self.mongo[self.settings.mongo_database]
+
+    @cached_property
+    def balance_cache(self) -> BalanceCache:
+        return BalanceCache(self.settings.redis_key_prefix, self.settings.balance_cache_seconds)
 
     @property
     def jwt_secret(self) -> str:

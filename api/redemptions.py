@@ -21,7 +21,9 @@ from api.balances import _iso, locale_param
 from api.context import ApiContext
 from api.producer import ProduceError
 from api.request_values import correlation_id, idempotency_key
-from connectors.points_records import REDEMPTIONS, redemption_facts
+from connectors.points_records import redemption_facts
+from connectors.shopify import CORRELATION_HEADER
+from connectors.store import REDEMPTIONS
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
 from loyalnest.topics import POINTS_COMMANDS
 from loyalty import ids, json_input
@@ -63,7 +65,7 @@ async def create_redemption(request: Request) -> JSONResponse:
     principal = require(request, SCOPE_REDEEM)
     ctx: ApiContext = request.app.state.ctx
     key = idempotency_key(request.headers.get("Idempotency-Key"))
-    correlation = correlation_id(request.headers.get("X-Correlation-Id"))
+    correlation = correlation_id(request.headers.get(CORRELATION_HEADER))
     try:
         body = json_input.loads(await request.body())  # RequestLimits answers 413 past 64 KiB
     except json_input.NotJsonError as exc:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
+from connectors.shopify import CORRELATION_HEADER
 from loyalty.fields import is_correlation_id, is_locale
 from loyalty.limits import MAX_TEXT
 
-CORRELATION_RULE = "X-Correlation-Id must be 1 to 128 letters, digits or . _ : -"
+CORRELATION_RULE = f"{CORRELATION_HEADER} must be 1 to 128 letters, digits or . _ : -"
 IDEMPOTENCY_RULE = f"Idempotency-Key header required: 1 to {MAX_TEXT} printable ASCII characters"
 
 

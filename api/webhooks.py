@@ -33,7 +33,15 @@ from api.request_values import BadValueError, correlation_id
 from api.signatures import SignatureCheck
 from connectors.dead_letters import edge_dead_letter
 from connectors.merchants import Merchant
-from connectors.shopify import kafka_headers, partition_key
+from connectors.shopify import (
+    CORRELATION_HEADER,
+    HMAC_HEADER,
+    SHOP_HEADER,
+    TOPIC_HEADER,
+    WEBHOOK_ID_HEADER,
+    kafka_headers,
+    partition_key,
+)
 from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import fields, json_input
 from loyalty.errors import InvalidEventError
@@ -44,12 +52,7 @@ log = logging.getLogger("loyalnest.api.webhooks")
 
 DEDUP_SECONDS = 24 * 3600
 IN_FLIGHT_SECONDS = 30  # longer than any produce can wait (message.timeout.ms is 4 s)
-REQUIRED = (
-    "X-Shopify-Hmac-Sha256",
-    "X-Shopify-Topic",
-    "X-Shopify-Shop-Domain",
-    "X-Shopify-Webhook-Id",
-)
+REQUIRED = (HMAC_HEADER, TOPIC_HEADER, SHOP_HEADER, WEBHOOK_ID_HEADER)
 RETRY_LATER = {"Retry-After": "5"}
 
 WEBHOOKS = Counter("loyalnest_webhooks_total", "Webhook requests by outcome", ["outcome"])
@@ -127,13 +130,13 @@ async def shopify_webhook(request: Request) -> Response:
     if missing:
         return _error(400, f"missing headers: {', '.join(missing)}")
     try:
-        shop = fields.shop_domain(request.headers["X-Shopify-Shop-Domain"])
-        correlation = correlation_id(request.headers.get("X-Correlation-Id"))
+        shop = fields.shop_domain(request.headers[SHOP_HEADER])
+        correlation = correlation_id(request.headers.get(CORRELATION_HEADER))
     except (InvalidEventError, BadValueError) as exc:
         return _error(400, str(exc))
     body = await request.body()  # RequestLimits answers 413 past 1 MiB
     merchant = await ctx.merchants.get(shop)  # PostgreSQL down: 503 (api.errors)
-    signature = request.headers["X-Shopify-Hmac-Sha256"]
+    signature = request.headers[HMAC_HEADER]
     if not SIGNATURES.valid(body, signature, merchant.secrets if merchant else []):
         return _error(401, "invalid signature")
     assert merchant is not None  # only a merchant's secret can sign
@@ -141,8 +144,8 @@ async def shopify_webhook(request: Request) -> Response:
         parsed = json_input.loads(body)
     except json_input.NotJsonError as exc:
         return _error(400, f"body is {exc}")  # "body is not JSON: <why>"
-    topic = request.headers["X-Shopify-Topic"]
-    webhook_id = request.headers["X-Shopify-Webhook-Id"]
+    topic = request.headers[TOPIC_HEADER]
+    webhook_id = request.headers[WEBHOOK_ID_HEADER]
     order = topic in ORDER_TOPICS
     delivery = await _admit(ctx, merchant.merchant_id, webhook_id if order else None)
     if delivery is Delivery.LIMITED:

@@ -19,7 +19,8 @@ from confluent_kafka import Producer
 from bench.earns import first_earn_writes
 from bench.report import Targets, at_least
 from bench.stackenv import bench_env, flow_process
-from connectors.shopify import encode_body, kafka_headers, partition_key
+from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, encode_body, kafka_headers, partition_key
+from connectors.store import BALANCES
 from loyalnest.bootstrap.mongo import ensure_collections
 from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.processes import wait_until
@@ -47,9 +48,7 @@ def produce_orders(env: Deployment, count: int) -> None:
     )
     rng = random.Random(1)
     start = datetime(2026, 3, 1, tzinfo=UTC)
-    headers = kafka_headers(
-        {"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": SHOP}, "bench"
-    )
+    headers = kafka_headers({TOPIC_HEADER: "orders/create", SHOP_HEADER: SHOP}, "bench")
     for n in range(count):
         body = order_body(rng, 9_000_000 + n, 2_000_000 + n, start + timedelta(seconds=n))
         while True:
@@ -73,9 +72,8 @@ def balances_written(port: int) -> float:
 
     Counting in the store instead would distort the run: SecantusDB counts by scanning.
     """
-    return metric(
-        port, 'loyalnest_mongo_sink_writes_total{collection="point_balances",outcome="applied"}'
-    )
+    labels = f'collection="{BALANCES}",outcome="applied"'
+    return metric(port, f"loyalnest_mongo_sink_writes_total{{{labels}}}")
 
 
 def ceiling_writes(count: int) -> list[MongoWrite]:
@@ -132,7 +130,7 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
             batch = metric(port, "loyalnest_mongo_sink_batch_size_sum") / metric(
                 port, "loyalnest_mongo_sink_batch_size_count"
             )
-            stored = db.point_balances.count_documents({})
+            stored = db[BALANCES].count_documents({})
             if stored != orders:
                 raise RuntimeError(f"{stored} balances stored for {orders} orders")
         finally:

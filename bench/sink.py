@@ -9,6 +9,7 @@ from typing import Any
 import pymongo
 from pymongo import InsertOne
 
+from connectors.store import LEDGER
 from loyalnest.bootstrap.mongo import ensure_collections
 from loyalnest.settings import Settings
 from sinks.mongo import MongoWrite, MongoWriter
@@ -36,12 +37,10 @@ def measure(settings: Settings, count: int) -> dict[str, float]:
         direct = ledger_docs(count)
         start = time.perf_counter()
         for i in range(0, count, 1000):
-            db.points_transactions.insert_many(direct[i : i + 1000], ordered=False)
+            db[LEDGER].insert_many(direct[i : i + 1000], ordered=False)
         ceiling = count / (time.perf_counter() - start)
 
-        writes: list[MongoWrite] = [
-            ("points_transactions", InsertOne(d)) for d in ledger_docs(count)
-        ]
+        writes: list[MongoWrite] = [(LEDGER, InsertOne(d)) for d in ledger_docs(count)]
         start = time.perf_counter()
         MongoWriter(db).write(writes)
         sink = count / (time.perf_counter() - start)

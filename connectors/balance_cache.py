@@ -12,10 +12,12 @@ balance read is never staler than that, whatever fails.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import redis
+import redis.asyncio as aioredis
 
 # KEYS[1] = entry; ARGV = seq, time to live in ms, then field, value pairs. Returns 1 if written.
 SET_IF_NEWER = """
@@ -75,28 +77,63 @@ def cache_key(prefix: str, merchant_id: str, customer: int) -> str:
 
 
 class BalanceCache:
-    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
-        self._client = client
-        self._prefix = prefix
-        self._ttl_ms = ttl_seconds * 1000
-        self._set_if_newer = client.register_script(SET_IF_NEWER)
+    """The one client of the cache: its keys, its entries' encoding and the guarded write.
 
-    def put_many(self, entries: list[tuple[str, int, CachedBalance]]) -> None:
-        """Write (merchant_id, customer, balance) entries in one round trip."""
-        pipe = self._client.pipeline(transaction=False)
+    The flow's sink writes through a blocking client (`put_many`); the API reads and fills
+    through an asyncio one (`get`, `fill`). An entry is a hash of `seq` and FIELDS
+    (times ISO-8601, read with or without a `Z`)."""
+
+    def __init__(self, prefix: str, ttl_seconds: int) -> None:
+        self.prefix = prefix
+        self.ttl_ms = ttl_seconds * 1000
+
+    def key(self, merchant_id: str, customer: int) -> str:
+        return cache_key(self.prefix, merchant_id, customer)
+
+    def put_many(self, client: redis.Redis, entries: list[tuple[str, int, CachedBalance]]) -> None:
+        """Write (merchant_id, customer, balance) entries in one round trip, each living the
+        full TTL."""
+        set_if_newer = client.register_script(SET_IF_NEWER)
+        pipe = client.pipeline(transaction=False)
         for merchant_id, customer, value in entries:
-            self._set_if_newer(
-                keys=[cache_key(self._prefix, merchant_id, customer)],
-                args=value.script_args(self._ttl_ms),
+            set_if_newer(
+                keys=[self.key(merchant_id, customer)],
+                args=value.script_args(self.ttl_ms),
                 client=pipe,
             )
         pipe.execute()
 
-    def get(self, merchant_id: str, customer: int) -> CachedBalance | None:
-        raw = self._client.hgetall(cache_key(self._prefix, merchant_id, customer))
-        if not raw:
-            return None
-        return CachedBalance.from_hash({_text(k): _text(v) for k, v in raw.items()})
+    async def get(
+        self, client: aioredis.Redis, merchant_id: str, customer: int
+    ) -> CachedBalance | None:
+        """The entry, or None on a miss; a Redis failure raises redis.RedisError."""
+        return decoded(await client.hgetall(self.key(merchant_id, customer)))
+
+    async def fill(
+        self,
+        client: aioredis.Redis,
+        merchant_id: str,
+        customer: int,
+        value: CachedBalance,
+        ttl_ms: int,
+    ) -> None:
+        """Write an entry unless a newer one is there, living `ttl_ms` (what is left of the
+        TTL for a value read some time ago)."""
+        await client.eval(
+            SET_IF_NEWER, 1, self.key(merchant_id, customer), *value.script_args(ttl_ms)
+        )
+
+
+def decoded(raw: Mapping[bytes | str, bytes | str]) -> CachedBalance | None:
+    """The entry, or None on a miss (or an entry an earlier version wrote)."""
+    if not raw:
+        return None
+    return CachedBalance.from_hash({_text(k): _text(v) for k, v in raw.items()})
+
+
+def utc(value: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (MongoDB hands back naive UTC ones)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _text(value: bytes | str) -> str:

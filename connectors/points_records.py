@@ -13,6 +13,7 @@ from typing import Any
 from pymongo import InsertOne, UpdateOne
 
 from connectors.balance_cache import CachedBalance
+from connectors.store import ADJUSTMENTS, BALANCES, LEDGER, REDEMPTIONS
 from loyalty import ids
 from loyalty.customers import (
     Adjustment,
@@ -29,10 +30,6 @@ from sinks.mongo import MongoWrite, encoded
 from sinks.redis_cache import CacheUpdate
 
 SCHEMA_VERSION = "1.0.0"
-LEDGER = "points_transactions"
-BALANCES = "point_balances"
-REDEMPTIONS = "reward_redemptions"
-ADJUSTMENTS = "points_adjustments"
 
 Translations = Mapping[tuple[str, str], str]
 

@@ -30,17 +30,27 @@ from loyalty.policy import (
     parse_days,
 )
 
+# Shopify's delivery headers (HTTP on the webhook, Kafka headers on the record).
+HMAC_HEADER = "X-Shopify-Hmac-Sha256"
+TOPIC_HEADER = "X-Shopify-Topic"
+SHOP_HEADER = "X-Shopify-Shop-Domain"
+WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
+EVENT_ID_HEADER = "X-Shopify-Event-Id"
+TRIGGERED_AT_HEADER = "X-Shopify-Triggered-At"
+API_VERSION_HEADER = "X-Shopify-API-Version"
+
 # The delivery headers kept on the record, the HMAC among them: the value is the body exactly
 # as Shopify signed it, so the record (or its dead letter, re-driven) can be verified again.
 FORWARDED_HEADERS = (
-    "X-Shopify-Hmac-Sha256",
-    "X-Shopify-Topic",
-    "X-Shopify-Shop-Domain",
-    "X-Shopify-Webhook-Id",
-    "X-Shopify-Event-Id",
-    "X-Shopify-Triggered-At",
-    "X-Shopify-API-Version",
+    HMAC_HEADER,
+    TOPIC_HEADER,
+    SHOP_HEADER,
+    WEBHOOK_ID_HEADER,
+    EVENT_ID_HEADER,
+    TRIGGERED_AT_HEADER,
+    API_VERSION_HEADER,
 )
+# The caller's tracing id: an HTTP header of webhooks and API requests, kept as a Kafka header.
 CORRELATION_HEADER = "X-Correlation-Id"
 
 
@@ -53,6 +63,11 @@ EXPIRY_HEADER = "LoyalNest-Expiry"
 WARNING_DAYS_HEADER = "LoyalNest-Expiry-Warning-Days"
 
 
+def order_key(shop: str, order_id: int | None) -> str:
+    """shop:order, the key of everything about one order: its Kafka records, its flow state."""
+    return f"{shop}:{order_id}"
+
+
 def partition_key(shop: str, topic: str, body: Any) -> bytes:
     """shop:order — refunds carry `order_id`, every other order topic `id`.
 
@@ -62,7 +77,7 @@ def partition_key(shop: str, topic: str, body: Any) -> bytes:
     order_id = body.get(field) if isinstance(body, dict) else None
     if isinstance(order_id, bool) or not isinstance(order_id, int):
         order_id = None
-    return f"{normalize_shop(shop)}:{order_id}".encode()
+    return order_key(normalize_shop(shop), order_id).encode()
 
 
 def kafka_headers(

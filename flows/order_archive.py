@@ -18,6 +18,8 @@ from pymongo import InsertOne
 
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header
 from connectors.kafka import source as kafka_source
+from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, WEBHOOK_ID_HEADER, order_key
+from connectors.store import ORDER_EVENTS
 from flows.common import Rejected, broker_time, guarded_decode, only, to_dead_letter
 from loyalnest.settings import Settings
 from loyalnest.topics import ORDER_ARCHIVE_DLQ, SHOPIFY_ORDERS
@@ -26,10 +28,6 @@ from loyalty.orders import parse_order_event
 from sinks.kafka import dead_letter_sink
 from sinks.mongo import MongoSink, RoutedWrite, encoded
 
-COLLECTION = "order_events"
-TOPIC_HEADER = "X-Shopify-Topic"
-SHOP_HEADER = "X-Shopify-Shop-Domain"
-WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
 FLOW = "order-archive"
 DECODE_STEP = "decode"
 
@@ -59,7 +57,9 @@ def archive(message: SourceMessage) -> Archived:
         # Raw text, not a parsed document: BSON has no exact Decimal for stray JSON numbers.
         "payload": raw.decode("utf-8"),
     }
-    return Archived((f"{event.shop}:{event.order_id}", (COLLECTION, InsertOne(encoded(document)))))
+    return Archived(
+        (order_key(event.shop, event.order_id), (ORDER_EVENTS, InsertOne(encoded(document))))
+    )
 
 
 def build(

@@ -44,7 +44,7 @@ from connectors.points_records import (
     redemption_event,
 )
 from connectors.shopify import CORRELATION_HEADER, read_policy
-from connectors.translations import load_translations
+from connectors.store import load_translations
 from flows.common import (
     Rejected,
     broker_time,

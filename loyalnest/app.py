@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 
+from loyalnest import registry
 from loyalnest.app_secrets import (
     Secrets,
     SecretsError,
@@ -60,10 +61,21 @@ def wait_for_jobs(settings: Settings, jobs: list[Job]) -> None:
                 f"job {job.name} not healthy after {JOBS_TIMEOUT:.0f}s; "
                 f"last lines of {log}:\n{tail(log)}"
             )
-        print(f"✓ {job.name:<9} {job.health_url}", flush=True)
+        print(f"✓ {job.name:<9} {job.health_url or '(no health check)'}", flush=True)
+
+
+def flow_metrics(settings: Settings) -> list[str]:
+    """One line per registered flow: where its metrics are."""
+    return [
+        f"http://127.0.0.1:{flow.port(settings)}/metrics ({flow.name})" for flow in registry.flows()
+    ]
 
 
 def print_endpoints(settings: Settings) -> None:
+    metrics = "\n".join(
+        f"  {'Flow metrics' if n == 0 else '':<19}{line}"
+        for n, line in enumerate(flow_metrics(settings))
+    )
     print(
         f"""
 LoyalNest is running.
@@ -74,7 +86,7 @@ LoyalNest is running.
   MongoDB            {settings.mongo_url}  (database {settings.mongo_database})
   PostgreSQL         {settings.postgres_url.split("@")[-1]}
   Redis              {settings.redis_url}
-  Flow metrics       http://127.0.0.1:{settings.flow_api_port}/metrics (points), +1 (order-archive)
+{metrics}
   Logs               {settings.data_dir.resolve() / "logs"}
 """,
         flush=True,
@@ -144,7 +156,7 @@ def status(settings: Settings) -> int:
     code = stack_status(settings)
     for job in default_jobs(settings):
         state = "up" if healthy(job) else "down"
-        print(f"{job.name:<9} {state:<5} {job.health_url}")
+        print(f"{job.name:<9} {state:<5} {job.health_url or '(no health check)'}")
         code |= 0 if state == "up" else 1
     return code
 

@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 import psycopg
 from confluent_kafka import Producer
@@ -24,15 +26,43 @@ from loyalty.errors import InvalidEventError
 from loyalty.fields import is_locale
 
 
-def produce_sample_orders(settings: Settings, shop: str, count: int, seed: int) -> int:
-    """Produce `count` sample orders/create webhooks to shopify.orders; wait for the acks."""
-    producer = Producer(
+class SampleProducer(Protocol):
+    """What `produce_sample_orders` needs of a Kafka producer (confluent_kafka.Producer)."""
+
+    def produce(
+        self,
+        topic: str,
+        *,
+        value: bytes,
+        key: bytes,
+        headers: list[tuple[str, str | bytes | None]],
+        on_delivery: Callable[[object, object], None],
+    ) -> None: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+
+def kafka_producer(settings: Settings) -> SampleProducer:
+    producer: SampleProducer = Producer(
         {
             "bootstrap.servers": settings.kafka_bootstrap_servers,
             "enable.idempotence": True,
             "acks": "all",
         }
     )
+    return producer
+
+
+def produce_sample_orders(
+    settings: Settings,
+    shop: str,
+    count: int,
+    seed: int,
+    producer_for: Callable[[Settings], SampleProducer] = kafka_producer,
+) -> int:
+    """Produce `count` sample orders/create webhooks to shopify.orders (under the configured
+    KAFKA_TOPIC_PREFIX); wait for the acks."""
+    producer = producer_for(settings)
     failures: list[str] = []
 
     def on_delivery(err: object, _msg: object) -> None:
@@ -41,7 +71,7 @@ def produce_sample_orders(settings: Settings, shop: str, count: int, seed: int) 
 
     for webhook in sample_orders(shop, count, seed=seed):
         producer.produce(
-            SHOPIFY_ORDERS,
+            settings.topic(SHOPIFY_ORDERS),
             value=encode_body(webhook.body),
             key=partition_key(shop, webhook.topic, webhook.body),
             headers=kafka_headers(webhook.headers, str(uuid.uuid4())),

@@ -10,7 +10,7 @@ import httpx
 import psycopg
 
 from connectors.merchants import upsert_merchant
-from connectors.shopify import encode_body, sign
+from connectors.shopify import HMAC_HEADER, WEBHOOK_ID_HEADER, encode_body, sign
 from loyalnest import tokens
 from loyalnest.app_secrets import Secrets
 from loyalnest.samples import sample_orders
@@ -55,8 +55,8 @@ def send_sample_webhooks(settings: Settings, count: int) -> list[int]:
                 content=body,
                 headers={
                     **hook.headers,
-                    "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-                    "X-Shopify-Hmac-Sha256": sign(body, DEMO_SECRET),
+                    WEBHOOK_ID_HEADER: str(uuid.uuid4()),
+                    HMAC_HEADER: sign(body, DEMO_SECRET),
                     "Content-Type": "application/json",
                 },
             )

@@ -10,6 +10,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from connectors.shopify import (
+    API_VERSION_HEADER,
+    SHOP_HEADER,
+    TOPIC_HEADER,
+    TRIGGERED_AT_HEADER,
+    WEBHOOK_ID_HEADER,
+)
+
 CENTS = Decimal("0.01")
 
 
@@ -25,11 +33,11 @@ class Webhook:
     @property
     def headers(self) -> dict[str, str]:
         return {
-            "X-Shopify-Topic": self.topic,
-            "X-Shopify-Shop-Domain": self.shop,
-            "X-Shopify-Webhook-Id": self.webhook_id,
-            "X-Shopify-API-Version": "2025-10",
-            "X-Shopify-Triggered-At": datetime.now(UTC).isoformat(),
+            TOPIC_HEADER: self.topic,
+            SHOP_HEADER: self.shop,
+            WEBHOOK_ID_HEADER: self.webhook_id,
+            API_VERSION_HEADER: "2025-10",
+            TRIGGERED_AT_HEADER: datetime.now(UTC).isoformat(),
         }
 
 

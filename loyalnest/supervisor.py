@@ -1,8 +1,10 @@
 """Run LoyalNest's long-running jobs as child processes and restart them when they die.
 
 Bytewax flows scale with processes, not threads, and one dead process stops a cluster; the
-supervisor restarts it and Bytewax recovery resumes from the last snapshot. Each flow runs with
-the Bytewax dataflow API on its own port, whose `/metrics` answering is the job's health check.
+supervisor restarts it and Bytewax recovery resumes from the last snapshot. The jobs are the API
+and those listed in `loyalnest.registry`. Each flow runs with the Bytewax dataflow API on its
+own port, whose `/metrics` answering is the job's health check; its recovery store and its
+files (dataflow.json) live under the data directory.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from loyalnest.registry import JOBS, Kind, RegisteredJob
 from loyalnest.settings import Settings
 
 log = logging.getLogger("loyalnest.supervisor")
@@ -38,6 +41,10 @@ class Job:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     health_url: str | None = None
+    # A flow's recovery store, created (with FLOW_RECOVERY_PARTITIONS) before the first start.
+    recovery: Path | None = None
+    # Where the job writes files of its own (a flow's dataflow.json); created before each start.
+    files: Path | None = None
 
 
 def flow_argv(
@@ -54,14 +61,37 @@ def flow_argv(
     ]
 
 
+def dataflow_api_env(port: int, files: Path) -> dict[str, str]:
+    """The Bytewax dataflow API on `port` (its /metrics are a flow's health check).
+
+    Bytewax 0.21 writes the dataflow.json it serves into BYTEWAX_DATAFLOW_API_CACHE_PATH, a
+    directory that must exist, or else into the working directory (src/run.rs); pointing it at
+    `files` keeps it out of the repository. (The working directory itself stays: `.env` and a
+    relative LOYALNEST_DATA_DIR are read from it.)"""
+    return {
+        "BYTEWAX_DATAFLOW_API_ENABLED": "true",
+        "BYTEWAX_DATAFLOW_API_PORT": str(port),
+        "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(files),
+    }
+
+
 def flow_job(settings: Settings, name: str, import_str: str, port: int) -> Job:
-    recovery = settings.data_dir.resolve() / "recovery" / name
+    data = settings.data_dir.resolve()
+    files = data / "flows" / name
+    recovery = data / "recovery" / name
     return Job(
         name=name,
         argv=flow_argv(import_str, recovery, settings.flow_snapshot_seconds, 60),
-        env={"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port)},
+        env=dataflow_api_env(port, files),
         health_url=f"http://127.0.0.1:{port}/metrics",
+        recovery=recovery,
+        files=files,
     )
+
+
+def module_job(name: str, module: str) -> Job:
+    """A job that is a plain Python module (`python -m module`), with no health check."""
+    return Job(name=name, argv=[sys.executable, "-m", module])
 
 
 def api_job(settings: Settings) -> Job:
@@ -72,20 +102,22 @@ def api_job(settings: Settings) -> Job:
     )
 
 
+def registered_job(settings: Settings, job: RegisteredJob) -> Job:
+    if job.kind is Kind.FLOW:
+        port = job.port(settings)
+        assert port is not None, f"flow {job.name} has no port offset"
+        return flow_job(settings, job.name, job.target, port)
+    return module_job(job.name, job.target)
+
+
 def default_jobs(settings: Settings) -> list[Job]:
-    return [
-        api_job(settings),
-        flow_job(settings, "points", "flows.points:flow()", settings.flow_api_port),
-        flow_job(
-            settings, "order-archive", "flows.order_archive:flow()", settings.flow_api_port + 1
-        ),
-    ]
+    """The API and every job in loyalnest.registry."""
+    return [api_job(settings), *(registered_job(settings, job) for job in JOBS)]
 
 
 def init_recovery(settings: Settings, job: Job) -> None:
-    if "-r" in job.argv:
-        directory = Path(job.argv[job.argv.index("-r") + 1])
-        create_recovery_store(directory, settings.flow_recovery_partitions)
+    if job.recovery is not None:
+        create_recovery_store(job.recovery, settings.flow_recovery_partitions)
 
 
 def create_recovery_store(directory: Path, partitions: int) -> None:
@@ -182,6 +214,8 @@ class Supervisor:
 
     def _start(self, job: Job) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        if job.files is not None:
+            job.files.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{job.name}.log").open("ab") as out:
             self._procs[job.name] = subprocess.Popen(  # noqa: S603
                 job.argv,

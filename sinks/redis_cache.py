@@ -31,7 +31,7 @@ class _Partition(StatelessSinkPartition[CacheUpdate]):
         for item in items:
             newest[(item[0], item[1])] = item
         try:
-            self._cache.put_many(list(newest.values()))
+            self._cache.put_many(self._client, list(newest.values()))
         except redis.RedisError as exc:
             # A stale entry expires within the TTL and reads fall back to MongoDB: the ledger,
             # not the cache, is the truth, so a cache outage must not stop the flow.
@@ -58,4 +58,4 @@ class BalanceCacheSink(DynamicSink[CacheUpdate]):
         client = redis.Redis.from_url(
             self._url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
         )
-        return _Partition(client, BalanceCache(client, self._prefix, self._ttl_seconds))
+        return _Partition(client, BalanceCache(self._prefix, self._ttl_seconds))

@@ -1,58 +1,15 @@
-"""MongoDB collections and their indexes, unique ones included."""
+"""Create the MongoDB collections and indexes listed in `connectors.store`; seed translations."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import UpdateOne
 from pymongo.database import Database
 
+from connectors.store import COLLECTIONS, RETIRED_INDEXES, TRANSLATIONS
 from loyalty.i18n import BUILT_IN
-
-DAY_SECONDS = 24 * 3600
-
-# The ledger's and the balances' `_id`s are deterministic (the event id; merchant:customer), so
-# their unique `_id` index is the dedup constraint. A second unique index on the same value
-# would only double the store's work on every write.
-COLLECTIONS: dict[str, list[IndexModel]] = {
-    # The ledger; `_id` = event_id, so a replayed write is rejected as a duplicate.
-    "points_transactions": [
-        IndexModel(
-            [("customer_id", ASCENDING), ("merchant_id", ASCENDING), ("seq", DESCENDING)],
-            name="idx_customer_id_merchant_id_seq",  # a customer's ledger page, newest first
-        ),
-        IndexModel([("created_at", ASCENDING)], name="idx_created_at"),
-    ],
-    # One document per customer (_id = merchant:customer), holding an absolute balance and
-    # the sequence number that guards it against older, replayed writes.
-    "point_balances": [],
-    "reward_redemptions": [
-        IndexModel(
-            [("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
-            name="idx_merchant_idempotency_key",
-            unique=True,
-        ),
-        IndexModel(
-            [("merchant_id", ASCENDING), ("customer_id", ASCENDING)], name="idx_merchant_customer"
-        ),
-    ],
-    "processed_events": [
-        IndexModel([("event_id", ASCENDING)], name="idx_event_id", unique=True),
-        IndexModel(
-            [("created_at", ASCENDING)], name="idx_created_at_ttl", expireAfterSeconds=DAY_SECONDS
-        ),
-    ],
-    "translations": [
-        IndexModel([("key", ASCENDING), ("locale", ASCENDING)], name="idx_key_locale", unique=True),
-    ],
-    # Every order event as received, once (see flows/order_archive.py).
-    "order_events": [
-        IndexModel(
-            [("merchant_id", ASCENDING), ("order_id", ASCENDING)], name="idx_merchant_order"
-        ),
-    ],
-}
 
 
 def ensure_collections(db: Database[Any]) -> list[str]:
@@ -66,13 +23,6 @@ def ensure_collections(db: Database[Any]) -> list[str]:
             db[name].create_indexes(indexes)
         drop_retired_indexes(db, name)
     return created
-
-
-# Indexes earlier versions created that no query needs any more (see COLLECTIONS).
-RETIRED_INDEXES: dict[str, tuple[str, ...]] = {
-    "points_transactions": ("idx_event_id", "idx_merchant_customer_created"),
-    "point_balances": ("idx_merchant_customer",),
-}
 
 
 def drop_retired_indexes(db: Database[Any], collection: str) -> None:
@@ -93,4 +43,4 @@ def seed_translations(db: Database[Any]) -> int:
         )
         for (key, locale), value in BUILT_IN.items()
     ]
-    return db.translations.bulk_write(ops, ordered=False).upserted_count
+    return db[TRANSLATIONS].bulk_write(ops, ordered=False).upserted_count

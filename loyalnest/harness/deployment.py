@@ -32,7 +32,7 @@ class Deployment:
     database: str  # MongoDB
     redis_prefix: str
     workdir: Path  # logs of the processes
-    recovery: Path  # the points flow's recovery store (a test may swap in a fresh one)
+    recovery: Path  # the recovery store of the flow it runs (a test may swap in a fresh one)
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"

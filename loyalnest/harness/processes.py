@@ -1,4 +1,4 @@
-"""The points flow and the API as child processes, started the way production starts them."""
+"""Flows and the API as child processes, started the way production starts them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import httpx
 
 from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.shops import JWT_SECRET, SECRETS_KEY
-from loyalnest.supervisor import create_recovery_store, flow_argv
+from loyalnest.registry import Kind, registered
+from loyalnest.supervisor import create_recovery_store, dataflow_api_env, flow_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
@@ -76,11 +77,13 @@ class ChildProcess:
 
 
 class FlowProcess(ChildProcess):
-    """`python -m bytewax.run flows.points:flow()` with a recovery store, as production runs it.
+    """A registered flow (`loyalnest.registry`; the points flow unless `flow` names another)
+    under `python -m bytewax.run`, with a recovery store, as production runs it.
 
-    With `api_port`, the Bytewax dataflow API serves the flow's /metrics there, and the
-    constructor returns once it answers. `overrides` are environment variables, e.g.
-    REDIS_URL.
+    With `api_port`, the Bytewax dataflow API serves the flow's /metrics there (its
+    dataflow.json goes to the deployment's workdir, `flows/<name>`), and the constructor returns
+    once they answer. `recovery` defaults to the deployment's. `overrides` are environment
+    variables, e.g. REDIS_URL.
     """
 
     def __init__(
@@ -88,6 +91,8 @@ class FlowProcess(ChildProcess):
         deployment: Deployment,
         log: Path,
         *,
+        flow: str = "points",
+        recovery: Path | None = None,
         snapshot_seconds: int = 1,
         recovery_partitions: int = 2,
         workers: int = 1,
@@ -95,16 +100,20 @@ class FlowProcess(ChildProcess):
         **overrides: str,
     ) -> None:
         self.api_port = api_port
-        create_recovery_store(deployment.recovery, recovery_partitions)
-        argv = flow_argv("flows.points:flow()", deployment.recovery, snapshot_seconds, 30, workers)
-        extra = (
-            {"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(api_port)}
-            if api_port is not None
-            else {}
-        ) | overrides
+        job = registered(flow)
+        if job.kind is not Kind.FLOW:
+            raise ValueError(f"{flow} is not a flow")
+        store = deployment.recovery if recovery is None else recovery
+        create_recovery_store(store, recovery_partitions)
+        argv = flow_argv(job.target, store, snapshot_seconds, 30, workers)
+        extra: dict[str, str] = {}
+        if api_port is not None:
+            files = deployment.workdir / "flows" / job.name
+            files.mkdir(parents=True, exist_ok=True)
+            extra = dataflow_api_env(api_port, files)
         super().__init__(
             argv,
-            deployment.environ(**extra),
+            deployment.environ(**(extra | overrides)),
             log,
             signal.SIGINT,  # Bytewax stops cleanly on KeyboardInterrupt
         )

@@ -17,7 +17,14 @@ from decimal import Decimal
 import psycopg
 
 from connectors.merchants import upsert_merchant
-from connectors.shopify import sign
+from connectors.shopify import (
+    API_VERSION_HEADER,
+    HMAC_HEADER,
+    SHOP_HEADER,
+    TOPIC_HEADER,
+    WEBHOOK_ID_HEADER,
+    sign,
+)
 from loyalnest import tokens
 from loyalty import ids
 
@@ -63,11 +70,11 @@ class Shop:
         """What Shopify sends with `body`; a new delivery id unless one is given."""
         return {
             "Content-Type": "application/json",
-            "X-Shopify-Hmac-Sha256": sign(body, self.secret if secret is None else secret),
-            "X-Shopify-Topic": topic,
-            "X-Shopify-Shop-Domain": self.domain,
-            "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
-            "X-Shopify-API-Version": API_VERSION,
+            HMAC_HEADER: sign(body, self.secret if secret is None else secret),
+            TOPIC_HEADER: topic,
+            SHOP_HEADER: self.domain,
+            WEBHOOK_ID_HEADER: webhook_id or str(uuid.uuid4()),
+            API_VERSION_HEADER: API_VERSION,
         }
 
 

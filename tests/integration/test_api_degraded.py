@@ -26,8 +26,9 @@ import redis
 from confluent_kafka.admin import AdminClient
 
 from connectors.balance_cache import cache_key
-from connectors.points_records import BALANCES, balance_id
+from connectors.points_records import balance_id
 from connectors.shopify import encode_body
+from connectors.store import BALANCES
 from loyalnest.harness.deployment import Deployment, fresh_postgres, isolated_deployment
 from loyalnest.harness.processes import (
     ApiProcess,

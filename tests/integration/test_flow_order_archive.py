@@ -13,7 +13,8 @@ from pymongo.database import Database
 from connectors.dead_letters import DLQ_REASON
 from connectors.kafka import source as kafka_source
 from connectors.shopify import encode_body, kafka_headers, partition_key
-from flows.order_archive import COLLECTION, build
+from connectors.store import ORDER_EVENTS
+from flows.order_archive import build
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from sinks.kafka import ReliableKafkaSink
@@ -86,8 +87,8 @@ def test_flow_archives_each_order_once_and_dead_letters_bad_messages(
 
     run_archive(settings, orders, dlq, mongo_db)
 
-    assert mongo_db[COLLECTION].count_documents({}) == 2_500
-    assert len(mongo_db[COLLECTION].distinct("order_id")) == 2_500
+    assert mongo_db[ORDER_EVENTS].count_documents({}) == 2_500
+    assert len(mongo_db[ORDER_EVENTS].distinct("order_id")) == 2_500
     dead = consume_all(settings, dlq, expected=1)
     assert [m.value() for m in dead] == [b"{not json"]
     reason = dict(dead[0].headers())[DLQ_REASON]
@@ -101,9 +102,9 @@ def test_replaying_the_topic_changes_nothing(
     produce(settings, orders, order_records(300, duplicate_every=3))
 
     run_archive(settings, orders, dlq, mongo_db)
-    first = sorted(d["_id"] for d in mongo_db[COLLECTION].find({}, {"_id": 1}))
+    first = sorted(d["_id"] for d in mongo_db[ORDER_EVENTS].find({}, {"_id": 1}))
     run_archive(settings, orders, dlq, mongo_db)  # the whole topic again, from offset 0
-    second = sorted(d["_id"] for d in mongo_db[COLLECTION].find({}, {"_id": 1}))
+    second = sorted(d["_id"] for d in mongo_db[ORDER_EVENTS].find({}, {"_id": 1}))
 
     assert len(first) == 300
     assert second == first

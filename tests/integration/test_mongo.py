@@ -9,7 +9,8 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from loyalnest.bootstrap.mongo import COLLECTIONS, ensure_collections
+from connectors.store import COLLECTIONS
+from loyalnest.bootstrap.mongo import ensure_collections
 from sinks.mongo import MongoSinkError, MongoWriter
 
 

@@ -12,7 +12,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from api import context
 from api.context import ApiContext
-from connectors.translations import merged
+from connectors.store import merged
 from loyalty.i18n import BUILT_IN
 
 STORED = [{"key": "points.balance", "locale": "fr", "value": "Vous avez {balance} points"}]

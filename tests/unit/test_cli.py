@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from loyalnest.cli import parser
+from loyalnest.cli import parser, produce_sample_orders
+from loyalnest.settings import Settings
 
 ADD = ["merchants", "add", "--shop", "a.myshopify.com", "--webhook-secret", "s"]
 
@@ -54,3 +57,35 @@ def test_merchants_add_refuses_a_shop_that_is_not_a_myshopify_domain(
         parser().parse_args([*ADD[:2], "--shop", shop, *ADD[4:]])
 
     assert "shop domain" in capsys.readouterr().err
+
+
+class RecordingProducer:
+    """Stands in for the Kafka producer: keeps what was produced, acknowledges everything."""
+
+    def __init__(self) -> None:
+        self.topics: list[str] = []
+
+    def produce(
+        self,
+        topic: str,
+        *,
+        value: bytes,
+        key: bytes,
+        headers: list[tuple[str, str | bytes | None]],
+        on_delivery: Callable[[object, object], None],
+    ) -> None:
+        self.topics.append(topic)
+        on_delivery(None, None)
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+def test_sample_orders_go_to_the_prefixed_orders_topic() -> None:
+    settings = Settings(_env_file=None, kafka_topic_prefix="run42.")
+    producer = RecordingProducer()
+
+    sent = produce_sample_orders(settings, "demo.myshopify.com", 3, 7, lambda _s: producer)
+
+    assert sent == 3
+    assert producer.topics == ["run42.shopify.orders"] * 3

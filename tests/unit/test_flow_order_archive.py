@@ -16,8 +16,9 @@ from pymongo import InsertOne
 
 from connectors.dead_letters import DLQ_FLOW, DLQ_ORIGIN, DLQ_REASON, DLQ_STEP
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage
+from connectors.store import ORDER_EVENTS
 from flows.common import Rejected, guarded_decode, to_dead_letter
-from flows.order_archive import COLLECTION, DECODE_STEP, FLOW, Archived, archive, build
+from flows.order_archive import DECODE_STEP, FLOW, Archived, archive, build
 from loyalty import ids
 from sinks.mongo import RoutedWrite
 
@@ -59,7 +60,7 @@ def run(items: list[SourceItem]) -> tuple[list[RoutedWrite], list[SinkMessage]]:
 
 def document(write: RoutedWrite) -> dict[str, Any]:
     key, (collection, operation) = write
-    assert collection == COLLECTION
+    assert collection == ORDER_EVENTS
     assert isinstance(operation, InsertOne)
     doc: dict[str, Any] = bson.decode(operation._doc.raw, CodecOptions(tz_aware=True))
     assert key == f"{doc['shop']}:{doc['order_id']}"  # one order's writes stay in order

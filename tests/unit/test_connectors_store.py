@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from connectors.translations import merged
+from connectors.store import merged
 from loyalty.i18n import BUILT_IN, describe
 
 

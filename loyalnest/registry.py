@@ -1,0 +1,57 @@
+"""Every long-running job besides the API, in one list: the supervisor (`make run`/`make up`),
+the app's printout and the test and bench harness all read it.
+
+Adding a flow is one line in JOBS. A flow is named by its Bytewax import string, never imported
+here: the supervisor runs it as `python -m bytewax.run <target>` with a recovery store under
+the data directory and the Bytewax dataflow API (`/metrics`, the health check) on
+FLOW_API_PORT + `port_offset`. A job that is not a dataflow (a MODULE, e.g. a clock that
+produces ticks) runs as `python -m <target>`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from loyalnest.settings import Settings
+
+
+class Kind(enum.Enum):
+    FLOW = "flow"  # python -m bytewax.run <target>, with recovery and the dataflow API
+    MODULE = "module"  # python -m <target>
+
+
+@dataclass(frozen=True)
+class RegisteredJob:
+    name: str  # the job's log, recovery store and files are named after it (kebab-case)
+    kind: Kind
+    target: str  # FLOW: "package.module:factory()"; MODULE: "package.module"
+    port_offset: int | None = None  # FLOW: its dataflow API on FLOW_API_PORT + this
+
+    def port(self, settings: Settings) -> int | None:
+        return None if self.port_offset is None else settings.flow_api_port + self.port_offset
+
+
+def flow(name: str, target: str, port_offset: int) -> RegisteredJob:
+    return RegisteredJob(name, Kind.FLOW, target, port_offset)
+
+
+JOBS: tuple[RegisteredJob, ...] = (
+    flow("points", "flows.points:flow()", 0),
+    flow("order-archive", "flows.order_archive:flow()", 1),
+)
+
+
+def flows() -> tuple[RegisteredJob, ...]:
+    return tuple(job for job in JOBS if job.kind is Kind.FLOW)
+
+
+def registered(name: str) -> RegisteredJob:
+    for job in JOBS:
+        if job.name == name:
+            return job
+    raise KeyError(f"no job {name!r} in loyalnest.registry (known: {_names()})")
+
+
+def _names() -> str:
+    return ", ".join(job.name for job in JOBS)
