@@ -37,6 +37,18 @@ COLLECTIONS: dict[str, list[IndexModel]] = {
             [("merchant_id", ASCENDING), ("customer_id", ASCENDING)], name="idx_merchant_customer"
         ),
     ],
+    # Manual adjustments (_id = adjustment id, derived from merchant and Idempotency-Key):
+    # the same two indexes as redemptions, for the same lookups.
+    "points_adjustments": [
+        IndexModel(
+            [("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
+            name="idx_merchant_idempotency_key",
+            unique=True,
+        ),
+        IndexModel(
+            [("merchant_id", ASCENDING), ("customer_id", ASCENDING)], name="idx_merchant_customer"
+        ),
+    ],
     "processed_events": [
         IndexModel([("event_id", ASCENDING)], name="idx_event_id", unique=True),
         IndexModel(
