@@ -6,13 +6,15 @@ import argparse
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import psycopg
 from confluent_kafka import Producer
 
-from connectors.merchants import merchant_by_shop, upsert_merchant
+from connectors.merchants import SettingsUpdate, merchant_by_shop, upsert_merchant
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from loyalnest import tokens
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
@@ -22,6 +24,9 @@ from loyalnest.topics import SHOPIFY_ORDERS
 from loyalty import fields
 from loyalty.errors import InvalidEventError
 from loyalty.fields import is_locale
+from loyalty.policy import MAX_PENDING_DAYS, MAX_WARNING_DAYS, Expiry, parse_days
+
+T = TypeVar("T")
 
 
 def produce_sample_orders(settings: Settings, shop: str, count: int, seed: int) -> int:
@@ -64,12 +69,20 @@ def add_merchant(
             secret=args.webhook_secret,
             points_per_unit=args.points_per_unit,
             locale=args.locale,
+            settings=SettingsUpdate(
+                pending_days=args.pending_days,
+                expiry=args.expiry,
+                warning_days=args.expiry_warning_days,
+            ),
         )
     return {
         "merchant_id": merchant.merchant_id,
         "shop": merchant.shop,
         "points_per_unit": str(merchant.points_per_unit),
         "locale": merchant.locale,
+        "pending_days": merchant.pending_days,
+        "expiry": str(merchant.expiry),
+        "expiry_warning_days": merchant.warning_days,
     }
 
 
@@ -116,6 +129,28 @@ def locale_arg(text: str) -> str:
     return text
 
 
+def _checked(read: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a reader that raises the project's errors: argparse then exits
+    with status 2 and a message naming the flag ("argument --expiry: ...")."""
+
+    def parse(text: str) -> T:
+        try:
+            return read(text)
+        except InvalidEventError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    parse.__name__ = read.__name__  # what argparse names in "invalid <name> value"
+    return parse
+
+
+def pending_days_arg(text: str) -> int:
+    return parse_days(text, "pending days", MAX_PENDING_DAYS)
+
+
+def warning_days_arg(text: str) -> int:
+    return parse_days(text, "expiry warning days", MAX_WARNING_DAYS)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="loyalnest", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -126,6 +161,23 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--webhook-secret", required=True, help="the app's webhook signing secret")
     add.add_argument("--points-per-unit", type=rate_arg, default=Decimal(1))
     add.add_argument("--locale", type=locale_arg, default="en")
+    # Program settings: omitted ones keep their stored value (a new merchant: the default).
+    # They apply from then on: points keep the terms they were earned under.
+    add.add_argument(
+        "--pending-days",
+        type=_checked(pending_days_arg),
+        help=f"days an order's points stay pending, 0 to {MAX_PENDING_DAYS} (default 0)",
+    )
+    add.add_argument(
+        "--expiry",
+        type=_checked(Expiry.parse),
+        help="none (default), inactivity:DAYS or lot:DAYS (DAYS 1 to 3650)",
+    )
+    add.add_argument(
+        "--expiry-warning-days",
+        type=_checked(warning_days_arg),
+        help=f"warn this many days before points expire, 0 to {MAX_WARNING_DAYS} (default 14)",
+    )
     token = commands.add_parser("token", help="print a signed API token for a merchant")
     token.add_argument("--shop", required=True)
     token.add_argument(
