@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from loyalty.fields import is_correlation_id, is_locale
+from loyalty.fields import is_correlation_id, is_idempotency_key, is_locale
 from loyalty.limits import MAX_TEXT
 
 CORRELATION_RULE = "X-Correlation-Id must be 1 to 128 letters, digits or . _ : -"
@@ -41,10 +41,6 @@ def correlation_id(value: str | None) -> str:
 
 
 def idempotency_key(value: str | None) -> str:
-    if value is None or not 0 < len(value) <= MAX_TEXT or not _printable_ascii(value):
+    if value is None or not is_idempotency_key(value):
         raise BadValueError(IDEMPOTENCY_RULE)
     return value
-
-
-def _printable_ascii(value: str) -> bool:
-    return all(" " <= c <= "~" for c in value)
