@@ -28,16 +28,14 @@ from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, SHOPIFY_ORDERS
 from loyalty import ids
 from loyalty.commands import customer_key, encode_redemption
-from loyalty.ledger import (
+from loyalty.customers import (
     CustomerState,
     LedgerEntry,
-    OrderState,
-    PointsChange,
     Redemption,
     RedemptionOutcome,
     apply_customer,
-    apply_order,
 )
+from loyalty.ledger import OrderState, PointsChange, apply_order
 from loyalty.orders import InvalidEventError
 
 
@@ -174,11 +172,13 @@ def fold(settings: Settings, env: Deployment) -> Expected:
         if isinstance(command.item, PointsChange):
             expected.commanded_changes.add(command.item.event_id)
         key = f"{command.item.merchant_id}:{command.item.customer}"
-        customers[key], results = apply_customer(customers.get(key), command.item)
+        state, results = apply_customer(customers.get(key), command.item)
+        if state is not None:  # None: a tick for someone without points, nothing kept
+            customers[key] = state
         for result in results:
             if isinstance(result, LedgerEntry):
                 expected.entries[result.event_id] = result
-            else:
+            elif isinstance(result, RedemptionOutcome):
                 expected.outcomes[result.redemption.redemption_id] = result
     expected.balances = {k: (s.balance, s.seq) for k, s in customers.items() if s.seq}
     return expected
