@@ -179,7 +179,7 @@ def test_a_customer_without_a_balance_is_404(client: TestClient) -> None:
 def grpc_balance(stores: FakeStores) -> Any:
     service = PointsService(stores.context())
     request = points_pb2.GetPointsBalanceRequest(customer_id=str(CUSTOMER))
-    metadata = {"authorization": f"Bearer {token(SCOPE_VIEW)}"}
+    metadata: dict[str, object] = {"authorization": f"Bearer {token(SCOPE_VIEW)}"}
     return asyncio.run(service._balance(request, metadata))
 
 
