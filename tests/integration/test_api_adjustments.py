@@ -293,6 +293,24 @@ def test_the_cli_adjusts_points_on_the_same_stack(stack: ApiStack, client: httpx
     wait_balance(stack, client, shop, customer, earned + 26)
 
 
+def test_the_cli_issues_tokens_that_may_adjust(stack: ApiStack, client: httpx.Client) -> None:
+    shop = stack.shop_b
+    issued = cli(stack, "token", "--shop", shop.domain, "--scopes", f"{SCOPE_ADJUST},{SCOPE_VIEW}")
+    assert issued.returncode == 0, issued.stderr
+    printed = json.loads(issued.stdout)
+    customer = 100_000 + stack.next_id()
+
+    response = client.post(
+        f"/v1/customers/{customer}/adjustments",
+        json={"points": 3, "reason": "Token from the CLI"},
+        headers={"Authorization": f"Bearer {printed['token']}", "Idempotency-Key": "cli-token"},
+    )
+
+    assert printed["scopes"] == sorted([SCOPE_ADJUST, SCOPE_VIEW])
+    assert response.status_code == 202, response.text
+    assert decided(stack, client, shop, response.json()["adjustment_id"])["status"] == "completed"
+
+
 def test_the_cli_refuses_an_unknown_shop_and_bad_flags(stack: ApiStack) -> None:
     unknown = cli(
         stack,
