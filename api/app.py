@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api.adjustments import create_adjustment, get_adjustment
 from api.balances import get_balance, get_transactions
 from api.context import ApiContext
 from api.errors import UNAVAILABLE, store_unavailable
@@ -29,6 +30,8 @@ ROUTES = [
     Route("/v1/redemptions/{redemption_id}", get_redemption, methods=["GET"]),
     Route("/v1/customers/{customer_id}/balance", get_balance, methods=["GET"]),
     Route("/v1/customers/{customer_id}/transactions", get_transactions, methods=["GET"]),
+    Route("/v1/customers/{customer_id}/adjustments", create_adjustment, methods=["POST"]),
+    Route("/v1/adjustments/{adjustment_id}", get_adjustment, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import redis
@@ -18,9 +17,10 @@ from starlette.responses import JSONResponse
 from api.auth import require
 from api.context import REDIS_TIMEOUT, ApiContext
 from api.request_values import requested_locale
-from connectors.balance_cache import CachedBalance, utc
+from connectors.balance_cache import CachedBalance
 from connectors.points_records import balance_id
 from connectors.store import BALANCES, LEDGER
+from connectors.times import as_utc, iso_z
 from loyalnest.tokens import SCOPE_VIEW, Principal
 from loyalty import ids
 from loyalty.fields import parse_id
@@ -39,26 +39,49 @@ MAX_PAGE = 200
 
 @dataclass(frozen=True)
 class BalanceView:
+    """A customer's balances as the cache or the balance document hold them."""
+
     merchant_id: str
     customer: int
-    balance: int
-    seq: int
-    updated_at: str
+    stored: CachedBalance
 
     def as_json(self, translations: dict[tuple[str, str], str], locale: str) -> dict[str, Any]:
+        b = self.stored
         return {
             "merchant_id": self.merchant_id,
             "customer_id": self.customer,
-            "balance": self.balance,
+            "balance": b.balance,
+            "pending": b.pending,
+            "lifetime_earned": b.lifetime_earned,
+            "next_expiry": (
+                {"points": b.next_expiry[0], "at": iso_z(b.next_expiry[1])}
+                if b.next_expiry
+                else None
+            ),
             "locale": locale,
-            "updated_at": self.updated_at,
-            "description": describe(translations, "points.balance", locale, balance=self.balance),
+            "updated_at": iso_z(b.updated_at),
+            "description": describe(translations, "points.balance", locale, balance=b.balance),
         }
+
+
+def from_document(document: dict[str, Any]) -> CachedBalance:
+    """A balance document; those written before pending points and expiry existed lack their
+    fields, and read as nothing pending, nothing earned on record, nothing expiring."""
+    expiry = document.get("next_expiry")
+    return CachedBalance(
+        balance=document["balance"],
+        seq=document["seq"],
+        updated_at=as_utc(document["updated_at"]),
+        pending=document.get("pending", 0),
+        lifetime_earned=document.get("lifetime_earned", 0),
+        next_expiry=(expiry["points"], as_utc(expiry["at"])) if expiry else None,
+    )
 
 
 async def read_balance(ctx: ApiContext, merchant_id: str, customer: int) -> BalanceView | None:
     """Cache first; on a miss (or Redis down) MongoDB, then fill the cache in the background
-    (the answer does not wait for a Redis that may be stalled)."""
+    (the answer does not wait for a Redis that may be stalled). A cache entry written by an
+    earlier version (without pending points and expiry) is a miss."""
     started = time.perf_counter()
     redis_answered = True
     try:
@@ -68,18 +91,16 @@ async def read_balance(ctx: ApiContext, merchant_id: str, customer: int) -> Bala
         cached, redis_answered = None, False
     if cached is not None:
         LATENCY.labels("cache").observe(time.perf_counter() - started)
-        return BalanceView(
-            merchant_id, customer, cached.balance, cached.seq, _iso(cached.updated_at)
-        )
+        return BalanceView(merchant_id, customer, cached)
     read_at = time.monotonic()
     doc = await ctx.db[BALANCES].find_one({"_id": balance_id(merchant_id, customer)})
     LATENCY.labels("mongo").observe(time.perf_counter() - started)
     if doc is None:
         return None
-    stored = CachedBalance(doc["balance"], doc["seq"], utc(doc["updated_at"]))
+    stored = from_document(doc)
     if redis_answered:  # fill it (guarded, so never over a newer value)
         ctx.background(_fill(ctx, merchant_id, customer, stored, read_at))
-    return BalanceView(merchant_id, customer, stored.balance, stored.seq, _iso(stored.updated_at))
+    return BalanceView(merchant_id, customer, stored)
 
 
 def fill_ttl_ms(ttl_seconds: int, read_at: float, now: float) -> int:
@@ -100,10 +121,6 @@ async def _fill(
         await ctx.balance_cache.fill(ctx.redis, merchant_id, customer, value, ttl_ms)
     except redis.RedisError as exc:
         log.warning("balance cache fill failed: %s", exc)
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value.tzinfo else value.isoformat() + "Z"
 
 
 def customer_param(request: Request) -> int:
@@ -173,9 +190,12 @@ def _transaction(doc: dict[str, Any]) -> dict[str, Any]:
             "order_id",
             "refund_id",
             "redemption_id",
+            "adjustment_id",
+            "source",
+            "source_id",
             "correlation_id",
         )
-    } | {"created_at": _iso(doc["created_at"])}
+    } | {"created_at": iso_z(doc["created_at"]), "memo": doc.get("reason")}
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

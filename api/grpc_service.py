@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from api.auth import AuthError, Refusal, authenticate
@@ -79,12 +82,26 @@ class PointsService(points_pb2_grpc.PointsServiceServicer):
         if view is None:
             raise RpcError(grpc.StatusCode.NOT_FOUND, "customer not found")
         locale = asked or await self._ctx.merchant_locale(principal.shop)
+        b = view.stored
         return points_pb2.GetPointsBalanceResponse(
-            balance=view.balance,
+            balance=b.balance,
             description=describe(
-                self._ctx.translations, "points.balance", locale, balance=view.balance
+                self._ctx.translations, "points.balance", locale, balance=b.balance
             ),
+            pending=b.pending,
+            lifetime_earned=b.lifetime_earned,
+            next_expiry=_next_expiry(b.next_expiry),
         )
+
+
+def _next_expiry(expiry: tuple[int, datetime] | None) -> points_pb2.NextExpiry | None:
+    """None leaves the message field unset: proto3 callers see `HasField("next_expiry")` false."""
+    if expiry is None:
+        return None
+    points, at = expiry
+    stamp = Timestamp()
+    stamp.FromDatetime(at)
+    return points_pb2.NextExpiry(points=points, at=stamp)
 
 
 async def create_server(ctx: ApiContext, host: str, port: int) -> grpc.aio.Server:

@@ -17,13 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import require
-from api.balances import _iso, locale_param
+from api.balances import locale_param
 from api.context import ApiContext
 from api.producer import ProduceError
 from api.request_values import correlation_id, idempotency_key
 from connectors.points_records import redemption_facts
 from connectors.shopify import CORRELATION_HEADER
 from connectors.store import REDEMPTIONS
+from connectors.times import iso_z
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
 from loyalnest.topics import POINTS_COMMANDS
 from loyalty import ids, json_input
@@ -56,8 +57,8 @@ def _view(doc: dict[str, Any]) -> dict[str, Any]:
         "customer_id": doc["shopify_customer_id"],
         "points": doc["points"],
         "reward_id": doc["reward_id"],
-        "created_at": _iso(doc["created_at"]),
-        "decided_at": _iso(doc["decided_at"]) if doc.get("decided_at") else None,
+        "created_at": iso_z(doc["created_at"]),
+        "decided_at": iso_z(doc["decided_at"]) if doc.get("decided_at") else None,
     }
 
 

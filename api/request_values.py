@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable
 
 from connectors.shopify import CORRELATION_HEADER
-from loyalty.fields import is_correlation_id, is_locale
+from loyalty.fields import is_correlation_id, is_idempotency_key, is_locale
 from loyalty.limits import MAX_TEXT
 
 CORRELATION_RULE = f"{CORRELATION_HEADER} must be 1 to 128 letters, digits or . _ : -"
@@ -42,10 +42,6 @@ def correlation_id(value: str | None) -> str:
 
 
 def idempotency_key(value: str | None) -> str:
-    if value is None or not 0 < len(value) <= MAX_TEXT or not _printable_ascii(value):
+    if value is None or not is_idempotency_key(value):
         raise BadValueError(IDEMPOTENCY_RULE)
     return value
-
-
-def _printable_ascii(value: str) -> bool:
-    return all(" " <= c <= "~" for c in value)

@@ -46,7 +46,6 @@ from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import fields, json_input
 from loyalty.errors import InvalidEventError
 from loyalty.orders import ORDER_TOPICS, read_facts
-from loyalty.policy import Policy
 
 log = logging.getLogger("loyalnest.api.webhooks")
 
@@ -162,11 +161,9 @@ async def shopify_webhook(request: Request) -> Response:
     record = Record(
         key=partition_key(shop, topic, parsed),
         body=body,
-        headers=kafka_headers(
-            dict(request.headers),
-            correlation,
-            Policy(points_per_unit=merchant.points_per_unit, locale=merchant.locale),
-        ),
+        # The merchant's terms now travel with the order: a later change of settings never
+        # rewrites what this order earns, or how its points are held and expire.
+        headers=kafka_headers(dict(request.headers), correlation, merchant.policy),
     )
     try:
         read_facts(topic, parsed)

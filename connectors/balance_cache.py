@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 import redis.asyncio as aioredis
@@ -129,11 +129,6 @@ def decoded(raw: Mapping[bytes | str, bytes | str]) -> CachedBalance | None:
     if not raw:
         return None
     return CachedBalance.from_hash({_text(k): _text(v) for k, v in raw.items()})
-
-
-def utc(value: datetime) -> datetime:
-    """A stored time as an aware UTC datetime (MongoDB hands back naive UTC ones)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _text(value: bytes | str) -> str:

@@ -1,16 +1,22 @@
 """Merchants in PostgreSQL. Webhook secrets are stored encrypted (pgcrypto) and the previous
-one is kept after a rotation, because Shopify may sign with it for up to an hour."""
+one is kept after a rotation, because Shopify may sign with it for up to an hour.
+
+A merchant's program settings (`program_settings`: pending days, expiry, warning days) are read
+with it in the same query; a merchant without a settings row has the defaults of
+`loyalty.policy.Policy`. The API attaches them to every order webhook it accepts.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import psycopg
-from psycopg.rows import class_row
+from psycopg.rows import class_row, kwargs_row
 from psycopg_pool import AsyncConnectionPool
 
 from loyalty import ids
+from loyalty.policy import DEFAULT_WARNING_DAYS, NO_EXPIRY, Expiry, Policy
 
 UPSERT = """
 INSERT INTO merchants (id, shop_domain, webhook_secret, points_per_unit, locale)
@@ -30,13 +36,40 @@ RETURNING id::text AS merchant_id, shop_domain AS shop, points_per_unit, locale,
           secret_rotated_at IS NOT NULL AS rotated
 """
 
-SELECT = """
-SELECT id::text AS merchant_id, shop_domain AS shop, points_per_unit, locale,
-       pgp_sym_decrypt(webhook_secret, %(key)s) AS secret,
-       CASE WHEN secret_rotated_at > now() - interval '1 hour'
-            THEN pgp_sym_decrypt(previous_webhook_secret, %(key)s) END AS previous_secret
-FROM merchants WHERE {where}
+# Settings given on the command line replace the stored ones; those not given (NULL) are kept.
+# A new row takes the defaults for those, passed in from loyalty.policy (one home for them).
+UPSERT_SETTINGS = """
+INSERT INTO program_settings (merchant_id, pending_days, expiry, expiry_warning_days)
+VALUES (%(id)s, COALESCE(%(pending)s::int, %(default_pending)s),
+        COALESCE(%(expiry)s::text, %(default_expiry)s),
+        COALESCE(%(warning)s::int, %(default_warning)s))
+ON CONFLICT (merchant_id) DO UPDATE SET
+    pending_days = COALESCE(%(pending)s::int, program_settings.pending_days),
+    expiry = COALESCE(%(expiry)s::text, program_settings.expiry),
+    expiry_warning_days = COALESCE(%(warning)s::int, program_settings.expiry_warning_days),
+    updated_at = now()
+RETURNING pending_days, expiry, expiry_warning_days AS warning_days
 """
+
+# One query per lookup: the settings come with the merchant (LEFT JOIN: no row, the defaults).
+SELECT = """
+SELECT m.id::text AS merchant_id, m.shop_domain AS shop, m.points_per_unit, m.locale,
+       pgp_sym_decrypt(m.webhook_secret, %(key)s) AS secret,
+       CASE WHEN m.secret_rotated_at > now() - interval '1 hour'
+            THEN pgp_sym_decrypt(m.previous_webhook_secret, %(key)s) END AS previous_secret,
+       s.pending_days, s.expiry, s.expiry_warning_days AS warning_days
+FROM merchants m LEFT JOIN program_settings s ON s.merchant_id = m.id
+WHERE {where}
+"""
+
+
+@dataclass(frozen=True)
+class SettingsUpdate:
+    """Program settings to store; None leaves the stored value (or the default) as it is."""
+
+    pending_days: int | None = None
+    expiry: Expiry | None = None
+    warning_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +79,9 @@ class MerchantSummary:
     points_per_unit: Decimal
     locale: str
     rotated: bool
+    pending_days: int = Policy.pending_days
+    expiry: Expiry = NO_EXPIRY
+    warning_days: int = DEFAULT_WARNING_DAYS
 
 
 @dataclass(frozen=True)
@@ -56,11 +92,54 @@ class Merchant:
     locale: str
     secret: str
     previous_secret: str | None
+    pending_days: int = Policy.pending_days
+    expiry: Expiry = NO_EXPIRY
+    warning_days: int = DEFAULT_WARNING_DAYS
 
     @property
     def secrets(self) -> list[str]:
         """Secrets a webhook may be signed with: the current one, then the previous one."""
         return [self.secret] + ([self.previous_secret] if self.previous_secret else [])
+
+    @property
+    def policy(self) -> Policy:
+        """The merchant's terms now: what an order webhook accepted now is earned under."""
+        return Policy(
+            points_per_unit=self.points_per_unit,
+            locale=self.locale,
+            pending_days=self.pending_days,
+            expiry=self.expiry,
+            warning_days=self.warning_days,
+        )
+
+
+def _merchant(
+    *,
+    merchant_id: str,
+    shop: str,
+    points_per_unit: Decimal,
+    locale: str,
+    secret: str,
+    previous_secret: str | None,
+    pending_days: int | None,
+    expiry: str | None,
+    warning_days: int | None,
+) -> Merchant:
+    """A looked-up row as a Merchant; settings columns are NULL when it has no settings row."""
+    return Merchant(
+        merchant_id=merchant_id,
+        shop=shop,
+        points_per_unit=points_per_unit,
+        locale=locale,
+        secret=secret,
+        previous_secret=previous_secret,
+        pending_days=Policy.pending_days if pending_days is None else pending_days,
+        expiry=NO_EXPIRY if expiry is None else Expiry.parse(expiry),
+        warning_days=DEFAULT_WARNING_DAYS if warning_days is None else warning_days,
+    )
+
+
+MERCHANT_ROW = kwargs_row(_merchant)
 
 
 def upsert_merchant(
@@ -71,17 +150,21 @@ def upsert_merchant(
     secret: str,
     points_per_unit: Decimal,
     locale: str,
+    settings: SettingsUpdate | None = None,
 ) -> MerchantSummary:
+    """Create or update the merchant and its program settings, in one transaction."""
     if not secret:
         raise ValueError("the webhook secret must not be empty")
     if points_per_unit < 0:
         raise ValueError("points per unit must not be negative")
     shop = ids.normalize_shop(shop)
+    merchant_id = ids.merchant_id(shop)
+    update = settings or SettingsUpdate()
     with conn.cursor(row_factory=class_row(MerchantSummary)) as cur:
         row = cur.execute(
             UPSERT,
             {
-                "id": ids.merchant_id(shop),
+                "id": merchant_id,
                 "shop": shop,
                 "secret": secret,
                 "key": key,
@@ -89,9 +172,35 @@ def upsert_merchant(
                 "locale": locale,
             },
         ).fetchone()
+    with conn.cursor(row_factory=class_row(_StoredSettings)) as cur:
+        stored = cur.execute(
+            UPSERT_SETTINGS,
+            {
+                "id": merchant_id,
+                "pending": update.pending_days,
+                "expiry": None if update.expiry is None else str(update.expiry),
+                "warning": update.warning_days,
+                "default_pending": Policy.pending_days,
+                "default_expiry": str(NO_EXPIRY),
+                "default_warning": DEFAULT_WARNING_DAYS,
+            },
+        ).fetchone()
     conn.commit()
     assert row is not None
-    return row
+    assert stored is not None
+    return replace(
+        row,
+        pending_days=stored.pending_days,
+        expiry=Expiry.parse(stored.expiry),
+        warning_days=stored.warning_days,
+    )
+
+
+@dataclass(frozen=True)
+class _StoredSettings:
+    pending_days: int
+    expiry: str
+    warning_days: int
 
 
 BY_SHOP = SELECT.format(where="shop_domain = %(shop)s")
@@ -104,7 +213,7 @@ def _by_shop(key: str, shop: str) -> dict[str, str]:
 def merchant_by_shop(
     conn: psycopg.Connection[tuple[object, ...]], key: str, shop: str
 ) -> Merchant | None:
-    with conn.cursor(row_factory=class_row(Merchant)) as cur:
+    with conn.cursor(row_factory=MERCHANT_ROW) as cur:
         return cur.execute(BY_SHOP, _by_shop(key, shop)).fetchone()
 
 
@@ -113,6 +222,6 @@ async def merchant_by_shop_pooled(
 ) -> Merchant | None:
     """The same lookup on a connection of the API's pool (PoolTimeout if none frees up in time,
     an OperationalError if PostgreSQL cannot be reached)."""
-    async with pool.connection() as conn, conn.cursor(row_factory=class_row(Merchant)) as cur:
+    async with pool.connection() as conn, conn.cursor(row_factory=MERCHANT_ROW) as cur:
         await cur.execute(BY_SHOP, _by_shop(key, shop))
         return await cur.fetchone()

@@ -150,13 +150,16 @@ def outcome_write(outcome: RedemptionOutcome | AdjustmentOutcome) -> MongoWrite:
 
 
 def adjustment_facts(a: Adjustment) -> dict[str, Any]:
-    """What an adjustment document says about the request, whoever writes it first."""
+    """What an adjustment document says about the request, whoever writes it first.
+
+    The merchant's reason text is kept as `memo`: `reason` is the outcome's failure reason, as
+    on redemptions, and the decision `$set`s it while these facts are `$setOnInsert` (one path
+    in both is an update MongoDB refuses)."""
     return {
         "merchant_id": a.merchant_id,
         "shopify_customer_id": a.customer,
         "customer_id": str(ids.customer_id(a.merchant_id, a.customer)),
         "points": a.points,
-        # The merchant's words; `reason` is the failure reason the flow sets, as on redemptions.
         "memo": a.reason,
         "idempotency_key": a.idempotency_key,
         "locale": a.locale,

@@ -4,26 +4,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import psycopg
 from confluent_kafka import Producer
 
-from connectors.merchants import merchant_by_shop, upsert_merchant
+from connectors.adjustments import BadAdjustmentError, adjustment_memo, adjustment_points
+from connectors.merchants import SettingsUpdate, merchant_by_shop, upsert_merchant
 from connectors.shopify import encode_body, kafka_headers, partition_key
-from loyalnest import tokens
+from loyalnest import points_adjust, tokens
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
 from loyalty import fields
 from loyalty.errors import InvalidEventError
-from loyalty.fields import is_locale
+from loyalty.fields import is_idempotency_key, is_locale, parse_id
+from loyalty.policy import MAX_PENDING_DAYS, MAX_WARNING_DAYS, Expiry, parse_days
+
+T = TypeVar("T")
+MAX_WAIT = 600.0  # seconds `points adjust --wait` may wait for the decision
+_SIGNED_INT = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
 
 
 class SampleProducer(Protocol):
@@ -94,12 +102,20 @@ def add_merchant(
             secret=args.webhook_secret,
             points_per_unit=args.points_per_unit,
             locale=args.locale,
+            settings=SettingsUpdate(
+                pending_days=args.pending_days,
+                expiry=args.expiry,
+                warning_days=args.expiry_warning_days,
+            ),
         )
     return {
         "merchant_id": merchant.merchant_id,
         "shop": merchant.shop,
         "points_per_unit": str(merchant.points_per_unit),
         "locale": merchant.locale,
+        "pending_days": merchant.pending_days,
+        "expiry": str(merchant.expiry),
+        "expiry_warning_days": merchant.warning_days,
     }
 
 
@@ -146,6 +162,60 @@ def locale_arg(text: str) -> str:
     return text
 
 
+def _checked(read: Callable[[str], T]) -> Callable[[str], T]:
+    """An argparse type from a reader that raises the project's errors: argparse then exits
+    with status 2 and a message naming the flag ("argument --expiry: ...")."""
+
+    def parse(text: str) -> T:
+        try:
+            return read(text)
+        except (InvalidEventError, BadAdjustmentError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    parse.__name__ = read.__name__  # what argparse names in "invalid <name> value"
+    return parse
+
+
+def pending_days_arg(text: str) -> int:
+    return parse_days(text, "pending days", MAX_PENDING_DAYS)
+
+
+def warning_days_arg(text: str) -> int:
+    return parse_days(text, "expiry warning days", MAX_WARNING_DAYS)
+
+
+def customer_arg(text: str) -> int:
+    customer = parse_id(text)
+    if customer is None:
+        raise argparse.ArgumentTypeError(f"not a Shopify customer id (digits): {text[:40]!r}")
+    return customer
+
+
+def adjustment_points_arg(text: str) -> int:
+    """A signed integer in ASCII digits (int() would also take "1_000" and other scripts)."""
+    if not _SIGNED_INT.fullmatch(text):
+        raise BadAdjustmentError(
+            f"points must be a signed integer such as 50 or -20: {text[:40]!r}"
+        )
+    return adjustment_points(int(text))
+
+
+def idempotency_key_arg(text: str) -> str:
+    if not is_idempotency_key(text):
+        raise argparse.ArgumentTypeError("must be 1 to 255 printable ASCII characters")
+    return text
+
+
+def wait_arg(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_WAIT:  # NaN fails every comparison
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to {MAX_WAIT:g}")
+    return seconds
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="loyalnest", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -156,12 +226,56 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--webhook-secret", required=True, help="the app's webhook signing secret")
     add.add_argument("--points-per-unit", type=rate_arg, default=Decimal(1))
     add.add_argument("--locale", type=locale_arg, default="en")
+    # Program settings: omitted ones keep their stored value (a new merchant: the default).
+    # They apply from then on: points keep the terms they were earned under.
+    add.add_argument(
+        "--pending-days",
+        type=_checked(pending_days_arg),
+        help=f"days an order's points stay pending, 0 to {MAX_PENDING_DAYS} (default 0)",
+    )
+    add.add_argument(
+        "--expiry",
+        type=_checked(Expiry.parse),
+        help="none (default), inactivity:DAYS or lot:DAYS (DAYS 1 to 3650)",
+    )
+    add.add_argument(
+        "--expiry-warning-days",
+        type=_checked(warning_days_arg),
+        help=f"warn this many days before points expire, 0 to {MAX_WARNING_DAYS} (default 14)",
+    )
     token = commands.add_parser("token", help="print a signed API token for a merchant")
     token.add_argument("--shop", required=True)
     token.add_argument(
         "--scopes",
         default=tokens.SCOPE_VIEW,
         help=f"comma-separated: {', '.join(sorted(tokens.SCOPES))}",
+    )
+    points = commands.add_parser("points", help="change a customer's points")
+    points_cmds = points.add_subparsers(dest="action", required=True)
+    adjust = points_cmds.add_parser(
+        "adjust",
+        help="add (N > 0) or deduct (N < 0) points by hand; waits for the decision, prints JSON",
+        description=points_adjust.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    adjust.add_argument("--shop", type=shop_arg, required=True)
+    adjust.add_argument("--customer", type=customer_arg, required=True, help="Shopify id")
+    adjust.add_argument(
+        "--points", type=_checked(adjustment_points_arg), required=True, help="e.g. 50 or -20"
+    )
+    adjust.add_argument(
+        "--reason", type=_checked(adjustment_memo), required=True, help="1 to 200 characters"
+    )
+    adjust.add_argument(
+        "--idempotency-key",
+        type=idempotency_key_arg,
+        help="the same key names the same adjustment (default: a new one, printed)",
+    )
+    adjust.add_argument(
+        "--wait",
+        type=wait_arg,
+        default=10.0,
+        help="seconds to wait for the points flow's decision (default 10)",
     )
     samples = commands.add_parser("sample-orders", help="produce sample Shopify orders to Kafka")
     samples.add_argument("--shop", default="demo.myshopify.com")
@@ -178,6 +292,19 @@ def main(argv: list[str] | None = None) -> int:
     except SecretsError as exc:
         print(f"loyalnest: {exc}", file=sys.stderr)
         return 2
+    if args.command == "points":
+        return points_adjust.adjust(
+            settings,
+            secrets,
+            points_adjust.AdjustArgs(
+                shop=args.shop,
+                customer=args.customer,
+                points=args.points,
+                reason=args.reason,
+                idempotency_key=args.idempotency_key,
+                wait=args.wait,
+            ),
+        )
     if args.command == "merchants":
         result = add_merchant(settings, secrets, args)
     elif args.command == "token":

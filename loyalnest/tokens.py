@@ -11,7 +11,8 @@ ISSUER = "loyalnest"
 ALGORITHM = "HS256"
 SCOPE_VIEW = "merchant:points:view"
 SCOPE_REDEEM = "merchant:points:redeem"
-SCOPES = frozenset({SCOPE_VIEW, SCOPE_REDEEM})
+SCOPE_ADJUST = "merchant:points:adjust"  # manual adjustments: add or deduct points
+SCOPES = frozenset({SCOPE_VIEW, SCOPE_REDEEM, SCOPE_ADJUST})
 
 
 class TokenError(ValueError):

@@ -17,6 +17,7 @@ from loyalty.errors import InvalidEventError
 from loyalty.limits import (
     MAX_ID,
     MAX_RATE,
+    MAX_TEXT,
     MONEY_DECIMAL_PLACES,
     MONEY_INTEGER_DIGITS,
     RATE_DECIMAL_PLACES,
@@ -179,3 +180,8 @@ def is_locale(value: str) -> bool:
 def is_correlation_id(value: str) -> bool:
     """A tracing id: 1 to 128 letters, digits or `._:-` (a UUID, a W3C trace id, ...)."""
     return bool(_CORRELATION_ID.fullmatch(value))
+
+
+def is_idempotency_key(value: str) -> bool:
+    """An Idempotency-Key: 1 to 255 printable ASCII characters (it becomes a stored field)."""
+    return 0 < len(value) <= MAX_TEXT and all(" " <= c <= "~" for c in value)

@@ -36,3 +36,9 @@ def normalize_shop(shop_domain: str) -> str:
 def redemption_id(merchant: uuid.UUID | str, idempotency_key: str) -> uuid.UUID:
     """The same Idempotency-Key from the same merchant always names the same redemption."""
     return uuid.uuid5(NAMESPACE, f"redemption:{merchant}:{idempotency_key}")
+
+
+def adjustment_id(merchant: uuid.UUID | str, idempotency_key: str) -> uuid.UUID:
+    """The same Idempotency-Key from the same merchant always names the same adjustment; its
+    own namespace, so a key a merchant used for a redemption names a different adjustment."""
+    return uuid.uuid5(NAMESPACE, f"adjustment:{merchant}:{idempotency_key}")

@@ -1,4 +1,5 @@
-"""Merchants in the real PostgreSQL: encrypted secrets, rotation, idempotent updates."""
+"""Merchants in the real PostgreSQL: encrypted secrets, rotation, idempotent updates, and
+their program settings (read in the same query; defaults without a row)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import cast
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from connectors.merchants import merchant_by_shop, upsert_merchant
+from connectors.merchants import MerchantSummary, SettingsUpdate, merchant_by_shop, upsert_merchant
 from loyalnest.bootstrap.migrations import apply_migrations, discover
 from loyalty import ids
+from loyalty.policy import Expiry, ExpiryMode, Policy
 
 KEY = "test-secrets-key"
 
@@ -77,3 +80,94 @@ def test_the_wrong_key_cannot_read_secrets(conn: psycopg.Connection[tuple[object
 
 def test_unknown_shop_is_none(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     assert merchant_by_shop(conn, KEY, "nobody.myshopify.com") is None
+
+
+# ------------------------------------------------------------------------ program settings
+
+
+def add(
+    conn: psycopg.Connection[tuple[object, ...]], shop: str, settings: SettingsUpdate | None = None
+) -> MerchantSummary:
+    return upsert_merchant(
+        conn,
+        KEY,
+        shop=shop,
+        secret="s",
+        points_per_unit=Decimal(2),
+        locale="he",
+        settings=settings,
+    )
+
+
+def test_a_merchant_without_a_settings_row_has_the_default_terms(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    add(conn, "d.myshopify.com")
+    conn.execute("DELETE FROM program_settings")
+    conn.commit()
+
+    merchant = merchant_by_shop(conn, KEY, "d.myshopify.com")
+
+    assert merchant is not None
+    assert merchant.policy == Policy(points_per_unit=Decimal(2), locale="he")
+    assert (merchant.policy.pending_days, str(merchant.policy.expiry)) == (0, "none")
+    assert merchant.policy.warning_days == 14
+
+
+def test_settings_are_stored_and_read_with_the_merchant(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    lot_30 = Expiry(ExpiryMode.LOT, 30)
+    summary = add(conn, "e.myshopify.com", SettingsUpdate(7, lot_30, 3))
+
+    merchant = merchant_by_shop(conn, KEY, "e.myshopify.com")
+
+    assert (summary.pending_days, summary.expiry, summary.warning_days) == (7, lot_30, 3)
+    assert merchant is not None
+    assert merchant.policy == Policy(Decimal(2), "he", 7, lot_30, 3)
+    assert conn.execute("SELECT count(*) FROM program_settings").fetchone() == (1,)
+
+
+def test_settings_not_given_keep_their_stored_value(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    add(conn, "f.myshopify.com", SettingsUpdate(7, Expiry(ExpiryMode.LOT, 30), 3))
+    # A secret rotation without settings flags, then one setting changed.
+    add(conn, "f.myshopify.com")
+    summary = add(conn, "f.myshopify.com", SettingsUpdate(expiry=Expiry(ExpiryMode.INACTIVITY, 90)))
+
+    merchant = merchant_by_shop(conn, KEY, "f.myshopify.com")
+
+    assert merchant is not None
+    assert merchant.policy == Policy(Decimal(2), "he", 7, Expiry(ExpiryMode.INACTIVITY, 90), 3)
+    assert (summary.pending_days, str(summary.expiry), summary.warning_days) == (
+        7,
+        "inactivity:90",
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("pending_days", -1),
+        ("pending_days", 366),
+        ("expiry_warning_days", 366),
+        ("expiry", "lot:0"),
+        ("expiry", "lot:3651"),
+        ("expiry", "lot:abc"),
+        ("expiry", "lot:30 "),
+        ("expiry", "forever"),
+    ],
+)
+def test_the_table_refuses_settings_the_flow_would_refuse(
+    conn: psycopg.Connection[tuple[object, ...]], column: str, value: object
+) -> None:
+    summary = add(conn, "g.myshopify.com")
+    statement = sql.SQL("UPDATE program_settings SET {} = %s WHERE merchant_id = %s").format(
+        sql.Identifier(column)
+    )
+
+    with pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(statement, (value, summary.merchant_id))
+    conn.rollback()

@@ -1,4 +1,5 @@
-"""The `loyalnest` command line refuses values that would reach the ledger malformed."""
+"""The `loyalnest` command line refuses values that would reach the ledger malformed, naming
+the flag (exit status 2), and `points adjust` waits for its outcome, bounded."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from loyalnest.cli import parser, produce_sample_orders
+from loyalnest.points_adjust import POLL_SECONDS, outcome_status, wait_for_decision
 from loyalnest.settings import Settings
+from loyalty.policy import Expiry, ExpiryMode
 
 ADD = ["merchants", "add", "--shop", "a.myshopify.com", "--webhook-secret", "s"]
 
@@ -89,3 +92,203 @@ def test_sample_orders_go_to_the_prefixed_orders_topic() -> None:
 
     assert sent == 3
     assert producer.topics == ["run42.shopify.orders"] * 3
+
+
+# ------------------------------------------------------------------- program settings flags
+
+
+def test_merchants_add_takes_the_program_settings() -> None:
+    args = parser().parse_args(
+        [*ADD, "--pending-days", "7", "--expiry", "lot:30", "--expiry-warning-days", "3"]
+    )
+
+    assert (args.pending_days, args.expiry, args.expiry_warning_days) == (
+        7,
+        Expiry(ExpiryMode.LOT, 30),
+        3,
+    )
+
+
+def test_merchants_add_without_settings_flags_leaves_them_unset() -> None:
+    # None: keep what is stored (a new merchant gets the defaults), never reset to a default.
+    args = parser().parse_args(ADD)
+
+    assert (args.pending_days, args.expiry, args.expiry_warning_days) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("expiry", "expected"),
+    [
+        ("none", Expiry()),
+        ("inactivity:365", Expiry(ExpiryMode.INACTIVITY, 365)),
+        ("lot:3650", Expiry(ExpiryMode.LOT, 3650)),
+    ],
+)
+def test_merchants_add_takes_each_expiry_form(expiry: str, expected: Expiry) -> None:
+    assert parser().parse_args([*ADD, "--expiry", expiry]).expiry == expected
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--pending-days", "366", "pending days must be an integer from 0 to 365"),
+        ("--pending-days", "-1", "pending days must be an integer from 0 to 365"),
+        ("--pending-days", "7.5", "pending days must be an integer from 0 to 365"),
+        ("--pending-days", "\u0667", "pending days must be an integer from 0 to 365"),
+        ("--expiry", "lot:0", "expiry must be none, inactivity:DAYS or lot:DAYS"),
+        ("--expiry", "lot:3651", "expiry must be none, inactivity:DAYS or lot:DAYS"),
+        ("--expiry", "lot", "expiry must be none, inactivity:DAYS or lot:DAYS"),
+        ("--expiry", "never", "expiry must be none, inactivity:DAYS or lot:DAYS"),
+        ("--expiry", "LOT:30", "expiry must be none, inactivity:DAYS or lot:DAYS"),
+        ("--expiry-warning-days", "400", "expiry warning days must be an integer from 0 to 365"),
+        ("--expiry-warning-days", "x", "expiry warning days must be an integer from 0 to 365"),
+    ],
+)
+def test_merchants_add_refuses_bad_settings_naming_the_flag(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args([*ADD, f"{flag}={value}"])
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: {message}" in err
+
+
+# ------------------------------------------------------------------------- points adjust
+
+ADJUST = ["points", "adjust", "--shop", "a.myshopify.com", "--customer", "42"]
+
+
+def test_points_adjust_reads_its_flags() -> None:
+    args = parser().parse_args(
+        [*ADJUST, "--points", "-20", "--reason", "Damaged return", "--idempotency-key", "k-1"]
+    )
+
+    assert (args.shop, args.customer, args.points, args.reason) == (
+        "a.myshopify.com",
+        42,
+        -20,
+        "Damaged return",
+    )
+    assert (args.idempotency_key, args.wait) == ("k-1", 10.0)
+
+
+def test_points_adjust_defaults_to_a_new_key_and_ten_seconds() -> None:
+    args = parser().parse_args([*ADJUST, "--points", "+50", "--reason", "r", "--wait", "2.5"])
+
+    assert (args.points, args.idempotency_key, args.wait) == (50, None, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--points", "0", "points must be a non-zero integer"),
+        ("--points", "1000001", "points must be a non-zero integer"),
+        ("--points", "-1000001", "points must be a non-zero integer"),
+        ("--points", "1.5", "points must be a signed integer"),
+        ("--points", "1_000", "points must be a signed integer"),
+        ("--points", "\u0665", "points must be a signed integer"),
+        ("--points", "five", "points must be a signed integer"),
+        ("--reason", "", "reason must be a string of 1 to 200 characters"),
+        ("--reason", "r" * 201, "reason must be a string of 1 to 200 characters"),
+        ("--customer", "0", "not a Shopify customer id"),
+        ("--customer", "abc", "not a Shopify customer id"),
+        ("--idempotency-key", "k" * 256, "must be 1 to 255 printable ASCII characters"),
+        ("--idempotency-key", "caf\u00e9", "must be 1 to 255 printable ASCII characters"),
+        ("--wait", "-1", "must be a number of seconds from 0 to 600"),
+        ("--wait", "nan", "must be a number of seconds from 0 to 600"),
+        ("--wait", "601", "must be a number of seconds from 0 to 600"),
+        ("--wait", "soon", "must be a number of seconds from 0 to 600"),
+    ],
+)
+def test_points_adjust_refuses_bad_values_naming_the_flag(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    given = {"--customer": "42", "--points": "5", "--reason": "r", flag: value}
+    argv = [
+        "points",
+        "adjust",
+        "--shop",
+        "a.myshopify.com",
+        *(f"{k}={v}" for k, v in given.items()),
+    ]
+
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args(argv)
+
+    assert exited.value.code == 2
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("missing", ["--points", "--reason", "--customer", "--shop"])
+def test_points_adjust_requires_shop_customer_points_and_reason(
+    missing: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    given = {"--shop": "a.myshopify.com", "--customer": "42", "--points": "5", "--reason": "r"}
+    del given[missing]
+
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args(["points", "adjust", *(f"{k}={v}" for k, v in given.items())])
+
+    assert exited.value.code == 2
+    assert missing in capsys.readouterr().err
+
+
+class Clock:
+    """Time that moves only when the code under test pauses."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+def test_waiting_ends_as_soon_as_the_adjustment_is_decided() -> None:
+    reads = iter([{"status": "pending"}, {"status": "pending"}, {"status": "completed"}])
+    clock = Clock()
+
+    document = wait_for_decision(lambda: next(reads), 10, clock, clock.pause)
+
+    assert document == {"status": "completed"}
+    assert clock.pauses == [POLL_SECONDS, POLL_SECONDS]
+
+
+def test_waiting_is_bounded_and_returns_the_pending_adjustment() -> None:
+    clock = Clock()
+
+    document = wait_for_decision(lambda: {"status": "pending"}, 1.05, clock, clock.pause)
+
+    assert document == {"status": "pending"}
+    assert clock.now == pytest.approx(1.05)
+    assert max(clock.pauses) <= POLL_SECONDS
+
+
+def test_no_wait_reads_once() -> None:
+    clock = Clock()
+
+    assert wait_for_decision(lambda: {"status": "pending"}, 0, clock, clock.pause) == {
+        "status": "pending"
+    }
+    assert clock.pauses == []
+
+
+@pytest.mark.parametrize(
+    ("document", "status", "said"),
+    [
+        ({"status": "completed"}, 0, ""),
+        ({"status": "failed", "reason": "insufficient_points"}, 1, "failed: insufficient_points"),
+        ({"status": "pending"}, 3, "--idempotency-key k-1"),
+    ],
+)
+def test_the_exit_status_follows_the_outcome(
+    document: dict[str, str], status: int, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert outcome_status(document, "k-1") == status
+    assert said in capsys.readouterr().err

@@ -87,3 +87,15 @@ def test_ids_are_stable_across_releases() -> None:
     assert ids.merchant_id(SHOP) == uuid.UUID("be50b373-8f5c-5a49-8833-23a6513d58e3")
     assert ids.customer_id(M, 42) == uuid.UUID("2b08b4f2-491a-55f6-bbef-d3b6e562e066")
     assert ids.event_id(SHOP, 1001, "earn") == uuid.UUID("310cbaa3-ed8b-5e58-900a-98e49b707f82")
+
+
+def test_an_adjustment_id_is_derived_from_merchant_and_key_in_its_own_namespace() -> None:
+    assert ids.adjustment_id(M, "k-1") == ids.adjustment_id(str(M), "k-1")
+    assert ids.adjustment_id(M, "k-1").version == 5
+    assert ids.adjustment_id(M, "k-1") != ids.adjustment_id(M, "k-2")
+    assert ids.adjustment_id(M, "k-1") != ids.adjustment_id(
+        ids.merchant_id("o.myshopify.com"), "k-1"
+    )
+    # The same key used for a redemption and an adjustment names two different things.
+    assert ids.adjustment_id(M, "k-1") != ids.redemption_id(M, "k-1")
+    assert ids.adjustment_id(M, "k-1") == uuid.uuid5(ids.NAMESPACE, f"adjustment:{M}:k-1")

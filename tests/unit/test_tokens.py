@@ -45,3 +45,10 @@ def test_unknown_scopes_are_refused_at_issue() -> None:
 def test_bad_tokens_are_refused(token: str) -> None:
     with pytest.raises(tokens.TokenError):
         tokens.verify(SECRET, token)
+
+
+def test_a_token_can_grant_manual_adjustments() -> None:
+    principal = tokens.verify(SECRET, issue({tokens.SCOPE_ADJUST}))
+
+    assert tokens.SCOPE_ADJUST == "merchant:points:adjust"
+    assert principal.scopes == {tokens.SCOPE_ADJUST}

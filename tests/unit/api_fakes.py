@@ -1,0 +1,203 @@
+"""In-memory stand-ins for what the API talks to, and the real app built on them.
+
+`FakeStores` gives an `ApiContext` whose MongoDB, Redis, Kafka producer and merchant lookups
+are dictionaries and lists, so a Starlette TestClient can drive every route in-process and a
+test can both arrange and inspect what the stores hold. Each fake can be told to fail the way
+the real one does when its server is away.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+import redis
+from pymongo.errors import DuplicateKeyError, ServerSelectionTimeoutError
+from starlette.testclient import TestClient
+
+from api.app import create_app
+from api.context import ApiContext
+from api.producer import Headers, ProduceError
+from connectors.merchants import Merchant
+from connectors.store import merged
+from loyalnest import tokens
+from loyalnest.app_secrets import Secrets
+from loyalnest.settings import Settings
+from loyalty import ids
+
+JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"
+SHOP = "shop-a.myshopify.com"
+OTHER_SHOP = "shop-b.myshopify.com"
+MERCHANT = str(ids.merchant_id(SHOP))
+OTHER_MERCHANT = str(ids.merchant_id(OTHER_SHOP))
+PREFIX = "unit."
+
+
+def token(*scopes: str, shop: str = SHOP) -> str:
+    return tokens.issue(
+        JWT_SECRET,
+        str(ids.merchant_id(shop)),
+        shop,
+        set(scopes),
+        now=datetime.now(UTC),
+        ttl=timedelta(hours=1),
+    )
+
+
+def auth(*scopes: str, shop: str = SHOP) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(*scopes, shop=shop)}"}
+
+
+def _matches(document: dict[str, Any], query: dict[str, Any]) -> bool:
+    return all(document.get(k) == v for k, v in query.items())
+
+
+@dataclass
+class FakeCollection:
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    down: bool = False
+    reads: int = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise ServerSelectionTimeoutError("no servers (fake)")
+
+    async def insert_one(self, document: dict[str, Any]) -> None:
+        self._check()
+        if document["_id"] in self.documents:
+            raise DuplicateKeyError("E11000 duplicate key (fake)")
+        self.documents[document["_id"]] = dict(document)
+
+    async def find_one(
+        self, query: dict[str, Any], projection: object = None
+    ) -> dict[str, Any] | None:
+        self._check()
+        self.reads += 1
+        found = next((d for d in self.documents.values() if _matches(d, query)), None)
+        return dict(found) if found is not None else None
+
+
+@dataclass
+class FakeDatabase:
+    collections: dict[str, FakeCollection] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> FakeCollection:
+        return self.collections.setdefault(name, FakeCollection())
+
+
+@dataclass
+class FakeMongo:
+    """The client: `client[database][collection]`, one database."""
+
+    database: FakeDatabase = field(default_factory=FakeDatabase)
+
+    def __getitem__(self, _name: str) -> FakeDatabase:
+        return self.database
+
+    async def close(self) -> None:
+        pass
+
+
+@dataclass
+class Sent:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+@dataclass
+class FakeProducer:
+    sent: list[Sent] = field(default_factory=list)
+    failing: bool = False
+
+    async def send(self, topic: str, *, key: bytes, value: bytes, headers: Headers) -> None:
+        if self.failing:
+            raise ProduceError("Local: Message timed out (fake)")
+        self.sent.append(Sent(topic, key, value, headers))
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeRedis:
+    hashes: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
+    down: bool = False
+    fills: list[tuple[Any, ...]] = field(default_factory=list)
+    filled: threading.Event = field(default_factory=threading.Event)
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]:
+        if self.down:
+            raise redis.ConnectionError("connection refused (fake)")
+        return dict(self.hashes.get(key, {}))
+
+    async def eval(self, _script: str, _numkeys: int, *args: Any) -> int:
+        if self.down:
+            raise redis.ConnectionError("connection refused (fake)")
+        self.fills.append(args)
+        self.filled.set()
+        return 1
+
+    async def aclose(self) -> None:
+        pass
+
+
+@dataclass
+class FakeMerchants:
+    merchants: dict[str, Merchant] = field(default_factory=dict)
+
+    async def get(self, shop: str) -> Merchant | None:
+        return self.merchants.get(shop)
+
+
+def merchant(shop: str, locale: str = "en") -> Merchant:
+    return Merchant(str(ids.merchant_id(shop)), shop, Decimal(1), locale, "secret", None)
+
+
+@dataclass
+class FakeStores:
+    mongo: FakeMongo = field(default_factory=FakeMongo)
+    redis: FakeRedis = field(default_factory=FakeRedis)
+    producer: FakeProducer = field(default_factory=FakeProducer)
+    merchants: FakeMerchants = field(
+        default_factory=lambda: FakeMerchants(
+            {SHOP: merchant(SHOP), OTHER_SHOP: merchant(OTHER_SHOP)}
+        )
+    )
+
+    def collection(self, name: str) -> FakeCollection:
+        return self.mongo.database[name]
+
+    def context(self) -> ApiContext:
+        return ApiContext(
+            settings=settings(),
+            secrets=Secrets(jwt_secret=JWT_SECRET, secrets_key="unused-" + "k" * 32),
+            producer=cast(Any, self.producer),
+            redis=cast(Any, self.redis),
+            mongo=cast(Any, self.mongo),
+            pool=cast(Any, None),
+            merchants=cast(Any, self.merchants),
+            translations=merged([]),
+            translations_loaded=True,
+        )
+
+    @contextmanager
+    def client(self) -> Iterator[TestClient]:
+        ctx = self.context()
+        with TestClient(create_app(ctx.settings, ctx), raise_server_exceptions=False) as http:
+            yield http
+
+
+def settings() -> Settings:
+    return Settings(
+        _env_file=None,  # no .env; the values given here win over the environment
+        kafka_topic_prefix=PREFIX,
+        mongo_database="unit",
+        redis_key_prefix="unit:",
+    )
