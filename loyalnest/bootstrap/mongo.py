@@ -25,8 +25,11 @@ COLLECTIONS: dict[str, list[IndexModel]] = {
         IndexModel([("created_at", ASCENDING)], name="idx_created_at"),
     ],
     # One document per customer (_id = merchant:customer), holding an absolute balance and
-    # the sequence number that guards it against older, replayed writes.
-    "point_balances": [],
+    # the version that guards it against older, replayed writes.
+    "point_balances": [
+        # The clock job's question every round: who is due (`due_at <= now`)?
+        IndexModel([("due_at", ASCENDING)], name="idx_due_at"),
+    ],
     "reward_redemptions": [
         IndexModel(
             [("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
@@ -52,6 +55,8 @@ COLLECTIONS: dict[str, list[IndexModel]] = {
             [("merchant_id", ASCENDING), ("order_id", ASCENDING)], name="idx_merchant_order"
         ),
     ],
+    # The data migrations below that are done (_id = name), so that none scans twice.
+    "schema_migrations": [],
 }
 
 
@@ -94,3 +99,39 @@ def seed_translations(db: Database[Any]) -> int:
         for (key, locale), value in BUILT_IN.items()
     ]
     return db.translations.bulk_write(ops, ordered=False).upserted_count
+
+
+# Balance documents written before versions have `seq` but no `v`. The version guard
+# (`v: {$lt: version}`) matches no document without `v`, so the points flow could never update
+# them: they get `v = seq`. One update in the store (SecantusDB and MongoDB 4.2+ both take a
+# pipeline update); documents that have `v` are left alone, so running it again changes nothing.
+BALANCE_VERSIONS = "point_balances_v_from_seq"
+
+
+def migrate_balance_versions(db: Database[Any]) -> int:
+    """Give every balance document without `v` the version `v = seq`; return how many."""
+    result = db.point_balances.update_many(
+        {"v": {"$exists": False}, "seq": {"$exists": True}}, [{"$set": {"v": "$seq"}}]
+    )
+    return result.modified_count
+
+
+MIGRATIONS = {BALANCE_VERSIONS: migrate_balance_versions}
+
+
+def apply_mongo_migrations(db: Database[Any]) -> dict[str, int]:
+    """Run the migrations not yet recorded as done (each scans a whole collection: once is
+    enough); return {name: documents changed} for those run now."""
+    done = {doc["_id"] for doc in db.schema_migrations.find({}, {"_id": 1})}
+    applied = {}
+    for name, migrate in MIGRATIONS.items():
+        if name in done:
+            continue
+        applied[name] = migrate(db)
+        # Recorded only once it succeeded: a bootstrap that stopped halfway runs it again.
+        db.schema_migrations.update_one(
+            {"_id": name},
+            {"$setOnInsert": {"applied_at": datetime.now(UTC), "documents": applied[name]}},
+            upsert=True,
+        )
+    return applied
