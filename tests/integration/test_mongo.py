@@ -126,11 +126,17 @@ def test_the_migration_gives_legacy_balances_their_seq_as_version_once(
     # Recorded as done: a later bootstrap does not scan the balances again...
     mongo_db.point_balances.insert_one({"_id": "m:4", "seq": 2})
     assert apply_mongo_migrations(mongo_db) == {}
-    assert "v" not in mongo_db.point_balances.find_one({"_id": "m:4"})
+    assert "v" not in stored(mongo_db, "m:4")
     # ...and run anyway, it touches only what still lacks a version.
     assert migrate_balance_versions(mongo_db) == 1
     assert migrate_balance_versions(mongo_db) == 0
-    assert mongo_db.point_balances.find_one({"_id": "m:4"})["v"] == 2
+    assert stored(mongo_db, "m:4")["v"] == 2
+
+
+def stored(db: Database[Any], key: str) -> dict[str, Any]:
+    doc = db.point_balances.find_one({"_id": key})
+    assert doc is not None, key
+    return dict(doc)
 
 
 def snapshot(version: int, balance: int) -> BalanceSnapshot:
@@ -162,6 +168,6 @@ def test_the_version_guard_updates_a_legacy_balance_only_after_the_migration(
     assert writer.write([balance_write(snapshot(3, 35))]).duplicates == 1  # not newer than seq
     assert writer.write([balance_write(snapshot(4, 40))]).applied == 1
 
-    stored = mongo_db.point_balances.find_one({"_id": key})
-    assert (stored["balance"], stored["v"]) == (40, 4)
-    assert stored["due_at"] == datetime(2026, 3, 1)  # noqa: DTZ001 - BSON dates read back naive
+    doc = stored(mongo_db, key)
+    assert (doc["balance"], doc["v"]) == (40, 4)
+    assert doc["due_at"] == datetime(2026, 3, 1)  # noqa: DTZ001 - BSON dates read back naive
