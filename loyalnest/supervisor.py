@@ -79,6 +79,8 @@ def default_jobs(settings: Settings) -> list[Job]:
         flow_job(
             settings, "order-archive", "flows.order_archive:flow()", settings.flow_api_port + 1
         ),
+        # No health check: a dead clock is restarted like any job, and its rounds are logged.
+        Job("clock", [sys.executable, "-m", "loyalnest.clock"]),
     ]
 
 
