@@ -20,12 +20,13 @@ simply sends them again. `--at ISO` ticks once as of that time (operators catchi
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import signal
 import sys
 import threading
 import time
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,9 +47,11 @@ log = logging.getLogger("loyalnest.clock")
 # How long a sent (customer, due_at) is not sent again: long enough for a flow that is a few
 # rounds behind to catch up, short enough that a tick lost anyway is repeated soon.
 REMEMBER_FOR = timedelta(minutes=10)
-# At most this many remembered ticks (about 250 bytes each in memory): beyond it the oldest are
-# forgotten, which only means they may be sent once more.
-MAX_REMEMBERED = 250_000
+# At most this many remembered ticks (about 70 MB): beyond it the oldest are forgotten, which
+# only means they may be sent once more. It must hold the largest due set (a date on which a
+# whole customer base expires), or every round re-sends what it could not hold to a flow that
+# is already busy with them.
+MAX_REMEMBERED = 1_000_000
 CURSOR_BATCH = 5_000  # documents per round trip of the due query
 POLL_EVERY = 1_000  # ticks between serving the producer's (error-only) delivery reports
 FLUSH_SECONDS = 120.0  # a round fails if its ticks are not all acknowledged by then
@@ -94,39 +97,45 @@ def as_utc(at: datetime) -> datetime:
 
 
 class RecentTicks:
-    """The (customer, due_at) pairs ticked lately, oldest first, bounded in age and number."""
+    """The (customer, due_at) pairs ticked lately, one set per round, bounded in age and size.
+
+    Pairs are kept as their hashes (about 70 bytes each, against 300 for the pair): two pairs
+    sharing a hash would only delay the second's tick by at most `keep_for`, and among a
+    million remembered that is less likely than 1 in 10^7.
+    """
 
     def __init__(self, keep_for: timedelta = REMEMBER_FOR, capacity: int = MAX_REMEMBERED) -> None:
         self.keep_for = keep_for
         self.capacity = capacity
-        self._sent: OrderedDict[bytes, tuple[datetime, datetime]] = OrderedDict()  # (due, sent)
+        self._rounds: deque[tuple[datetime, set[int]]] = deque()  # (sent at, pairs), oldest first
 
     def __len__(self) -> int:
-        return len(self._sent)
+        return sum(len(pairs) for _, pairs in self._rounds)
 
     def sent_lately(self, key: bytes, due_at: datetime) -> bool:
-        entry = self._sent.get(key)
-        # A new due_at (the flow moved on, and something else is due already) is a new tick.
-        return entry is not None and entry[0] == due_at
+        # A new due_at (the flow moved on, and something else is due already) is a new pair.
+        pair = hash((key, due_at))
+        return any(pair in pairs for _, pairs in self._rounds)
 
     def remember(self, sent: Iterable[tuple[bytes, datetime]], at: datetime) -> None:
-        for key, due_at in sent:
-            self._sent.pop(key, None)  # re-inserted last: the order stays the order of sending
-            self._sent[key] = (due_at, at)
-        while len(self._sent) > self.capacity:
-            self._sent.popitem(last=False)
+        pairs = {hash(pair) for pair in sent}
+        if len(pairs) > self.capacity:  # one round beyond the bound: keep what fits
+            pairs = set(itertools.islice(pairs, self.capacity))
+        self._rounds.append((at, pairs))
+        size = len(self)
+        while size > self.capacity:  # the oldest rounds go first
+            size -= len(self._rounds.popleft()[1])
 
     def forget_before(self, now: datetime) -> None:
-        horizon = now - self.keep_for
-        while self._sent:
-            _key, (_due, sent_at) = next(iter(self._sent.items()))
-            if sent_at > horizon:
-                break
-            self._sent.popitem(last=False)
+        """Forget the rounds sent `keep_for` or longer before `now`."""
+        while self._rounds and self._rounds[0][0] <= now - self.keep_for:
+            self._rounds.popleft()
 
 
 @dataclass(frozen=True)
 class Round:
+    """What one round did (logged, and measured by `python -m bench --only clock`)."""
+
     at: datetime
     due: int  # documents the query returned
     sent: int
@@ -157,6 +166,8 @@ def due_documents(balances: Balances, now: datetime) -> Iterable[Mapping[str, An
 
 
 class ClockJob:
+    """Rounds of ticks: each takes its time from the caller, never from the wall clock."""
+
     def __init__(
         self,
         balances: Balances,
@@ -226,7 +237,8 @@ class ClockJob:
         return result
 
     def run_forever(self, clock: Clock, interval: float, stop: threading.Event) -> None:
-        """A round every `interval` seconds (measured start to start) until `stop` is set."""
+        """A round every `interval` seconds (measured start to start) until `stop` is set. A
+        round that fails ends the job: the supervisor restarts it, and it sends again."""
         while not stop.is_set():
             started = time.monotonic()
             self.run_round(clock())

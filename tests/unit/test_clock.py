@@ -228,6 +228,16 @@ def test_memory_is_bounded_and_the_oldest_are_forgotten_first() -> None:
     assert recent.sent_lately(b"m:3", due)
 
 
+def test_a_round_larger_than_the_memory_is_remembered_as_far_as_it_fits() -> None:
+    recent = RecentTicks(capacity=2)
+    due = NOW - timedelta(hours=1)
+
+    recent.remember([(b"m:1", due), (b"m:2", due), (b"m:3", due)], NOW)
+
+    assert len(recent) == 2
+    assert sum(recent.sent_lately(key, due) for key in (b"m:1", b"m:2", b"m:3")) == 2
+
+
 def test_memory_forgets_by_the_time_each_was_sent() -> None:
     recent = RecentTicks(keep_for=timedelta(minutes=10))
     due = NOW - timedelta(hours=1)
