@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pymongo
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -71,6 +71,16 @@ def records_in(settings: Settings, topic: str, partitions: int) -> int:
         consumer.close()
 
 
+def delete_topics(admin: AdminClient, names: list[str]) -> None:
+    for future in admin.delete_topics(names, operation_timeout=60).values():
+        try:
+            future.result(90)
+        except KafkaException as exc:
+            # A request retried on a loaded VM finds the topic deleted by its first attempt.
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+
+
 def measure(settings: Settings, customers: int) -> dict[str, float]:
     tag = uuid.uuid4().hex[:10]
     commands, ticks = f"benchclock{tag}.{POINTS_COMMANDS}", f"benchclock{tag}.{CLOCK_TICKS}"
@@ -117,8 +127,7 @@ def measure(settings: Settings, customers: int) -> dict[str, float]:
     finally:
         client.drop_database(db.name)
         client.close()
-        for future in admin.delete_topics([commands, ticks]).values():
-            future.result(60)
+        delete_topics(admin, [commands, ticks])
     return {
         "clock_store_read_docs_per_s": customers / read,
         "clock_produce_ticks_per_s": produced.ticks_per_second,
