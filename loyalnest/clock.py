@@ -293,6 +293,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, clock: Clock = utc_now) -> int:
     args = parse(argv)
+    if args.at is not None and args.at > clock():
+        # Time only moves forward in the customer stage: points expired early stay expired.
+        print(f"--at {args.at.isoformat()} is in the future; refused", file=sys.stderr)
+        return 2
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(

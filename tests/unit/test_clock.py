@@ -21,6 +21,7 @@ from loyalnest.clock import (
     DeliveryCallback,
     RecentTicks,
     iso_time,
+    main,
     parse,
 )
 from loyalty.clock_ticks import CLOCK_KEY, decode_clock_tick
@@ -331,3 +332,14 @@ def test_at_takes_an_iso_time_with_offset_and_implies_a_single_round() -> None:
         iso_time("2026-03-01T12:00:00")  # no offset: which time would it be?
     with pytest.raises(argparse.ArgumentTypeError):
         iso_time("yesterday")
+
+
+def test_a_tick_in_the_future_is_refused_before_anything_is_sent(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nowhere to send to, should the refusal ever be missed.
+    monkeypatch.setenv("MONGO_URL", "mongodb://127.0.0.1:9")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    # Points it would expire early could not be given back: the customer's clock never goes back.
+    assert main(["--at", "2026-03-01T12:00:01Z"], clock=lambda: NOW) == 2
+    assert "in the future" in capsys.readouterr().err
