@@ -26,7 +26,8 @@ from loyalnest.clock import (
 )
 from loyalty.clock_ticks import CLOCK_KEY, decode_clock_tick
 from loyalty.commands import customer_key, decode_command
-from loyalty.customers import Tick
+from loyalty.customers import BalanceSnapshot, LedgerEntry, Tick, apply_customer
+from loyalty.ledger import Kind, PointsChange, Source, Terms
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MERCHANT = "0b7c6a1e-1111-4222-8333-444455556666"
@@ -343,3 +344,37 @@ def test_a_tick_in_the_future_is_refused_before_anything_is_sent(
     # Points it would expire early could not be given back: the customer's clock never goes back.
     assert main(["--at", "2026-03-01T12:00:01Z"], clock=lambda: NOW) == 2
     assert "in the future" in capsys.readouterr().err
+
+
+def test_the_tick_sent_for_a_due_balance_releases_its_points_at_their_own_time() -> None:
+    """From the flow's balance snapshot to the clock's record and back into the customer stage:
+    the points held until `release_at` are released then, however late the tick comes."""
+    earned_at, release_at = NOW - timedelta(days=20), NOW - timedelta(days=6)
+    change = PointsChange(
+        shop="clock-shop.myshopify.com",
+        customer=42,
+        source=Source.ORDER,
+        source_id="9001",
+        kind=Kind.EARN,
+        points=50,
+        text_key="points.earned.order",
+        locale="en",
+        at=earned_at,
+        order_id=9001,
+        key="earn",
+        terms=Terms(release_at=release_at),
+    )
+    state, outputs = apply_customer(None, change)
+    snapshot = next(o for o in outputs if isinstance(o, BalanceSnapshot))
+    assert (snapshot.balance, snapshot.pending, snapshot.due_at) == (0, 50, release_at)
+    doc = balance(42, snapshot.due_at, merchant=change.merchant_id)
+    job, producer, _ = job_with([doc])
+
+    job.run_round(NOW)  # the first tick after six days of downtime
+
+    [(_, tick)] = producer.ticks()
+    state, outputs = apply_customer(state, tick)
+    [release] = [o for o in outputs if isinstance(o, LedgerEntry)]
+    assert (release.kind, release.points, release.at) == (Kind.RELEASE, 50, release_at)
+    assert state is not None
+    assert (state.balance, state.pending) == (50, 0)
