@@ -105,6 +105,8 @@ def seed_translations(db: Database[Any]) -> int:
 # (`v: {$lt: version}`) matches no document without `v`, so the points flow could never update
 # them: they get `v = seq`. One update in the store (SecantusDB and MongoDB 4.2+ both take a
 # pipeline update); documents that have `v` are left alone, so running it again changes nothing.
+# It is recorded as done, so an older points flow must not be writing any more (upgrade with
+# `make down`, then `make up`); to run it again, delete its record from `schema_migrations`.
 BALANCE_VERSIONS = "point_balances_v_from_seq"
 
 
