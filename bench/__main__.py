@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import balance, e2e, ingest, pipeline, probe, sink
+from bench import balance, clock, e2e, ingest, pipeline, probe, sink
 from bench.report import Targets
 from loyalnest.settings import Settings
 
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "balance": "balance_api",
     "e2e": "end_to_end",
     "probe": "shop_probe",
+    "clock": "clock",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
@@ -31,6 +32,7 @@ TARGETS: dict[str, Targets] = {
     "balance_api": balance.TARGETS,
     "end_to_end": e2e.TARGETS,
     "shop_probe": probe.TARGETS,
+    "clock": clock.TARGETS,
 }
 
 
@@ -68,6 +70,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--e2e-shops", type=count, default=20, help="orders spread over them")
     parser.add_argument("--probe-rounds", type=count, default=500, help="requests per shop")
     parser.add_argument("--probe-warmup", type=count, default=50, help="rounds before timing")
+    parser.add_argument("--clock-customers", type=count, default=100_000, help="due customers")
     return parser.parse_args(argv)
 
 
@@ -90,6 +93,7 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
             args.e2e_shops,
         ),
         "shop_probe": lambda: probe.measure(settings, args.probe_rounds, args.probe_warmup),
+        "clock": lambda: clock.measure(settings, args.clock_customers),
     }
 
 

@@ -33,6 +33,8 @@ PROCESSED_EVENTS = "processed_events"
 TRANSLATIONS = "translations"
 # Every order event as received, once (see flows/order_archive.py).
 ORDER_EVENTS = "order_events"
+# The bootstrap's data migrations that are done (_id = name), so that none scans twice.
+SCHEMA_MIGRATIONS = "schema_migrations"
 
 DAY_SECONDS = 24 * 3600
 
@@ -47,7 +49,10 @@ COLLECTIONS: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("created_at", ASCENDING)], name="idx_created_at"),
     ],
-    BALANCES: [],
+    BALANCES: [
+        # The clock job's question every round: who is due (`due_at <= now`)?
+        IndexModel([("due_at", ASCENDING)], name="idx_due_at"),
+    ],
     REDEMPTIONS: [
         IndexModel(
             [("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
@@ -83,6 +88,7 @@ COLLECTIONS: dict[str, list[IndexModel]] = {
             [("merchant_id", ASCENDING), ("order_id", ASCENDING)], name="idx_merchant_order"
         ),
     ],
+    SCHEMA_MIGRATIONS: [],
 }
 
 # Indexes earlier versions created that no query needs any more (see COLLECTIONS).

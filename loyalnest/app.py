@@ -61,7 +61,7 @@ def wait_for_jobs(settings: Settings, jobs: list[Job]) -> None:
                 f"job {job.name} not healthy after {JOBS_TIMEOUT:.0f}s; "
                 f"last lines of {log}:\n{tail(log)}"
             )
-        print(f"✓ {job.name:<9} {job.health_url or '(no health check)'}", flush=True)
+        print(f"✓ {job.name:<9} {job.health_url or 'started (no health check)'}", flush=True)
 
 
 def flow_metrics(settings: Settings) -> list[str]:
@@ -87,6 +87,7 @@ LoyalNest is running.
   PostgreSQL         {settings.postgres_url.split("@")[-1]}
   Redis              {settings.redis_url}
 {metrics}
+  Clock job          ticks due customers and clock.ticks every {settings.clock_interval_seconds} s
   Logs               {settings.data_dir.resolve() / "logs"}
 """,
         flush=True,
@@ -155,6 +156,9 @@ def down(settings: Settings) -> int:
 def status(settings: Settings) -> int:
     code = stack_status(settings)
     for job in default_jobs(settings):
+        if job.health_url is None:
+            print(f"{job.name:<9} {'?':<5} no health check (see its log)")
+            continue
         state = "up" if healthy(job) else "down"
         print(f"{job.name:<9} {state:<5} {job.health_url or '(no health check)'}")
         code |= 0 if state == "up" else 1

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
         default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS"
     )
     flow_snapshot_seconds: int = Field(default=5, ge=1, validation_alias="FLOW_SNAPSHOT_SECONDS")
+    # How often the clock job ticks (loyalnest/clock.py): how long after their due time, at most,
+    # expiries and releases show in balances (while the flow keeps up; the ledger dates them at
+    # their due time whatever the delay).
+    clock_interval_seconds: int = Field(default=60, ge=1)
     data_dir: Path = Field(default=Path(".data"), validation_alias="LOYALNEST_DATA_DIR")
     log_level: str = Field(default="INFO", validation_alias="LOYALNEST_LOG_LEVEL")
 

@@ -11,7 +11,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from loyalnest.bootstrap.kafka import align_topic_configs, ensure_topics, register_schemas
 from loyalnest.bootstrap.migrations import apply_migrations, discover
-from loyalnest.bootstrap.mongo import ensure_collections, seed_translations
+from loyalnest.bootstrap.mongo import apply_mongo_migrations, ensure_collections, seed_translations
 from loyalnest.settings import Settings
 from loyalnest.topics import prefixed
 
@@ -34,7 +34,10 @@ def bootstrap(settings: Settings) -> None:
     with pymongo.MongoClient(settings.mongo_url) as client:
         collections = ensure_collections(client[settings.mongo_database])
         seed_translations(client[settings.mongo_database])
+        migrated = apply_mongo_migrations(client[settings.mongo_database])
     print(f"mongo     collections and indexes ensured ({len(collections)} created)")
+    for name, count in migrated.items():
+        print(f"mongo     migration {name}: {count} documents")
     with psycopg.connect(settings.postgres_url) as conn:
         applied = apply_migrations(conn, discover())
     print(f"postgres  migrations: {len(applied)} applied")

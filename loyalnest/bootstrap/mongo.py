@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from connectors.store import COLLECTIONS, RETIRED_INDEXES, TRANSLATIONS
+from connectors.store import BALANCES, COLLECTIONS, RETIRED_INDEXES, SCHEMA_MIGRATIONS, TRANSLATIONS
 from loyalty.i18n import BUILT_IN
 
 
@@ -44,3 +44,41 @@ def seed_translations(db: Database[Any]) -> int:
         for (key, locale), value in BUILT_IN.items()
     ]
     return db[TRANSLATIONS].bulk_write(ops, ordered=False).upserted_count
+
+
+# Balance documents written before versions have `seq` but no `v`. The version guard
+# (`v: {$lt: version}`) matches no document without `v`, so the points flow could never update
+# them: they get `v = seq`. One update in the store (SecantusDB and MongoDB 4.2+ both take a
+# pipeline update); documents that have `v` are left alone, so running it again changes nothing.
+# It is recorded as done, so an older points flow must not be writing any more (upgrade with
+# `make down`, then `make up`); to run it again, delete its record from `schema_migrations`.
+BALANCE_VERSIONS = "point_balances_v_from_seq"
+
+
+def migrate_balance_versions(db: Database[Any]) -> int:
+    """Give every balance document without `v` the version `v = seq`; return how many."""
+    result = db[BALANCES].update_many(
+        {"v": {"$exists": False}, "seq": {"$exists": True}}, [{"$set": {"v": "$seq"}}]
+    )
+    return result.modified_count
+
+
+MIGRATIONS = {BALANCE_VERSIONS: migrate_balance_versions}
+
+
+def apply_mongo_migrations(db: Database[Any]) -> dict[str, int]:
+    """Run the migrations not yet recorded as done (each scans a whole collection: once is
+    enough); return {name: documents changed} for those run now."""
+    done = {doc["_id"] for doc in db[SCHEMA_MIGRATIONS].find({}, {"_id": 1})}
+    applied = {}
+    for name, migrate in MIGRATIONS.items():
+        if name in done:
+            continue
+        applied[name] = migrate(db)
+        # Recorded only once it succeeded: a bootstrap that stopped halfway runs it again.
+        db[SCHEMA_MIGRATIONS].update_one(
+            {"_id": name},
+            {"$setOnInsert": {"applied_at": datetime.now(UTC), "documents": applied[name]}},
+            upsert=True,
+        )
+    return applied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,9 +10,18 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from connectors.points_records import balance_id, balance_write
 from connectors.store import COLLECTIONS
-from loyalnest.bootstrap.mongo import ensure_collections
+from loyalnest.bootstrap.mongo import (
+    BALANCE_VERSIONS,
+    apply_mongo_migrations,
+    ensure_collections,
+    migrate_balance_versions,
+)
+from loyalty.customers import BalanceSnapshot
 from sinks.mongo import MongoSinkError, MongoWriter
+
+MERCHANT = "0b7c6a1e-1111-4222-8333-444455556666"
 
 
 def test_unique_index_rejects_duplicate_inside_unordered_bulk_insert(
@@ -45,7 +55,7 @@ def test_bootstrap_drops_retired_indexes(mongo_db: Database[Any]) -> None:
 
     ensure_collections(mongo_db)
 
-    assert set(mongo_db.point_balances.index_information()) == {"_id_"}
+    assert set(mongo_db.point_balances.index_information()) == {"_id_", "idx_due_at"}
     assert "idx_event_id" not in mongo_db.points_transactions.index_information()
 
 
@@ -89,3 +99,75 @@ def test_sink_raises_on_a_write_error_that_is_not_a_duplicate(mongo_db: Database
 
     with pytest.raises(MongoSinkError, match="write"):
         writer.write([("point_balances", UpdateOne({"_id": "x"}, {"$inc": {"balance": 1}}))])
+
+
+def test_balances_are_indexed_by_due_at_for_the_clock(mongo_db: Database[Any]) -> None:
+    ensure_collections(mongo_db)
+
+    assert mongo_db.point_balances.index_information()["idx_due_at"]["key"] == [("due_at", 1)]
+
+
+def test_the_migration_gives_legacy_balances_their_seq_as_version_once(
+    mongo_db: Database[Any],
+) -> None:
+    ensure_collections(mongo_db)
+    mongo_db.point_balances.insert_many(
+        [
+            {"_id": "m:1", "balance": 10, "seq": 3},  # written before versions
+            {"_id": "m:2", "balance": 5, "seq": 7, "v": 9},  # current: left alone
+            {"_id": "m:3", "balance": 0},  # no seq to take it from
+        ]
+    )
+
+    assert apply_mongo_migrations(mongo_db) == {BALANCE_VERSIONS: 1}
+    versions = {d["_id"]: d.get("v") for d in mongo_db.point_balances.find()}
+    assert versions == {"m:1": 3, "m:2": 9, "m:3": None}
+
+    # Recorded as done: a later bootstrap does not scan the balances again...
+    mongo_db.point_balances.insert_one({"_id": "m:4", "seq": 2})
+    assert apply_mongo_migrations(mongo_db) == {}
+    assert "v" not in stored(mongo_db, "m:4")
+    # ...and run anyway, it touches only what still lacks a version.
+    assert migrate_balance_versions(mongo_db) == 1
+    assert migrate_balance_versions(mongo_db) == 0
+    assert stored(mongo_db, "m:4")["v"] == 2
+
+
+def stored(db: Database[Any], key: str) -> dict[str, Any]:
+    doc = db.point_balances.find_one({"_id": key})
+    assert doc is not None, key
+    return dict(doc)
+
+
+def snapshot(version: int, balance: int) -> BalanceSnapshot:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    return BalanceSnapshot(
+        merchant_id=MERCHANT,
+        customer=7,
+        balance=balance,
+        pending=0,
+        lifetime_earned=balance,
+        seq=version,
+        version=version,
+        updated_at=at,
+        next_expiry=None,
+        due_at=at,
+    )
+
+
+def test_the_version_guard_updates_a_legacy_balance_only_after_the_migration(
+    mongo_db: Database[Any],
+) -> None:
+    ensure_collections(mongo_db)
+    key = balance_id(MERCHANT, 7)
+    mongo_db.point_balances.insert_one({"_id": key, "balance": 30, "seq": 3})
+    writer = MongoWriter(mongo_db)
+
+    assert writer.write([balance_write(snapshot(4, 40))]).duplicates == 1  # no `v`: no match
+    apply_mongo_migrations(mongo_db)
+    assert writer.write([balance_write(snapshot(3, 35))]).duplicates == 1  # not newer than seq
+    assert writer.write([balance_write(snapshot(4, 40))]).applied == 1
+
+    doc = stored(mongo_db, key)
+    assert (doc["balance"], doc["v"]) == (40, 4)
+    assert doc["due_at"] == datetime(2026, 3, 1)  # noqa: DTZ001 - BSON dates read back naive

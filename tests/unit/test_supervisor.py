@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from loyalnest.settings import Settings
 from loyalnest.supervisor import (
     HEALTHY_UPTIME,
     INITIAL_BACKOFF,
@@ -18,6 +19,7 @@ from loyalnest.supervisor import (
     Backoff,
     Job,
     Supervisor,
+    default_jobs,
 )
 
 POLICY = Backoff()
@@ -95,3 +97,10 @@ def test_run_restarts_a_job_that_ran_healthily_after_the_initial_delay(tmp_path:
     supervisor = supervise(tmp_path, clock=lambda: next(ticks))
 
     assert supervisor.delays["crasher"] == FAST.initial
+
+
+def test_the_clock_runs_as_a_job_of_its_own() -> None:
+    jobs = {job.name: job for job in default_jobs(Settings(_env_file=None))}
+
+    assert jobs["clock"].argv == [sys.executable, "-m", "loyalnest.clock"]
+    assert "-r" not in jobs["clock"].argv  # no flow: no recovery store to create
