@@ -34,15 +34,19 @@ def test_what_the_flow_writes_the_api_reads(
     settings: Settings, redis_client: redis.Redis, key_prefix: str
 ) -> None:
     cache = BalanceCache(key_prefix, ttl_seconds=5)
-    cache.put_many(redis_client, [(MERCHANT, 7, CachedBalance(120, 3, AT))])
+    value = CachedBalance(120, 3, AT, pending=40, lifetime_earned=160, next_expiry=(90, AT))
+    cache.put_many(redis_client, [(MERCHANT, 7, value)])
 
     read = on_api_client(settings, lambda client: cache.get(client, MERCHANT, 7))
 
-    assert read == CachedBalance(120, 3, AT)
+    assert read == value
     assert redis_client.hgetall(f"{key_prefix}cache:{MERCHANT}:7:points") == {
         b"seq": b"3",
         b"balance": b"120",
         b"updated_at": b"2026-03-01T12:30:15.123456+00:00",
+        b"pending": b"40",
+        b"lifetime_earned": b"160",
+        b"next_expiry": b"90@2026-03-01T12:30:15.123456+00:00",
     }
     assert 0 < redis_client.pttl(cache.key(MERCHANT, 7)) <= 5000
 
@@ -76,9 +80,29 @@ def test_an_entry_with_a_z_suffix_reads_the_same(
     cache = BalanceCache(key_prefix, ttl_seconds=5)
     redis_client.hset(
         cache.key(MERCHANT, 10),
-        mapping={"seq": 1, "balance": 5, "updated_at": "2026-03-01T12:30:15.123000Z"},
+        mapping={
+            "seq": 1,
+            "balance": 5,
+            "updated_at": "2026-03-01T12:30:15.123000Z",
+            "pending": 0,
+            "lifetime_earned": 5,
+            "next_expiry": "",
+        },
     )
 
     read = on_api_client(settings, lambda client: cache.get(client, MERCHANT, 10))
 
-    assert read == CachedBalance(5, 1, AT.replace(microsecond=123000))
+    assert read == CachedBalance(5, 1, AT.replace(microsecond=123000), lifetime_earned=5)
+
+
+def test_an_entry_an_earlier_version_wrote_is_a_miss(
+    settings: Settings, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    # Written before balances had pending points and expiry: the API reads MongoDB instead.
+    cache = BalanceCache(key_prefix, ttl_seconds=5)
+    redis_client.hset(
+        cache.key(MERCHANT, 11),
+        mapping={"seq": 1, "balance": 5, "updated_at": "2026-03-01T12:30:15.123000Z"},
+    )
+
+    assert on_api_client(settings, lambda client: cache.get(client, MERCHANT, 11)) is None
