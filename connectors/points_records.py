@@ -77,7 +77,14 @@ def entry_write(entry: LedgerEntry, translations: Translations) -> MongoWrite:
 
 
 def balance_write(snapshot: BalanceSnapshot) -> MongoWrite:
-    expiry = snapshot.next_expiry
+    document = balance_document(snapshot)
+    if snapshot.version == 1:
+        # A customer's first balance: an insert, several times cheaper for the store than an
+        # update, and as safe to repeat (a replayed one is a duplicate key, which the sink
+        # ignores; a later version already there is newer anyway).
+        return BALANCES, InsertOne(
+            encoded({"_id": balance_id(snapshot.merchant_id, snapshot.customer), **document})
+        )
     return BALANCES, UpdateOne(
         # The version guard: a replayed (older) write matches nothing, its upsert then hits
         # the _id and ends as a duplicate-key error, which the sink ignores.
@@ -87,26 +94,27 @@ def balance_write(snapshot: BalanceSnapshot) -> MongoWrite:
                 "v": {"$lt": snapshot.version},
             }
         ),
-        encoded(
-            {
-                "$set": {
-                    "merchant_id": snapshot.merchant_id,
-                    "customer_id": str(ids.customer_id(snapshot.merchant_id, snapshot.customer)),
-                    "shopify_customer_id": snapshot.customer,
-                    "balance": snapshot.balance,
-                    "seq": snapshot.seq,
-                    "updated_at": snapshot.updated_at,
-                    "pending": snapshot.pending,
-                    "lifetime_earned": snapshot.lifetime_earned,
-                    "next_expiry": {"points": expiry.points, "at": expiry.at} if expiry else None,
-                    # When the clock must next reach this customer (loyalnest/clock.py).
-                    "due_at": snapshot.due_at,
-                    "v": snapshot.version,
-                }
-            }
-        ),
+        encoded({"$set": document}),
         upsert=True,
     )
+
+
+def balance_document(snapshot: BalanceSnapshot) -> dict[str, Any]:
+    expiry = snapshot.next_expiry
+    return {
+        "merchant_id": snapshot.merchant_id,
+        "customer_id": str(ids.customer_id(snapshot.merchant_id, snapshot.customer)),
+        "shopify_customer_id": snapshot.customer,
+        "balance": snapshot.balance,
+        "seq": snapshot.seq,
+        "updated_at": snapshot.updated_at,
+        "pending": snapshot.pending,
+        "lifetime_earned": snapshot.lifetime_earned,
+        "next_expiry": {"points": expiry.points, "at": expiry.at} if expiry else None,
+        # When the clock must next reach this customer (loyalnest/clock.py).
+        "due_at": snapshot.due_at,
+        "v": snapshot.version,
+    }
 
 
 def redemption_facts(r: Redemption) -> dict[str, Any]:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import lru_cache
 
 NAMESPACE = uuid.UUID("6f1b8a6e-3c1d-5b7e-9a42-1c0de5a10a17")
 
 
+# The flow derives these for every record it writes, a few times per command for the same
+# merchant and customer: remembering the latest ones saves a SHA-1 and a UUID each time.
+@lru_cache(maxsize=1024)
 def merchant_id(shop_domain: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"shop:{normalize_shop(shop_domain)}")
 
 
+@lru_cache(maxsize=1024)
 def customer_id(merchant: uuid.UUID | str, shopify_customer_id: int) -> uuid.UUID:
     """Derived from the merchant id (itself derived from the shop), so a redemption, which
     knows only the merchant, and an order, which knows the shop, name the same customer."""

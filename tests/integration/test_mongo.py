@@ -171,3 +171,21 @@ def test_the_version_guard_updates_a_legacy_balance_only_after_the_migration(
     doc = stored(mongo_db, key)
     assert (doc["balance"], doc["v"]) == (40, 4)
     assert doc["due_at"] == datetime(2026, 3, 1)  # noqa: DTZ001 - BSON dates read back naive
+
+
+def test_a_first_balance_is_inserted_and_a_replayed_one_never_goes_back(
+    mongo_db: Database[Any],
+) -> None:
+    # Version 1 is an insert (cheaper for the store); replayed after newer versions landed, it
+    # is a duplicate key, and the newer balance stays. Version 2 and 3 in one unordered batch
+    # with the first: the insert lands first, then the guarded updates in order.
+    ensure_collections(mongo_db)
+    writer = MongoWriter(mongo_db)
+
+    first = writer.write([balance_write(snapshot(n, 10 * n)) for n in (1, 2, 3)])
+    replayed = writer.write([balance_write(snapshot(1, 10)), balance_write(snapshot(2, 20))])
+
+    assert (first.applied, first.duplicates) == (3, 0)
+    assert (replayed.applied, replayed.duplicates) == (0, 2)
+    doc = stored(mongo_db, balance_id(MERCHANT, 7))
+    assert (doc["balance"], doc["v"], doc["shopify_customer_id"]) == (30, 3, 7)

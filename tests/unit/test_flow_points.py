@@ -89,8 +89,10 @@ class Run:
         return [dict(d.headers) for d in self.dead_letters]
 
     def documents(self, collection: str) -> list[dict[str, Any]]:
-        """The documents (inserts) or updates written to `collection`, decoded."""
-        return [decoded(op._doc) for _key, (name, op) in self.writes if name == collection]
+        """The fields written to `collection`, decoded: an insert's document, an update's
+        `$set` (a customer's first balance is inserted, later ones update it)."""
+        written = [decoded(op._doc) for _key, (name, op) in self.writes if name == collection]
+        return [doc.get("$set", doc) for doc in written]
 
 
 def decoded(document: object) -> dict[str, Any]:
@@ -221,7 +223,7 @@ def test_a_malformed_command_is_dead_lettered_and_the_next_applies(
     assert reason.encode() in letter[DLQ_REASON]
     assert letter[DLQ_STEP] == b"decode-command"
     balances = run.documents("point_balances")
-    assert [(b["$set"]["shopify_customer_id"], b["$set"]["balance"]) for b in balances] == [(6, 40)]
+    assert [(b["shopify_customer_id"], b["balance"]) for b in balances] == [(6, 40)]
 
 
 def test_a_command_whose_outputs_cannot_be_built_leaves_the_balance_as_it_was() -> None:
@@ -285,7 +287,7 @@ def test_adjustments_are_decided_and_written_with_their_source() -> None:
         ],
     )
 
-    outcomes = [d["$set"] for d in run.documents("points_adjustments")]
+    outcomes = [d for d in run.documents("points_adjustments")]
     assert sorted((o["status"], o["reason"]) for o in outcomes) == [
         ("completed", None),
         ("failed", "insufficient_points"),
@@ -346,7 +348,7 @@ def test_ticks_release_pending_points_warn_and_expire_them() -> None:
         ("expire", 0, None),
     ]
     assert entries[1]["created_at"] == earn_at + timedelta(days=7)  # dated when it fell due
-    balances = [d["$set"] for d in run.documents("point_balances")]
+    balances = [d for d in run.documents("point_balances")]
     assert [(b["balance"], b["pending"], b["lifetime_earned"]) for b in balances] == [
         (0, 100, 100),
         (100, 0, 100),
