@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import balance, clock, e2e, ingest, pipeline, probe, sink
+from bench import balance, clock, e2e, ingest, pipeline, probe, sink, state
 from bench.report import Targets
 from loyalnest.settings import Settings
 
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "e2e": "end_to_end",
     "probe": "shop_probe",
     "clock": "clock",
+    "state": "customer_state",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
@@ -33,6 +34,7 @@ TARGETS: dict[str, Targets] = {
     "end_to_end": e2e.TARGETS,
     "shop_probe": probe.TARGETS,
     "clock": clock.TARGETS,
+    "customer_state": state.TARGETS,
 }
 
 
@@ -71,7 +73,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe-rounds", type=count, default=500, help="requests per shop")
     parser.add_argument("--probe-warmup", type=count, default=50, help="rounds before timing")
     parser.add_argument("--clock-customers", type=count, default=100_000, help="due customers")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--state-orders", type=count, default=10_000, help="state: orders of the one customer"
+    )
+    parser.add_argument(
+        "--state-refunds", type=count, default=2_000, help="state: refunds, no more than orders"
+    )
+    args = parser.parse_args(argv)
+    if args.state_refunds > args.state_orders:
+        parser.error("--state-refunds must not exceed --state-orders")
+    return args
 
 
 def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[], dict[str, float]]]:
@@ -94,6 +105,7 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
         ),
         "shop_probe": lambda: probe.measure(settings, args.probe_rounds, args.probe_warmup),
         "clock": lambda: clock.measure(settings, args.clock_customers),
+        "customer_state": lambda: state.measure(args.state_orders, args.state_refunds),
     }
 
 
