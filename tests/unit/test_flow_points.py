@@ -287,7 +287,7 @@ def test_adjustments_are_decided_and_written_with_their_source() -> None:
         ],
     )
 
-    outcomes = [d for d in run.documents("points_adjustments")]
+    outcomes = run.documents("points_adjustments")
     assert sorted((o["status"], o["reason"]) for o in outcomes) == [
         ("completed", None),
         ("failed", "insufficient_points"),
@@ -348,7 +348,7 @@ def test_ticks_release_pending_points_warn_and_expire_them() -> None:
         ("expire", 0, None),
     ]
     assert entries[1]["created_at"] == earn_at + timedelta(days=7)  # dated when it fell due
-    balances = [d for d in run.documents("point_balances")]
+    balances = run.documents("point_balances")
     assert [(b["balance"], b["pending"], b["lifetime_earned"]) for b in balances] == [
         (0, 100, 100),
         (100, 0, 100),
