@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import balance, clock, e2e, ingest, pipeline, probe, sink
+from bench import balance, clock, e2e, ingest, pipeline, probe, sink, sweep
 from bench.report import Targets
 from loyalnest.settings import Settings
 
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "e2e": "end_to_end",
     "probe": "shop_probe",
     "clock": "clock",
+    "sweep": "expiry_sweep",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
@@ -33,6 +34,7 @@ TARGETS: dict[str, Targets] = {
     "end_to_end": e2e.TARGETS,
     "shop_probe": probe.TARGETS,
     "clock": clock.TARGETS,
+    "expiry_sweep": sweep.TARGETS,
 }
 
 
@@ -71,6 +73,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe-rounds", type=count, default=500, help="requests per shop")
     parser.add_argument("--probe-warmup", type=count, default=50, help="rounds before timing")
     parser.add_argument("--clock-customers", type=count, default=100_000, help="due customers")
+    parser.add_argument(
+        "--sweep-customers", type=count, default=100_000, help="customers expiring on one tick"
+    )
     return parser.parse_args(argv)
 
 
@@ -94,6 +99,7 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
         ),
         "shop_probe": lambda: probe.measure(settings, args.probe_rounds, args.probe_warmup),
         "clock": lambda: clock.measure(settings, args.clock_customers),
+        "expiry_sweep": lambda: sweep.measure(settings, args.sweep_customers),
     }
 
 
