@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import balance, clock, e2e, ingest, pipeline, probe, sink, state
+from bench import balance, clock, e2e, ingest, pipeline, probe, sink, state, sweep
 from bench.report import Targets
 from loyalnest.settings import Settings
 
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "probe": "shop_probe",
     "clock": "clock",
     "state": "customer_state",
+    "sweep": "expiry_sweep",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
@@ -35,6 +36,7 @@ TARGETS: dict[str, Targets] = {
     "shop_probe": probe.TARGETS,
     "clock": clock.TARGETS,
     "customer_state": state.TARGETS,
+    "expiry_sweep": sweep.TARGETS,
 }
 
 
@@ -74,6 +76,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--probe-warmup", type=count, default=50, help="rounds before timing")
     parser.add_argument("--clock-customers", type=count, default=100_000, help="due customers")
     parser.add_argument(
+        "--sweep-customers", type=count, default=100_000, help="customers expiring on one tick"
+    )
+    parser.add_argument(
         "--state-orders", type=count, default=10_000, help="state: orders of the one customer"
     )
     parser.add_argument(
@@ -106,6 +111,7 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
         "shop_probe": lambda: probe.measure(settings, args.probe_rounds, args.probe_warmup),
         "clock": lambda: clock.measure(settings, args.clock_customers),
         "customer_state": lambda: state.measure(args.state_orders, args.state_refunds),
+        "expiry_sweep": lambda: sweep.measure(settings, args.sweep_customers),
     }
 
 
