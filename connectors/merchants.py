@@ -16,7 +16,7 @@ from psycopg.rows import class_row, kwargs_row
 from psycopg_pool import AsyncConnectionPool
 
 from loyalty import ids
-from loyalty.policy import DEFAULT_WARNING_DAYS, NO_EXPIRY, Expiry, Policy
+from loyalty.policy import DEFAULT_WARNING_DAYS, NO_EXPIRY, Expiry, Policy, terms_problem
 
 UPSERT = """
 INSERT INTO merchants (id, shop_domain, webhook_secret, points_per_unit, locale)
@@ -185,9 +185,13 @@ def upsert_merchant(
                 "default_warning": DEFAULT_WARNING_DAYS,
             },
         ).fetchone()
-    conn.commit()
     assert row is not None
     assert stored is not None
+    problem = terms_problem(stored.pending_days, Expiry.parse(stored.expiry), stored.warning_days)
+    if problem is not None:
+        conn.rollback()  # nothing stored: neither the merchant nor its settings change
+        raise ValueError(problem)
+    conn.commit()
     return replace(
         row,
         pending_days=stored.pending_days,

@@ -306,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
     if args.command == "merchants":
-        result = add_merchant(settings, secrets, args)
+        try:
+            result = add_merchant(settings, secrets, args)
+        except ValueError as exc:  # settings that cannot work together
+            print(f"loyalnest: {exc}", file=sys.stderr)
+            return 2
     elif args.command == "token":
         try:
             result = make_token(settings, secrets, args)

@@ -55,6 +55,27 @@ class Expiry:
 NO_EXPIRY = Expiry()
 
 
+def terms_problem(pending_days: int, expiry: Expiry, warning_days: int) -> str | None:
+    """Why these terms cannot work together, or None. Checked when a merchant sets them (the
+    engine still applies whatever a record carries, so older records keep working):
+
+    - points would expire before they could be spent: pending at least as long as lot expiry;
+    - the warning would be due before the points were earned (lots) or before the last
+      activity that sets the due date (inactivity): warning days at least the expiry days.
+    """
+    if expiry.mode == ExpiryMode.LOT and pending_days >= expiry.days:
+        return (
+            f"pending days ({pending_days}) must be fewer than the lot expiry days "
+            f"({expiry.days}): points would expire before they could be spent"
+        )
+    if expiry.mode != ExpiryMode.NONE and warning_days >= expiry.days:
+        return (
+            f"expiry warning days ({warning_days}) must be fewer than the expiry days "
+            f"({expiry.days})"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Policy:
     """The merchant's terms, attached to each webhook when it was received."""

@@ -3,6 +3,7 @@ their program settings (read in the same query; defaults without a row)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import cast
@@ -171,3 +172,24 @@ def test_the_table_refuses_settings_the_flow_would_refuse(
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute(statement, (value, summary.merchant_id))
     conn.rollback()
+
+
+@pytest.mark.parametrize(
+    ("terms", "said"),
+    [
+        (SettingsUpdate(30, Expiry(ExpiryMode.LOT, 30), 3), "pending days (30)"),
+        (SettingsUpdate(0, Expiry(ExpiryMode.LOT, 10)), "expiry warning days (14)"),
+        (SettingsUpdate(0, Expiry(ExpiryMode.INACTIVITY, 14)), "expiry warning days (14)"),
+    ],
+)
+def test_terms_that_cannot_work_together_are_refused_and_nothing_changes(
+    conn: psycopg.Connection[tuple[object, ...]], terms: SettingsUpdate, said: str
+) -> None:
+    add(conn, "h.myshopify.com", SettingsUpdate(2, Expiry(ExpiryMode.LOT, 60), 7))
+
+    with pytest.raises(ValueError, match=re.escape(said)):
+        add(conn, "h.myshopify.com", terms)
+
+    merchant = merchant_by_shop(conn, KEY, "h.myshopify.com")
+    assert merchant is not None
+    assert merchant.policy == Policy(Decimal(2), "he", 2, Expiry(ExpiryMode.LOT, 60), 7)

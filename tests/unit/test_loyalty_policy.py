@@ -16,6 +16,7 @@ from loyalty.policy import (
     Policy,
     days_in_range,
     parse_days,
+    terms_problem,
 )
 
 
@@ -110,3 +111,28 @@ def test_days_in_range_keeps_the_bounds() -> None:
     assert days_in_range(5, "d", 10, lowest=5) == 5
     with pytest.raises(InvalidEventError, match="from 5 to 10"):
         days_in_range(4, "d", 10, lowest=5)
+
+
+@pytest.mark.parametrize(
+    ("pending", "expiry", "warning", "problem"),
+    [
+        (0, "none", 14, None),
+        (365, "none", 365, None),  # nothing expires: any pending and warning days will do
+        (29, "lot:30", 29, None),
+        (30, "lot:30", 3, "pending days (30) must be fewer than the lot expiry days (30)"),
+        (0, "lot:10", 14, "expiry warning days (14) must be fewer than the expiry days (10)"),
+        (0, "lot:14", 14, "expiry warning days (14) must be fewer than the expiry days (14)"),
+        (300, "inactivity:20", 3, None),  # release is activity: inactivity counts from it
+        (0, "inactivity:14", 14, "expiry warning days (14) must be fewer"),
+    ],
+)
+def test_terms_that_cannot_work_together_are_named(
+    pending: int, expiry: str, warning: int, problem: str | None
+) -> None:
+    found = terms_problem(pending, Expiry.parse(expiry), warning)
+
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found.startswith(problem)
