@@ -178,8 +178,8 @@ def test_the_table_refuses_settings_the_flow_would_refuse(
     ("terms", "said"),
     [
         (SettingsUpdate(30, Expiry(ExpiryMode.LOT, 30), 3), "pending days (30)"),
-        (SettingsUpdate(0, Expiry(ExpiryMode.LOT, 10)), "expiry warning days (14)"),
-        (SettingsUpdate(0, Expiry(ExpiryMode.INACTIVITY, 14)), "expiry warning days (14)"),
+        (SettingsUpdate(0, Expiry(ExpiryMode.LOT, 10), 14), "expiry warning days (14)"),
+        (SettingsUpdate(expiry=Expiry(ExpiryMode.INACTIVITY, 7)), "expiry warning days (7)"),
     ],
 )
 def test_terms_that_cannot_work_together_are_refused_and_nothing_changes(
