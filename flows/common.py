@@ -11,12 +11,15 @@ from __future__ import annotations
 import copy
 import gc
 import logging
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 
+import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError
+from bytewax.operators import KeyedStream, StatefulBatchLogic
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
 from connectors.dead_letters import dead_letter
@@ -72,6 +75,47 @@ def guarded_decode(
             return Rejected(item, failure_reason(exc), step)
 
     return run
+
+
+def keyed_state(
+    step_id: str, up: KeyedStream[I], mapper: Callable[[S | None, I], tuple[S | None, O]]
+) -> KeyedStream[O]:
+    """`op.stateful_map` for flows holding a state per key for millions of keys.
+
+    Bytewax's own keeps two wrapper objects with dicts per key and deep-copies each changed
+    state at every snapshot before pickling it. Here each key is one slotted object, and its
+    snapshot is the state already pickled (immutable bytes: no copy, and no second object graph
+    per changed key and epoch for the allocator to hold on to). Its step ids differ from
+    `op.stateful_map`'s: a recovery store written with that one is not read (start afresh).
+    """
+
+    def build(resume: bytes | None) -> _KeyedState[I, O, S]:
+        # Our own snapshot bytes, from this flow's recovery store.
+        state = pickle.loads(resume) if resume is not None else None  # noqa: S301
+        return _KeyedState(mapper, state)
+
+    return op.stateful_batch(step_id, up, build)
+
+
+class _KeyedState(StatefulBatchLogic[I, O, bytes], Generic[I, O, S]):
+    __slots__ = ("_mapper", "_state")
+
+    def __init__(
+        self, mapper: Callable[[S | None, I], tuple[S | None, O]], state: S | None
+    ) -> None:
+        self._mapper = mapper
+        self._state = state
+
+    def on_batch(self, values: list[I]) -> tuple[list[O], bool]:
+        state, out = self._state, []
+        for value in values:
+            state, emitted = self._mapper(state, value)
+            out.append(emitted)
+        self._state = state
+        return out, state is None  # None: forget the key (DISCARD)
+
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self._state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def guarded_state(

@@ -51,6 +51,7 @@ from flows.common import (
     collect_garbage_less_often,
     guarded_decode,
     guarded_state,
+    keyed_state,
     only,
     to_dead_letter,
 )
@@ -294,7 +295,7 @@ def build(
     )
     order_state = guarded_state("order-state", order_step, lambda r: r.message)
     order_out = op.flat_map(
-        "order-outputs", op.stateful_map("order-state", keyed_orders, order_state), _outputs
+        "order-outputs", keyed_state("order-state", keyed_orders, order_state), _outputs
     )
     op.output(
         "commands-out", op.filter_map("changes", order_out, only(KafkaSinkMessage)), sinks.commands
@@ -324,7 +325,7 @@ def build(
     )
     customer_state = guarded_state("customer-state", customer_step, lambda c: c.message)
     customer_out = op.flat_map(
-        "customer-outputs", op.stateful_map("customer-state", keyed_cmds, customer_state), _outputs
+        "customer-outputs", keyed_state("customer-state", keyed_cmds, customer_state), _outputs
     )
     effects = op.filter_map("effects", customer_out, only(Effects))
     locales = frozenset(locale for _key, locale in translations)
