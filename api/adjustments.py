@@ -11,17 +11,15 @@ adjustment (202 while pending, and the command is sent again in case the first s
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from pymongo.errors import DuplicateKeyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import require
 from api.balances import customer_param, locale_param
+from api.command_requests import find_owned, record_once, send_command
 from api.context import ApiContext
-from api.producer import ProduceError
 from api.request_values import correlation_id, idempotency_key
 from connectors.adjustments import (
     ADJUSTMENTS,
@@ -35,9 +33,7 @@ from connectors.adjustments import (
     view,
 )
 from loyalnest.tokens import SCOPE_ADJUST, SCOPE_VIEW
-from loyalnest.topics import POINTS_COMMANDS
 from loyalty import json_input
-from loyalty.customers import Adjustment
 
 
 async def create_adjustment(request: Request) -> JSONResponse:
@@ -64,51 +60,20 @@ async def create_adjustment(request: Request) -> JSONResponse:
         at=datetime.now(UTC),
         correlation_id=correlation,
     )
-    document = await _record(ctx, adjustment)
+    document = await record_once(ctx, ADJUSTMENTS, pending_document(adjustment), "adjustment")
     if not asks_the_same(document, asked):
         raise HTTPException(422, "Idempotency-Key already used for a different adjustment")
     pending = is_pending(document)
     if pending:
-        await _send(ctx, adjustment)
+        await send_command(ctx, *command_record(adjustment))
     # 202 while the flow has not decided; the decided adjustment itself once it has.
     return JSONResponse(view(document), status_code=202 if pending else 200)
-
-
-async def _record(ctx: ApiContext, adjustment: Adjustment) -> dict[str, Any]:
-    """Insert the pending adjustment, or return the one this key already made."""
-    document = pending_document(adjustment)
-    try:
-        await ctx.db[ADJUSTMENTS].insert_one(document)
-        return document
-    except DuplicateKeyError:
-        existing = await ctx.db[ADJUSTMENTS].find_one({"_id": adjustment.adjustment_id})
-        if existing is None:  # a duplicate that is gone again: nothing to answer with yet
-            raise HTTPException(409, "adjustment conflict, retry") from None
-        return existing
-
-
-async def _send(ctx: ApiContext, adjustment: Adjustment) -> None:
-    key, value = command_record(adjustment)
-    try:
-        await ctx.producer.send(
-            ctx.settings.topic(POINTS_COMMANDS), key=key, value=value, headers=[]
-        )
-    except ProduceError as exc:
-        # The pending document stays: a retry with the same key finds it and sends again.
-        raise HTTPException(
-            503,
-            "event store unavailable; retry with the same Idempotency-Key",
-            {"Retry-After": "5"},
-        ) from exc
 
 
 async def get_adjustment(request: Request) -> JSONResponse:
     principal = require(request, SCOPE_VIEW)
     ctx: ApiContext = request.app.state.ctx
-    # Scoped by the token's merchant: another merchant's adjustment is "not found".
-    document = await ctx.db[ADJUSTMENTS].find_one(
-        {"_id": request.path_params["adjustment_id"], "merchant_id": principal.merchant_id}
+    document = await find_owned(
+        ctx, ADJUSTMENTS, request.path_params["adjustment_id"], principal.merchant_id, "adjustment"
     )
-    if document is None:
-        raise HTTPException(404, "adjustment not found")
     return JSONResponse(view(document))

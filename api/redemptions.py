@@ -11,22 +11,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.auth import require
 from api.balances import locale_param
+from api.command_requests import find_owned, record_once, send_command
 from api.context import ApiContext
-from api.producer import ProduceError
 from api.request_values import correlation_id, idempotency_key
 from connectors.points_records import redemption_facts
 from connectors.shopify import CORRELATION_HEADER
 from connectors.store import REDEMPTIONS
 from connectors.times import iso_z
-from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW, Principal
-from loyalnest.topics import POINTS_COMMANDS
+from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW
 from loyalty import ids, json_input
 from loyalty.commands import customer_key, encode_redemption
 from loyalty.customers import Redemption, RedemptionStatus
@@ -85,56 +83,33 @@ async def create_redemption(request: Request) -> JSONResponse:
         at=datetime.now(UTC),
         correlation_id=correlation,
     )
-    doc = await _record(ctx, redemption)
+    doc = await record_once(ctx, REDEMPTIONS, _pending_document(redemption), "redemption")
     if (doc["shopify_customer_id"], doc["points"], doc["reward_id"]) != (customer, points, reward):
         raise HTTPException(422, "Idempotency-Key already used for a different redemption")
     if doc["status"] == RedemptionStatus.PENDING.value:
-        await _send(ctx, principal, redemption)
+        await send_command(
+            ctx,
+            customer_key(redemption.merchant_id, redemption.customer),
+            encode_redemption(redemption),
+        )
     # 202 while the flow has not decided; the decided redemption itself once it has.
     pending = doc["status"] == RedemptionStatus.PENDING.value
     return JSONResponse(_view(doc), status_code=202 if pending else 200)
 
 
-async def _record(ctx: ApiContext, r: Redemption) -> dict[str, Any]:
-    """Insert the pending redemption, or return the one this key already made."""
-    doc = {
+def _pending_document(r: Redemption) -> dict[str, Any]:
+    return {
         "_id": r.redemption_id,
         "status": RedemptionStatus.PENDING.value,
         "reason": None,
         **redemption_facts(r),
     }
-    try:
-        await ctx.db[REDEMPTIONS].insert_one(doc)
-        return doc
-    except DuplicateKeyError:
-        existing = await ctx.db[REDEMPTIONS].find_one({"_id": r.redemption_id})
-        if existing is None:
-            raise HTTPException(409, "redemption conflict, retry") from None
-        return existing
-
-
-async def _send(ctx: ApiContext, principal: Principal, r: Redemption) -> None:
-    try:
-        await ctx.producer.send(
-            ctx.settings.topic(POINTS_COMMANDS),
-            key=customer_key(principal.merchant_id, r.customer),
-            value=encode_redemption(r),
-            headers=[],
-        )
-    except ProduceError as exc:
-        raise HTTPException(
-            503,
-            "event store unavailable; retry with the same Idempotency-Key",
-            {"Retry-After": "5"},
-        ) from exc
 
 
 async def get_redemption(request: Request) -> JSONResponse:
     principal = require(request, SCOPE_VIEW)
     ctx: ApiContext = request.app.state.ctx
-    doc = await ctx.db[REDEMPTIONS].find_one(
-        {"_id": request.path_params["redemption_id"], "merchant_id": principal.merchant_id}
+    doc = await find_owned(
+        ctx, REDEMPTIONS, request.path_params["redemption_id"], principal.merchant_id, "redemption"
     )
-    if doc is None:
-        raise HTTPException(404, "redemption not found")
     return JSONResponse(_view(doc))
