@@ -10,11 +10,13 @@ with no server:
 - each webhook is a `shopify.orders` record as the API produces it (body, delivery headers,
   the merchant's terms as headers, the record time that becomes `received_at`), decoded by the
   flow's `decode_order`;
-- the order stage is the flow's `order_step` run as the flow runs it (`guarded_state`: on a deep
-  copy of the state, all or nothing), one state per `shop:order` key;
+- the order stage is the flow's `order_step` run as the flow runs it (`guarded_state`, all or
+  nothing, on the state decoded from the row the key keeps: `ORDER_STATES`), one state per
+  `shop:order` key;
 - its changes become the `points.commands` records it produces (`encode_change`), decoded by
   the flow's `decode_command_message` next to `points.tick` records as the clock job produces
-  them, and go to the customer stage: `apply_customer`, also under `guarded_state`.
+  them, and go to the customer stage: `apply_customer`, also under `guarded_state`, on the
+  state decoded from its row (`CUSTOMER_STATES`).
 
 It runs under two sets of terms: the defaults (`Policy()`: points spendable at once, no expiry;
 figures prefixed `default_`) and pending points with lot expiry (`pending_days=2`, `lot:365`:
@@ -22,13 +24,11 @@ every earn held two days, then dated; figures prefixed `lot_`).
 
 Figures, per terms:
 
-- `customer_state_bytes`: the customer's CustomerState as Bytewax stores it in a snapshot
-  (`pickle.dumps(copy.deepcopy(state))`: Bytewax deep-copies, then pickles), at its largest over
-  the run (measured after every tick and at the end);
-- `customer_memory_bytes`: what that state takes in memory: the allocations (tracemalloc, after
-  gc) that stay alive when it is restored from its snapshot, as a resumed flow holds it. Every
-  object of it is counted, none is shared with anything else: the live state, which shares a
-  few immutable values (Decimal zero, Expiry terms) with other states, takes at most that;
+- `customer_state_bytes`: the customer's state as the flow keeps it, which is also its
+  snapshot: its row, pickled (loyalty/state_rows.py), at its largest over the run (measured
+  after every tick and at the end);
+- `customer_memory_bytes`: what that state takes in memory while a command is applied to it:
+  the allocations (tracemalloc, after gc) of the CustomerState decoded from those bytes;
 - `customer_state_mib`: the larger of the two, in MiB. This is the target: < 1 MiB.
 - `lots`, `held`, `recent_ids`: what that state holds: dated lots (loyalty/lots.py), pending
   origins, and fingerprints of commands in the duplicate window (loyalty/dedup.py);
@@ -47,9 +47,7 @@ deltas, and the points the order stage sent equal to the points the ledger poste
 
 from __future__ import annotations
 
-import copy
 import gc
-import pickle
 import random
 import sys
 import tracemalloc
@@ -67,7 +65,14 @@ from bench.report import Targets, at_most
 from connectors.kafka import SourceMessage
 from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, encode_body, kafka_headers, partition_key
 from flows.common import Rejected, guarded_decode, guarded_state
-from flows.points import Command, decode_command_message, decode_order, order_step
+from flows.points import (
+    CUSTOMER_STATES,
+    ORDER_STATES,
+    Command,
+    decode_command_message,
+    decode_order,
+    order_step,
+)
 from loyalnest.samples import CENTS, order_body
 from loyalnest.topics import POINTS_COMMANDS, SHOPIFY_ORDERS
 from loyalty import ids
@@ -224,36 +229,38 @@ DECODE_COMMAND = guarded_decode("decode-command", decode_command_message)
 CUSTOMER_STAGE = guarded_state("customer-state", customer_step, lambda c: c.message)
 
 
-def snapshot(state: object) -> bytes:
-    """A state as Bytewax stores it in a recovery snapshot."""
-    return pickle.dumps(copy.deepcopy(state))
-
-
 @dataclass
 class Run:
     """Both stages' state for the one customer, what went through them, and the largest
     customer state seen."""
 
-    orders: dict[str, OrderState] = field(default_factory=dict)  # by shop:order
-    customer: CustomerState | None = None
+    orders: dict[str, bytes] = field(default_factory=dict)  # by shop:order, as the flow keeps them
+    kept: bytes | None = None  # the customer's state, as the flow keeps it
     sent: list[PointsChange] = field(default_factory=list)  # by the order stage
     entries: list[LedgerEntry] = field(default_factory=list)  # by the customer stage
     offset: int = 0
-    largest: CustomerState | None = None
-    largest_bytes: int = 0
+    largest: bytes = b""
+
+    @property
+    def customer(self) -> CustomerState | None:
+        return CUSTOMER_STATES.decode(self.kept) if self.kept is not None else None
+
+    def order_states(self) -> list[OrderState]:
+        return [ORDER_STATES.decode(kept) for kept in self.orders.values()]
 
     def order(self, message: SourceMessage) -> None:
         received = DECODE_ORDER(message)
         if isinstance(received, Rejected):
             raise RuntimeError(f"record refused by {received.step}: {received.reason}")
-        state, outputs = ORDER_STAGE(self.orders.get(received.key), received)
+        kept = self.orders.get(received.key)
+        state, outputs = ORDER_STAGE(ORDER_STATES.decode(kept) if kept else None, received)
         for output in outputs:
             if isinstance(output, Rejected):
                 raise RuntimeError(f"{received.key} refused by {output.step}: {output.reason}")
             if isinstance(output, Skipped):
                 raise RuntimeError(f"{received.key} skipped: {output.reason}")
-        assert state is not None
-        self.orders[received.key] = state
+        assert isinstance(state, OrderState)
+        self.orders[received.key] = ORDER_STATES.encode(state)
         for output in outputs:
             assert isinstance(output, KafkaSinkMessage)
             self.command(output.key, output.value, received.update.received_at)
@@ -276,15 +283,13 @@ class Run:
                 raise RuntimeError(f"{decoded.item} refused by {output.step}: {output.reason}")
             if isinstance(output, LedgerEntry):
                 self.entries.append(output)
-        self.customer = state
+        assert isinstance(state, CustomerState)
+        self.kept = CUSTOMER_STATES.encode(state)
 
     def observe(self) -> None:
-        """Keep a copy of the customer state if it is the largest so far."""
-        if self.customer is None:
-            return
-        size = len(snapshot(self.customer))
-        if size > self.largest_bytes:
-            self.largest, self.largest_bytes = copy.deepcopy(self.customer), size
+        """Keep the customer's state if it is the largest so far."""
+        if self.kept is not None and len(self.kept) > len(self.largest):
+            self.largest = self.kept
 
 
 def play(hooks: list[Webhook], policy: Policy) -> Run:
@@ -321,7 +326,7 @@ def check(run: Run, orders: int, refunds: int) -> None:
 
     earned, reversed_ = points(Kind.EARN, run.entries), points(Kind.REVERSE, run.entries)
     expired = points(Kind.EXPIRE, run.entries)
-    states = run.orders.values()
+    states = run.order_states()
     sums = [  # what, expected, found
         (
             "points sent (earned, reversed)",
@@ -373,14 +378,11 @@ def measure_terms(
 ) -> dict[str, float]:
     run = play(hooks, policy)
     check(run, orders, refunds)
-    assert run.largest is not None
-    largest = run.largest
-    customer_bytes = run.largest_bytes
-    # Restored from their own snapshots, just taken: pickle is what Bytewax recovery uses.
-    blob = snapshot(largest)
-    _restored, customer_memory = traced(lambda: pickle.loads(blob))  # noqa: S301
-    blobs = [snapshot(state) for state in run.orders.values()]
-    restored, order_memory = traced(lambda: [pickle.loads(b) for b in blobs])  # noqa: S301
+    kept = run.largest
+    customer_bytes = len(kept)
+    largest, customer_memory = traced(lambda: CUSTOMER_STATES.decode(kept))
+    blobs = list(run.orders.values())
+    restored, order_memory = traced(lambda: [ORDER_STATES.decode(b) for b in blobs])
     order_memory -= sys.getsizeof(restored)  # the list holding them is not state
     order_bytes = sum(len(blob) for blob in blobs)
     return {

@@ -8,14 +8,14 @@ unreachable) stop a flow, to be restarted and resumed from its last snapshot.
 
 from __future__ import annotations
 
-import copy
 import gc
 import logging
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from enum import Enum
+from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError
@@ -77,63 +77,101 @@ def guarded_decode(
     return run
 
 
+class Keep(Enum):
+    """What a keyed_state mapper returns instead of a state to leave the key's state as it was
+    (a rejected record: whatever it did to its copy is dropped)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True)
+class StateCodec(Generic[S]):
+    """How a flow state becomes the bytes a key holds, and back (see loyalty/state_rows.py)."""
+
+    to_row: Callable[[S], tuple[Any, ...]]
+    from_row: Callable[[object], S]
+
+    def encode(self, state: S) -> bytes:
+        return pickle.dumps(self.to_row(state), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, data: bytes) -> S:
+        return self.from_row(pickle.loads(data))  # noqa: S301 - our own rows, from our store
+
+
 def keyed_state(
-    step_id: str, up: KeyedStream[I], mapper: Callable[[S | None, I], tuple[S | None, O]]
+    step_id: str,
+    up: KeyedStream[I],
+    mapper: Callable[[S | None, I], tuple[S | Keep | None, O]],
+    codec: StateCodec[S],
 ) -> KeyedStream[O]:
     """`op.stateful_map` for flows holding a state per key for millions of keys.
 
-    Bytewax's own keeps two wrapper objects with dicts per key and deep-copies each changed
-    state at every snapshot before pickling it. Here each key is one slotted object, and its
-    snapshot is the state already pickled (immutable bytes: no copy, and no second object graph
-    per changed key and epoch for the allocator to hold on to). Its step ids differ from
-    `op.stateful_map`'s: a recovery store written with that one is not read (start afresh).
+    Each key is one slotted object holding its state encoded (`codec`): one bytes object of a
+    few hundred bytes instead of a graph of objects (Bytewax's own keeps two wrapper objects
+    with dicts per key, and deep-copies each changed state at every snapshot). Those bytes are
+    the key's snapshot as they are. Every record gets its own copy of the state, decoded, so
+    the mapper may change it freely: it returns the new state, None to forget the key, or KEEP
+    to leave the state as it was before the record (all or nothing per record). Its step ids
+    differ from `op.stateful_map`'s: a recovery store written with that one is not read.
     """
+    rules = _Rules(mapper, codec)
 
     def build(resume: bytes | None) -> _KeyedState[I, O, S]:
-        # Our own snapshot bytes, from this flow's recovery store.
-        state = pickle.loads(resume) if resume is not None else None  # noqa: S301
-        return _KeyedState(mapper, state)
+        return _KeyedState(rules, resume)
 
     return op.stateful_batch(step_id, up, build)
 
 
-class _KeyedState(StatefulBatchLogic[I, O, bytes], Generic[I, O, S]):
-    __slots__ = ("_mapper", "_state")
+@dataclass(frozen=True)
+class _Rules(Generic[I, O, S]):
+    """What every key of one step shares, so that a key holds only its own bytes."""
 
-    def __init__(
-        self, mapper: Callable[[S | None, I], tuple[S | None, O]], state: S | None
-    ) -> None:
-        self._mapper = mapper
-        self._state = state
+    mapper: Callable[[S | None, I], tuple[S | Keep | None, O]]
+    codec: StateCodec[S]
+
+
+class _KeyedState(StatefulBatchLogic[I, O, bytes], Generic[I, O, S]):
+    __slots__ = ("_data", "_rules")
+
+    def __init__(self, rules: _Rules[I, O, S], data: bytes | None) -> None:
+        self._rules = rules
+        self._data = data
 
     def on_batch(self, values: list[I]) -> tuple[list[O], bool]:
-        state, out = self._state, []
+        mapper, codec = self._rules.mapper, self._rules.codec
+        data, out = self._data, []
         for value in values:
-            state, emitted = self._mapper(state, value)
+            state, emitted = mapper(codec.decode(data) if data is not None else None, value)
             out.append(emitted)
-        self._state = state
-        return out, state is None  # None: forget the key (DISCARD)
+            if state is not KEEP:
+                data = codec.encode(state) if state is not None else None
+        self._data = data
+        return out, data is None  # no state: forget the key (DISCARD)
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self._state, protocol=pickle.HIGHEST_PROTOCOL)
+        # Bytewax asks only for keys it keeps, which always hold a state.
+        assert self._data is not None
+        return self._data
 
 
 def guarded_state(
     step: str,
     apply: Callable[[S | None, I], tuple[S | None, list[O]]],
     message_of: Callable[[I], SourceMessage],
-) -> Callable[[S | None, I], tuple[S | None, list[O | Rejected]]]:
-    """A stateful step that is all or nothing per record: `apply` works on a copy of the state
-    and builds every output (encoded records, store writes); if any of it fails, the state is
-    left as it was and the record is rejected. (Bytewax deep-copies changed state at each
-    snapshot anyway; the flows' state types make that copy cheap.)"""
+) -> Callable[[S | None, I], tuple[S | Keep | None, list[O | Rejected]]]:
+    """A keyed_state mapper that is all or nothing per record: `apply` builds every output
+    (encoded records, store writes); if any of it fails, the record is rejected and the state
+    is kept as it was before it."""
 
-    def run(state: S | None, item: I) -> tuple[S | None, list[O | Rejected]]:
+    def run(state: S | None, item: I) -> tuple[S | Keep | None, list[O | Rejected]]:
         try:
-            new_state, outputs = apply(copy.deepcopy(state), item)
+            new_state, outputs = apply(state, item)
         except Exception as exc:  # the record, not the flow, is what failed
             _report(step, exc)
-            return state, [Rejected(message_of(item), failure_reason(exc), step)]
+            return KEEP, [Rejected(message_of(item), failure_reason(exc), step)]
         return new_state, list(outputs)
 
     return run

@@ -47,6 +47,7 @@ from connectors.shopify import CORRELATION_HEADER, read_policy
 from connectors.store import load_translations
 from flows.common import (
     Rejected,
+    StateCodec,
     broker_time,
     collect_garbage_less_often,
     guarded_decode,
@@ -86,6 +87,7 @@ from loyalty.ledger import (
     apply_order,
 )
 from loyalty.orders import InvalidEventError, parse_order_event
+from loyalty.state_rows import customer_from_row, customer_row, order_from_row, order_row
 from sinks.kafka import ReliableKafkaSink, dead_letter_sink
 from sinks.mongo import MongoSink, MongoWrite, RoutedWrite
 from sinks.redis_cache import BalanceCacheSink, CacheUpdate
@@ -101,6 +103,9 @@ WARNINGS = Counter("points_expiry_warnings_total", "points.expiring warnings sen
 SKIPPED = Counter("points_orders_skipped_total", "Orders that earn nothing", ["reason"])
 
 Encoder = Callable[[dict[str, Any]], bytes]
+# How each stage keeps its states: one compact row per key (loyalty/state_rows.py).
+ORDER_STATES = StateCodec(order_row, order_from_row)
+CUSTOMER_STATES = StateCodec(customer_row, customer_from_row)
 T = TypeVar("T")
 
 
@@ -295,7 +300,9 @@ def build(
     )
     order_state = guarded_state("order-state", order_step, lambda r: r.message)
     order_out = op.flat_map(
-        "order-outputs", keyed_state("order-state", keyed_orders, order_state), _outputs
+        "order-outputs",
+        keyed_state("order-state", keyed_orders, order_state, ORDER_STATES),
+        _outputs,
     )
     op.output(
         "commands-out", op.filter_map("changes", order_out, only(KafkaSinkMessage)), sinks.commands
@@ -325,7 +332,9 @@ def build(
     )
     customer_state = guarded_state("customer-state", customer_step, lambda c: c.message)
     customer_out = op.flat_map(
-        "customer-outputs", keyed_state("customer-state", keyed_cmds, customer_state), _outputs
+        "customer-outputs",
+        keyed_state("customer-state", keyed_cmds, customer_state, CUSTOMER_STATES),
+        _outputs,
     )
     effects = op.filter_map("effects", customer_out, only(Effects))
     locales = frozenset(locale for _key, locale in translations)

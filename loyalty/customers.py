@@ -16,7 +16,7 @@ exactly, and a replay from offset 0 makes the same decisions. Nothing here reads
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -181,15 +181,6 @@ class CustomerState:
     held: dict[str, Held] | None = None  # pending points, by origin (None: none, the rule)
     lots: Lots = field(default_factory=Lots)
     recent: RecentIds = field(default_factory=RecentIds)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> CustomerState:
-        # Bytewax deep-copies every changed state at each snapshot: copy only what is mutable.
-        return replace(
-            self,
-            held=dict(self.held) if self.held is not None else None,
-            lots=self.lots.copy(),
-            recent=self.recent.__deepcopy__(memo),
-        )
 
 
 CustomerInput = PointsChange | Redemption | Adjustment | Tick

@@ -41,11 +41,6 @@ class RecentIds:
     oldest_day: int = 0  # no key is older (lets forget() skip its scan)
     horizon_day: int = 0  # commands dated before this day can no longer be checked
 
-    def __deepcopy__(self, memo: dict[int, object]) -> RecentIds:
-        return RecentIds(
-            array("Q", self.keys), array("l", self.days), self.oldest_day, self.horizon_day
-        )
-
     def seen(self, event_id: str, at: datetime) -> bool:
         """Whether this id was applied; raise if its command is too old to tell."""
         if _day(at) < self.horizon_day:

@@ -61,9 +61,6 @@ class Lots:
     def __bool__(self) -> bool:
         return bool(self.dated)
 
-    def copy(self) -> Lots:
-        return Lots([Lot(lot.expires_at, lot.points, lot.warned) for lot in self.dated])
-
     def total(self) -> int:
         return sum(lot.points for lot in self.dated)
 

@@ -48,7 +48,7 @@ class Expiry:
                 f"{MAX_EXPIRY_DAYS}, got {text[:40]!r}"
             )
         if match[1] is None:
-            return cls()
+            return NO_EXPIRY
         return cls(ExpiryMode(match[1]), int(match[2]))
 
 

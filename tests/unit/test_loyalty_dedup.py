@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import pickle
 import uuid
@@ -135,20 +134,6 @@ def test_forgetting_everything_leaves_an_empty_memory_that_still_works() -> None
     recent.add("b", day(100))
     assert recent.seen("b", day(100))
     assert recent.oldest_day == int(day(100).timestamp()) // 86_400
-
-
-def test_a_deep_copy_shares_no_array() -> None:
-    recent = RecentIds()
-    recent.add("a", AT)
-
-    copied = copy.deepcopy(recent)
-    copied.add("b", AT)
-    copied.forget_before(day(100))
-
-    assert recent.seen("a", AT)
-    assert not recent.seen("b", AT)
-    assert len(recent.keys) == 1
-    assert copy.deepcopy(recent) == recent
 
 
 # ---------------------------------------------------------------------------- size

@@ -191,19 +191,6 @@ def test_first_dated_and_warnings_follow_the_expiry_order() -> None:
     assert lots.first_unwarned() is None
 
 
-def test_a_copy_shares_no_lot() -> None:
-    lots = dated((5, 10), (10, 20))
-    lots.mark_first_unwarned()
-
-    copied = lots.copy()
-    copied.dated[0].points = 99
-    copied.mark_first_unwarned()
-    copied.dated.append(Lot(midnight(6, 20), 1))
-
-    assert copied != lots
-    assert lots == Lots([Lot(midnight(6, 5), 10, warned=True), Lot(midnight(6, 10), 20)])
-
-
 # ---------------------------------------------------------------------------- dates
 
 
