@@ -31,14 +31,18 @@ def ensure_topics(
     ]
     if not new:
         return []
+    created = []
     for name, future in admin.create_topics(new, operation_timeout=timeout).items():
         try:
             future.result()
         except KafkaException as exc:
-            # Another bootstrap created it between our listing and our request.
+            # It exists after all: another bootstrap created it between our listing and our
+            # request, or the broker's metadata had not caught up with a topic just created.
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise RuntimeError(f"creating topic {name}: {exc}") from exc
-    return [t.topic for t in new]
+            continue
+        created.append(name)
+    return created
 
 
 def align_topic_configs(
