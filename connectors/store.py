@@ -41,6 +41,16 @@ DAY_SECONDS = 24 * 3600
 # The ledger's and the balances' `_id`s are deterministic (the event id; merchant:customer), so
 # their unique `_id` index is the dedup constraint. A second unique index on the same value
 # would only double the store's work on every write.
+REQUEST_INDEXES = [
+    IndexModel(
+        [("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
+        name="idx_merchant_idempotency_key",
+        unique=True,
+    ),
+    IndexModel(
+        [("merchant_id", ASCENDING), ("customer_id", ASCENDING)], name="idx_merchant_customer"
+    ),
+]
 COLLECTIONS: dict[str, list[IndexModel]] = {
     LEDGER: [
         IndexModel(
@@ -53,27 +63,10 @@ COLLECTIONS: dict[str, list[IndexModel]] = {
         # The clock job's question every round: who is due (`due_at <= now`)?
         IndexModel([("due_at", ASCENDING)], name="idx_due_at"),
     ],
-    REDEMPTIONS: [
-        IndexModel(
-            [("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
-            name="idx_merchant_idempotency_key",
-            unique=True,
-        ),
-        IndexModel(
-            [("merchant_id", ASCENDING), ("customer_id", ASCENDING)], name="idx_merchant_customer"
-        ),
-    ],
-    # The same two indexes as redemptions, for the same lookups.
-    ADJUSTMENTS: [
-        IndexModel(
-            [("merchant_id", ASCENDING), ("idempotency_key", ASCENDING)],
-            name="idx_merchant_idempotency_key",
-            unique=True,
-        ),
-        IndexModel(
-            [("merchant_id", ASCENDING), ("customer_id", ASCENDING)], name="idx_merchant_customer"
-        ),
-    ],
+    # Requests made through the API (redemptions, adjustments): found again by their
+    # Idempotency-Key, and listed per customer.
+    REDEMPTIONS: REQUEST_INDEXES,
+    ADJUSTMENTS: REQUEST_INDEXES,
     PROCESSED_EVENTS: [
         IndexModel([("event_id", ASCENDING)], name="idx_event_id", unique=True),
         IndexModel(
