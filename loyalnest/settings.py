@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,10 @@ class Settings(BaseSettings):
         default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS"
     )
     flow_snapshot_seconds: int = Field(default=5, ge=1, validation_alias="FLOW_SNAPSHOT_SECONDS")
+    # The flows' malloc (loyalnest/allocator.py): jemalloc holds far less memory per customer.
+    flow_allocator: Literal["jemalloc", "system"] = Field(
+        default="jemalloc", validation_alias="FLOW_ALLOCATOR"
+    )
     # How often the clock job ticks (loyalnest/clock.py): how long after their due time, at most,
     # expiries and releases show in balances (while the flow keeps up; the ledger dates them at
     # their due time whatever the delay).

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from loyalnest.allocator import allocator_env
 from loyalnest.registry import JOBS, Kind, RegisteredJob
 from loyalnest.settings import Settings
 
@@ -75,6 +76,11 @@ def dataflow_api_env(port: int, files: Path) -> dict[str, str]:
     }
 
 
+def flow_allocator_env(settings: Settings) -> dict[str, str]:
+    """The malloc every flow process runs with (FLOW_ALLOCATOR)."""
+    return allocator_env(settings.flow_allocator, os.environ)
+
+
 def flow_job(settings: Settings, name: str, import_str: str, port: int) -> Job:
     data = settings.data_dir.resolve()
     files = data / "flows" / name
@@ -82,7 +88,7 @@ def flow_job(settings: Settings, name: str, import_str: str, port: int) -> Job:
     return Job(
         name=name,
         argv=flow_argv(import_str, recovery, settings.flow_snapshot_seconds, 60),
-        env=dataflow_api_env(port, files),
+        env=dataflow_api_env(port, files) | flow_allocator_env(settings),
         health_url=f"http://127.0.0.1:{port}/metrics",
         recovery=recovery,
         files=files,

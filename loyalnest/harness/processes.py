@@ -15,7 +15,12 @@ import httpx
 from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.shops import JWT_SECRET, SECRETS_KEY
 from loyalnest.registry import Kind, registered
-from loyalnest.supervisor import create_recovery_store, dataflow_api_env, flow_argv
+from loyalnest.supervisor import (
+    create_recovery_store,
+    dataflow_api_env,
+    flow_allocator_env,
+    flow_argv,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0
@@ -106,11 +111,11 @@ class FlowProcess(ChildProcess):
         store = deployment.recovery if recovery is None else recovery
         create_recovery_store(store, recovery_partitions)
         argv = flow_argv(job.target, store, snapshot_seconds, 30, workers)
-        extra: dict[str, str] = {}
+        extra = flow_allocator_env(deployment.settings)
         if api_port is not None:
             files = deployment.workdir / "flows" / job.name
             files.mkdir(parents=True, exist_ok=True)
-            extra = dataflow_api_env(api_port, files)
+            extra |= dataflow_api_env(api_port, files)
         super().__init__(
             argv,
             deployment.environ(**(extra | overrides)),

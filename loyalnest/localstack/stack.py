@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from loyalnest.allocator import JEMALLOC, JEMALLOC_PACKAGE, JEMALLOC_PATHS, find_jemalloc
 from loyalnest.localstack.kafka import Kafka
 from loyalnest.localstack.mongo import Mongo
 from loyalnest.localstack.postgres import Postgres
 from loyalnest.localstack.process import StackError, tail, wait_until
 from loyalnest.localstack.redis_server import Redis
 from loyalnest.localstack.registry import SchemaRegistry
-from loyalnest.localstack.service import Service, StackPaths
+from loyalnest.localstack.service import Service, StackPaths, ensure_apt
 from loyalnest.settings import Settings
 
 # Start order: the registry keeps its schemas in PostgreSQL.
@@ -38,8 +39,21 @@ def bring_up(service: Service) -> str:
     return "started"
 
 
+def ensure_flow_allocator(settings: Settings) -> None:
+    """Install jemalloc for the flows (loyalnest/allocator.py) when they are to use it.
+
+    Not having it is no reason to stop: the flows then run on glibc's malloc."""
+    if settings.flow_allocator != JEMALLOC or find_jemalloc() is not None:
+        return
+    try:
+        ensure_apt([JEMALLOC_PACKAGE], str(JEMALLOC_PATHS[0]))
+    except StackError as exc:
+        print(f"! flows will use glibc's malloc: {exc}", file=sys.stderr, flush=True)
+
+
 def start_all(settings: Settings) -> list[Service]:
     """Bring every service up; return the ones this call started (raise StackError on failure)."""
+    ensure_flow_allocator(settings)
     started = []
     for service in services(settings):
         try:

@@ -125,6 +125,8 @@ def test_5000_orders_with_duplicates_refunds_and_racing_redemptions_are_exact(
     produce_redemptions(settings, points_env.topic(POINTS_COMMANDS), reds[:200])
     flow = FlowProcess(points_env, tmp_path / "flow.log")
     try:
+        # On jemalloc, as the supervisor runs flows (loyalnest/allocator.py).
+        assert "/libjemalloc.so.2" in Path(f"/proc/{flow.pid}/maps").read_text()
         produce_webhooks(settings, orders_topic, scenario.webhooks[half:])
         expected_changes = len(fold(settings, points_env).changes)
         # The second half of the redemptions races the earns still flowing in.

@@ -63,6 +63,7 @@ def test_a_flow_job_keeps_its_files_under_the_data_directory(settings: Settings)
         "BYTEWAX_DATAFLOW_API_ENABLED": "true",
         "BYTEWAX_DATAFLOW_API_PORT": "4001",
         "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(data / "flows" / "order-archive"),
+        **supervisor.flow_allocator_env(settings),
     }
     assert job.health_url == "http://127.0.0.1:4001/metrics"
 

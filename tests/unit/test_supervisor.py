@@ -104,3 +104,19 @@ def test_the_clock_runs_as_a_job_of_its_own() -> None:
 
     assert jobs["clock"].argv == [sys.executable, "-m", "loyalnest.clock"]
     assert "-r" not in jobs["clock"].argv  # no flow: no recovery store to create
+
+
+def test_flows_run_with_the_configured_allocator_and_other_jobs_do_not() -> None:
+    system = {
+        job.name: job for job in default_jobs(Settings(_env_file=None, FLOW_ALLOCATOR="system"))
+    }
+
+    assert system["points"].env["MALLOC_ARENA_MAX"] == "2"
+    assert "LD_PRELOAD" not in system["points"].env
+    assert "MALLOC_ARENA_MAX" not in system["api"].env
+    assert "MALLOC_ARENA_MAX" not in system["clock"].env
+
+
+def test_an_unknown_flow_allocator_is_a_settings_error() -> None:
+    with pytest.raises(ValueError, match="FLOW_ALLOCATOR"):
+        Settings(_env_file=None, FLOW_ALLOCATOR="tcmalloc")
