@@ -9,6 +9,7 @@ flows alike).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -50,6 +51,8 @@ class OrderFacts:
     taxes_included: bool
     subtotal: Decimal
     total_tax: Decimal | None
+    # When the order happened (`processed_at`, else `created_at`): RFM's event time.
+    placed_at: datetime | None = None
 
     @property
     def paid(self) -> bool:
@@ -116,6 +119,8 @@ def read_order(body: dict[str, Any]) -> OrderFacts:
         taxes_included=taxes_included,
         subtotal=fields.money(body, "subtotal_price"),
         total_tax=total_tax,
+        placed_at=fields.optional_time(body, "processed_at")
+        or fields.optional_time(body, "created_at"),
     )
 
 

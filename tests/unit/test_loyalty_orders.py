@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -589,3 +590,34 @@ def test_the_hostile_fragments_are_valid_in_a_valid_body() -> None:
     """The hostile bodies differ from these only in the field under test."""
     assert isinstance(parse_order_event(SHOP, "orders/create", order_json()).facts, OrderFacts)
     assert isinstance(parse_order_event(SHOP, "refunds/create", refund_json()).facts, RefundFacts)
+
+
+@pytest.mark.parametrize(
+    ("times", "placed_at"),
+    [
+        (
+            {"processed_at": "2026-03-01T23:30:00-05:00", "created_at": "2026-02-27T10:00:00Z"},
+            datetime(2026, 3, 2, 4, 30, tzinfo=UTC),
+        ),
+        ({"created_at": "2026-02-27T10:00:00+00:00"}, datetime(2026, 2, 27, 10, tzinfo=UTC)),
+        (
+            {"processed_at": None, "created_at": "2026-02-27T10:00:00Z"},
+            datetime(2026, 2, 27, 10, tzinfo=UTC),
+        ),
+        ({}, None),
+    ],
+    ids=["processed_at first, in UTC", "created_at", "processed_at null", "neither"],
+)
+def test_an_order_is_placed_when_processed_else_when_created(
+    times: dict[str, Any], placed_at: datetime | None
+) -> None:
+    facts = read_order({**VALID_ORDER, **times})
+
+    assert facts.placed_at == placed_at
+
+
+def test_an_order_time_without_offset_is_refused() -> None:
+    with pytest.raises(
+        InvalidEventError, match="processed_at must be an ISO-8601 time with offset"
+    ):
+        read_order({**VALID_ORDER, "processed_at": "2026-03-01T10:00:00"})
