@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loyalnest.topics import POINTS_EARNED, POINTS_EXPIRING, REWARD_REDEMPTION
+from loyalnest.topics import POINTS_EARNED, POINTS_EXPIRING, REWARD_REDEMPTION, RFM_UPDATED
 
 AVRO_DIR = Path(__file__).resolve().parents[1] / "avro"
 
@@ -13,6 +13,7 @@ TOPIC_SCHEMAS: dict[str, str] = {
     POINTS_EARNED: "points_earned.avsc",
     REWARD_REDEMPTION: "reward_redemption.avsc",
     POINTS_EXPIRING: "points_expiring.avsc",
+    RFM_UPDATED: "rfm_updated.avsc",
 }
 
 

@@ -13,6 +13,9 @@ CLOCK_TICKS = "clock.ticks"
 POINTS_DLQ = "points.dlq"
 POINTS_REPLAY = "points.replay"
 ORDER_ARCHIVE_DLQ = "order_archive.dlq"
+RFM_COMMANDS = "rfm.commands"
+RFM_UPDATED = "rfm.updated"
+RFM_DLQ = "rfm.dlq"
 
 # Order webhooks and points commands are the source of truth the ledger is rebuilt from
 # (replay from offset 0), so they are kept forever; derived events use the broker default.
@@ -47,6 +50,11 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(POINTS_DLQ, DEAD_LETTERS),
     TopicSpec(POINTS_REPLAY, SOURCE_RECORDS),
     TopicSpec(ORDER_ARCHIVE_DLQ, DEAD_LETTERS),
+    # The RFM flow's own log of time and settings (day ticks, rescoring ticks, thresholds):
+    # kept forever, as its decisions are replayed from it.
+    TopicSpec(RFM_COMMANDS, KEEP_FOREVER | SOURCE_RECORDS),
+    TopicSpec(RFM_UPDATED),
+    TopicSpec(RFM_DLQ, DEAD_LETTERS),
 )
 
 
