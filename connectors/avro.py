@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import fastavro
@@ -19,6 +20,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from loyalnest.schemas import schema_text, value_subject
 
 MAGIC = b"\x00"
+# What a flow step encodes an event record with (an AvroEncoder, or a fake in tests).
+Encoder = Callable[[dict[str, Any]], bytes]
 
 
 class AvroEncoder:

@@ -61,6 +61,8 @@ LOCALE_HEADER = "LoyalNest-Locale"
 PENDING_DAYS_HEADER = "LoyalNest-Pending-Days"
 EXPIRY_HEADER = "LoyalNest-Expiry"
 WARNING_DAYS_HEADER = "LoyalNest-Expiry-Warning-Days"
+# The merchant's RFM lookback window in days (flows/rfm.py); absent: the default, 365.
+RFM_LOOKBACK_HEADER = "LoyalNest-RFM-Lookback-Days"
 
 
 def order_key(shop: str, order_id: int | None) -> str:

@@ -33,6 +33,10 @@ PROCESSED_EVENTS = "processed_events"
 TRANSLATIONS = "translations"
 # Every order event as received, once (see flows/order_archive.py).
 ORDER_EVENTS = "order_events"
+# RFM (flows/rfm.py): one document per customer (_id = merchant:customer) with their values and
+# the scores last announced, and one per merchant (_id = merchant) with its current picture.
+RFM_CUSTOMERS = "rfm_customers"
+RFM_MERCHANTS = "rfm_merchants"
 # The bootstrap's data migrations that are done (_id = name), so that none scans twice.
 SCHEMA_MIGRATIONS = "schema_migrations"
 
@@ -81,6 +85,27 @@ COLLECTIONS: dict[str, list[IndexModel]] = {
             [("merchant_id", ASCENDING), ("order_id", ASCENDING)], name="idx_merchant_order"
         ),
     ],
+    # The rescoring round's questions (loyalty/rfm_customers.needs_tick): whose stored score
+    # in one dimension lies outside that score's band now, and whose oldest day has left the
+    # window.
+    RFM_CUSTOMERS: [
+        IndexModel(
+            [("merchant_id", ASCENDING), ("r", ASCENDING), ("last_order_day", ASCENDING)],
+            name="idx_merchant_r_day",
+        ),
+        IndexModel(
+            [("merchant_id", ASCENDING), ("f", ASCENDING), ("frequency", ASCENDING)],
+            name="idx_merchant_f_frequency",
+        ),
+        IndexModel(
+            [("merchant_id", ASCENDING), ("m", ASCENDING), ("monetary", ASCENDING)],
+            name="idx_merchant_m_monetary",
+        ),
+        IndexModel(
+            [("merchant_id", ASCENDING), ("next_exit", ASCENDING)], name="idx_merchant_exit"
+        ),
+    ],
+    RFM_MERCHANTS: [],
     SCHEMA_MIGRATIONS: [],
 }
 

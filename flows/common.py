@@ -19,7 +19,9 @@ from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError
+from bytewax.dataflow import Stream
 from bytewax.operators import KeyedStream, StatefulBatchLogic
+from bytewax.outputs import Sink
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
 from connectors.dead_letters import dead_letter
@@ -175,6 +177,30 @@ def guarded_state(
         return new_state, list(outputs)
 
     return run
+
+
+def keyed_outputs(keyed: tuple[str, list[T]]) -> list[T]:
+    """A keyed step's list of outputs, without its key (for `op.flat_map`)."""
+    return keyed[1]
+
+
+def dead_letters_out(
+    flow: str,
+    sink: Sink[SinkMessage],
+    count: Callable[[Rejected], None],
+    streams: list[tuple[str, Stream[Any]]],
+) -> None:
+    """Every Rejected of `streams` (named for their step ids) to the flow's dead-letter topic,
+    counted by `count` on its way."""
+    rejected = op.merge(
+        "rejected", *(op.filter_map(f"bad-{name}", s, only(Rejected)) for name, s in streams)
+    )
+
+    def letter(item: Rejected) -> SinkMessage:
+        count(item)
+        return to_dead_letter(item, flow)
+
+    op.output("dlq-out", op.map("to-dead-letter", rejected, letter), sink)
 
 
 def only(kind: type[T]) -> Callable[[object], T | None]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import bytewax.operators as op
 import pymongo
@@ -29,7 +29,7 @@ from bytewax.outputs import Sink
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import Counter
 
-from connectors.avro import AvroEncoder
+from connectors.avro import AvroEncoder, Encoder
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header
 from connectors.kafka import source as kafka_source
 from connectors.points_records import (
@@ -50,11 +50,12 @@ from flows.common import (
     StateCodec,
     broker_time,
     collect_garbage_less_often,
+    dead_letters_out,
     guarded_decode,
     guarded_state,
+    keyed_outputs,
     keyed_state,
     only,
-    to_dead_letter,
 )
 from loyalnest.settings import Settings
 from loyalnest.topics import (
@@ -102,11 +103,9 @@ ADJUSTMENTS = Counter("points_adjustments_total", "Manual adjustments decided", 
 WARNINGS = Counter("points_expiry_warnings_total", "points.expiring warnings sent")
 SKIPPED = Counter("points_orders_skipped_total", "Orders that earn nothing", ["reason"])
 
-Encoder = Callable[[dict[str, Any]], bytes]
 # How each stage keeps its states: one compact row per key (loyalty/state_rows.py).
 ORDER_STATES = StateCodec(order_row, order_from_row)
 CUSTOMER_STATES = StateCodec(customer_row, customer_from_row)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -261,9 +260,8 @@ def count_outputs(effects: Effects, locales: frozenset[str]) -> None:
             WARNINGS.inc()
 
 
-def dead_letter(rejected: Rejected) -> SinkMessage:
+def count_rejected(rejected: Rejected) -> None:
     ERRORS.labels(rejected.step.rsplit(".", 1)[-1]).inc()
-    return to_dead_letter(rejected, FLOW)
 
 
 # -------------------------------------------------------------------------------- wiring
@@ -302,7 +300,7 @@ def build(
     order_out = op.flat_map(
         "order-outputs",
         keyed_state("order-state", keyed_orders, order_state, ORDER_STATES),
-        _outputs,
+        keyed_outputs,
     )
     op.output(
         "commands-out", op.filter_map("changes", order_out, only(KafkaSinkMessage)), sinks.commands
@@ -334,7 +332,7 @@ def build(
     customer_out = op.flat_map(
         "customer-outputs",
         keyed_state("customer-state", keyed_cmds, customer_state, CUSTOMER_STATES),
-        _outputs,
+        keyed_outputs,
     )
     effects = op.filter_map("effects", customer_out, only(Effects))
     locales = frozenset(locale for _key, locale in translations)
@@ -344,19 +342,18 @@ def build(
     op.output("cache-out", op.flat_map("to-cache", effects, lambda e: e.cache), sinks.cache)
 
     # Anything unusable, from any step of either stage, goes to the dead-letter topic.
-    rejected = op.merge(
-        "rejected",
-        op.filter_map("bad-orders", decoded, only(Rejected)),
-        op.filter_map("bad-order-state", order_out, only(Rejected)),
-        op.filter_map("bad-commands", decoded_cmds, only(Rejected)),
-        op.filter_map("bad-customer-state", customer_out, only(Rejected)),
+    dead_letters_out(
+        FLOW,
+        sinks.dead_letters,
+        count_rejected,
+        [
+            ("orders", decoded),
+            ("order-state", order_out),
+            ("commands", decoded_cmds),
+            ("customer-state", customer_out),
+        ],
     )
-    op.output("dlq-out", op.map("to-dead-letter", rejected, dead_letter), sinks.dead_letters)
     return flow
-
-
-def _outputs(keyed: tuple[str, list[T]]) -> list[T]:
-    return keyed[1]
 
 
 def flow() -> Dataflow:

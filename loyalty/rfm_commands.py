@@ -20,6 +20,7 @@ from loyalty import fields, json_input
 from loyalty.errors import InvalidEventError
 from loyalty.rfm import EPOCH, Scale, Scales, Thresholds, day_date
 from loyalty.rfm_customers import Tick
+from loyalty.rfm_window import DEFAULT_LOOKBACK_DAYS, MAX_LOOKBACK_DAYS
 
 TICK = "rfm.tick"
 DAY = "rfm.day"
@@ -32,6 +33,7 @@ class CustomerTick:
     merchant_id: str
     customer: int
     tick: Tick
+    lookback_days: int = DEFAULT_LOOKBACK_DAYS
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ def encode(command: RfmCommand) -> bytes:
             "as_of": day_date(t.as_of).isoformat(),
             "version": t.version,
             "scales": scales_json(t.scales),
+            "lookback_days": command.lookback_days,
         }
     elif isinstance(command, DayTick):
         body = {"type": DAY, "merchant_id": command.merchant_id, "as_of": _iso(command.as_of)}
@@ -87,7 +90,7 @@ def decode(raw: bytes | None) -> RfmCommand:
         customer = fields.identifier(body, "customer")
         version = _count(body, "version")
         tick = Tick(_day(body, "as_of"), scales_from(body.get("scales")), version)
-        return CustomerTick(merchant, customer, tick)
+        return CustomerTick(merchant, customer, tick, lookback_days(body.get("lookback_days")))
     if kind == DAY:
         return DayTick(merchant, _day(body, "as_of"))
     if kind == SETTINGS:
@@ -95,6 +98,19 @@ def decode(raw: bytes | None) -> RfmCommand:
         thresholds = None if raw_thresholds is None else thresholds_from(raw_thresholds)
         return Settings(merchant, thresholds)
     raise InvalidEventError(f"unknown rfm command type {fields.preview(kind)}")
+
+
+def lookback_days(value: object) -> int:
+    """A lookback window in days, 1 to MAX_LOOKBACK_DAYS."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEventError(
+            f"lookback days must be a whole number, got {fields.preview(value)}"
+        )
+    if not 1 <= value <= MAX_LOOKBACK_DAYS:
+        raise InvalidEventError(f"lookback days must be from 1 to {MAX_LOOKBACK_DAYS}, got {value}")
+    return value
 
 
 def scales_json(scales: Scales) -> dict[str, list[Any]]:

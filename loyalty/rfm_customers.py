@@ -58,6 +58,7 @@ class RfmCustomer:
     segment: Segment | None = None  # as last announced; None: nothing announced yet
     version: int = 0  # of the scales last scored with
     updates: int = 0
+    seq: int = 0  # records applied: orders the customer's stored documents
 
     def values(self) -> Values:
         return self.window.values()
@@ -71,6 +72,7 @@ def apply_order_change(
 ) -> tuple[RfmCustomer, CustomerOutcome]:
     customer = state or RfmCustomer()
     before = None if state is None else customer.values()
+    customer.seq += 1
     customer.window.change(change.day, change.before, change.after, lookback)
     after = customer.values()
     update = None
@@ -85,6 +87,7 @@ def apply_tick(
 ) -> tuple[RfmCustomer, CustomerOutcome]:
     customer = state or RfmCustomer()
     before = None if state is None else customer.values()
+    customer.seq += 1
     customer.window.advance(tick.as_of, lookback)
     after = customer.values()
     update = None

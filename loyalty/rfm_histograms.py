@@ -41,8 +41,22 @@ class MerchantHistograms:
         if before == after:
             return
         if before is not None:
+            self._check_counted(before)
             self._count(before, -1)
         self._count(after, 1)
+
+    def _check_counted(self, values: Values) -> None:
+        """Refuse, before changing anything, to take away values never counted."""
+        day = values.last_order_day
+        if day is None:
+            if self.prospects < 1:
+                raise ValueError("more prospects removed than counted")
+            return
+        if (
+            self.joint[(day, values.frequency)] < 1
+            or self.monetary[monetary_bucket(values.monetary)] < 1
+        ):
+            raise ValueError(f"histogram count for {values} would be negative")
 
     def _count(self, values: Values, step: int) -> None:
         day = values.last_order_day

@@ -68,11 +68,12 @@ def customer_row(customer: RfmCustomer) -> tuple[Any, ...]:
         segment,
         customer.version,
         customer.updates,
+        customer.seq,
     )
 
 
 def customer_from_row(row: object) -> RfmCustomer:
-    _v, as_of, days, packed, segment, scales_version, updates = _checked(row, "customer", 7)
+    _v, as_of, days, packed, segment, scales_version, updates, seq = _checked(row, "customer", 8)
     window = CustomerWindow(
         {days[i]: DayTotal(days[i + 1], Decimal(days[i + 2])) for i in range(0, len(days), 3)},
         as_of,
@@ -83,6 +84,7 @@ def customer_from_row(row: object) -> RfmCustomer:
         segment=None if segment < 0 else _SEGMENTS[segment],
         version=scales_version,
         updates=updates,
+        seq=seq,
     )
 
 

@@ -16,6 +16,7 @@ from loyalty.exact import EXACT, ZERO
 from loyalty.rfm import PROSPECT, Values
 
 DEFAULT_LOOKBACK_DAYS = 365
+MAX_LOOKBACK_DAYS = 3650
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, run_main
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
-from connectors.avro import AvroEncoder
+from connectors.avro import AvroEncoder, Encoder
 from connectors.dead_letters import DLQ_FLOW, DLQ_ORIGIN, DLQ_REASON, DLQ_STEP
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage
-from flows.points import Encoder, PointsSinks, build
+from flows.points import PointsSinks, build
 from loyalnest.schemas import schema_text
 from loyalnest.topics import POINTS_EARNED, POINTS_EXPIRING, REWARD_REDEMPTION
 from loyalty import ids

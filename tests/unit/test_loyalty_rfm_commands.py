@@ -34,7 +34,7 @@ def test_a_tick_comes_back_with_the_same_scales(
     scales = quintile_scales(
         Counter(days), Counter(orders), Counter(monetary_bucket(s) for s in spends)
     )
-    tick = CustomerTick(MERCHANT, 42, Tick(as_of, scales, version))
+    tick = CustomerTick(MERCHANT, 42, Tick(as_of, scales, version), lookback_days=90)
 
     assert decode(encode(tick)) == tick
 
@@ -86,6 +86,12 @@ def test_a_day_reads_as_an_iso_date() -> None:
             b'{"type":"rfm.tick","merchant_id":"m","customer":1,"as_of":"2026-01-01",'
             b'"version":true,"scales":{}}',
             "version must be a whole number",
+        ),
+        (
+            b'{"type":"rfm.tick","merchant_id":"m","customer":1,"as_of":"2026-01-01",'
+            b'"version":1,"scales":{"recency":[null,null,null,null],"frequency":[null,null,'
+            b'null,null],"monetary":[null,null,null,null]},"lookback_days":0}',
+            "lookback days must be from 1 to 3650",
         ),
     ],
 )

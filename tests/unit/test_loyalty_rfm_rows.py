@@ -59,6 +59,7 @@ def customers(draw: st.DrawFn) -> RfmCustomer:
         segment=segment,
         version=draw(st.integers(0, 2**40)),
         updates=draw(st.integers(0, 2**40)),
+        seq=draw(st.integers(0, 2**40)),
     )
 
 
@@ -112,7 +113,7 @@ def test_a_merchant_keeps_its_histograms_and_picture() -> None:
         (order_from_row, (2, None, None, None, 0, "0", ())),
         (customer_from_row, (1, None, ())),
         (merchant_from_row, (1, "not a merchant")),
-        (customer_from_row, (1, 5, (), 999, 0, 0, 1)),
+        (customer_from_row, (1, 5, (), 999, 0, 0, 1, 1)),
     ],
 )
 def test_rows_of_another_format_are_refused(

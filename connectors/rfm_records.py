@@ -1,0 +1,98 @@
+"""What the RFM flow writes: its MongoDB documents and its `rfm.updated` records.
+
+Days are stored as midnight UTC (MongoDB has no date-only type), spend as Decimal128, so range
+queries compare them exactly. Each document carries a version (`v`) and is replaced only by a
+newer one, as the points balances are: a replayed write changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Any
+
+from bson.decimal128 import Decimal128
+from pymongo import InsertOne, ReplaceOne
+
+from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
+from loyalty import ids
+from loyalty.rfm import day_date
+from loyalty.rfm_commands import scales_json
+from loyalty.rfm_customers import RfmCustomer, RfmUpdate
+from loyalty.rfm_merchants import MerchantPicture
+from sinks.mongo import MongoWrite, encoded
+
+SCHEMA_VERSION = "1.0.0"
+
+
+def midnight(day: int | None) -> datetime | None:
+    return None if day is None else datetime.combine(day_date(day), time(), tzinfo=UTC)
+
+
+def customer_doc_id(merchant_id: str, customer: int) -> str:
+    return f"{merchant_id}:{customer}"
+
+
+def customer_write(
+    merchant_id: str, customer: int, state: RfmCustomer, lookback: int
+) -> MongoWrite:
+    values, scores = state.values(), state.scores
+    document = {
+        "merchant_id": merchant_id,
+        "customer_id": str(ids.customer_id(merchant_id, customer)),
+        "shopify_customer_id": customer,
+        "last_order_day": midnight(values.last_order_day),
+        "frequency": values.frequency,
+        "monetary": Decimal128(values.monetary),
+        "r": None if scores is None else scores.r,
+        "f": None if scores is None else scores.f,
+        "m": None if scores is None else scores.m,
+        "segment": None if state.segment is None else state.segment.value,
+        "scales_version": state.version,
+        "next_exit": midnight(state.next_exit(lookback)),
+        "as_of": midnight(state.window.as_of),
+        "v": state.seq,
+    }
+    return _versioned(RFM_CUSTOMERS, customer_doc_id(merchant_id, customer), document, state.seq)
+
+
+def merchant_write(merchant_id: str, picture: MerchantPicture) -> MongoWrite:
+    document = {
+        "as_of": midnight(picture.as_of),
+        "scales": scales_json(picture.scales),
+        "counts": {segment.value: n for segment, n in picture.counts.items()},
+        "total": picture.total,
+        "v": picture.version,
+    }
+    return _versioned(RFM_MERCHANTS, merchant_id, document, picture.version)
+
+
+def _versioned(collection: str, doc_id: str, document: dict[str, Any], version: int) -> MongoWrite:
+    if version == 1:
+        return collection, InsertOne(encoded({"_id": doc_id, **document}))
+    return collection, ReplaceOne(
+        encoded({"_id": doc_id, "v": {"$lt": version}}), encoded(document), upsert=True
+    )
+
+
+def updated_event(merchant_id: str, customer: int, update: RfmUpdate) -> dict[str, Any]:
+    """The `rfm.updated` record (schema avro/rfm_updated.avsc)."""
+    scores, values = update.scores, update.values
+    return {
+        "event_id": str(ids.event_id("rfm.updated", merchant_id, customer, update.sequence)),
+        "merchant_id": merchant_id,
+        "customer_id": str(ids.customer_id(merchant_id, customer)),
+        "shopify_customer_id": customer,
+        "recency_days": values.recency_days(update.as_of),
+        "frequency": values.frequency,
+        "monetary": format(values.monetary, "f"),
+        "r": None if scores is None else scores.r,
+        "f": None if scores is None else scores.f,
+        "m": None if scores is None else scores.m,
+        "segment": update.segment.value,
+        "previous_segment": None
+        if update.previous_segment is None
+        else update.previous_segment.value,
+        "as_of": day_date(update.as_of),
+        "sequence": update.sequence,
+        "schema_version": SCHEMA_VERSION,
+    }
