@@ -8,6 +8,7 @@ newer one, as the points balances are: a replayed write changes nothing.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
+from decimal import Decimal
 from typing import Any
 
 from bson.decimal128 import Decimal128
@@ -15,7 +16,7 @@ from pymongo import InsertOne, ReplaceOne
 
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
 from loyalty import ids
-from loyalty.rfm import day_date
+from loyalty.rfm import Scale, Scales, day_date
 from loyalty.rfm_commands import scales_json
 from loyalty.rfm_customers import RfmCustomer, RfmUpdate
 from loyalty.rfm_merchants import MerchantPicture
@@ -96,3 +97,56 @@ def updated_event(merchant_id: str, customer: int, update: RfmUpdate) -> dict[st
         "sequence": update.sequence,
         "schema_version": SCHEMA_VERSION,
     }
+
+
+def stale_customers(merchant_id: str, scales: Scales, as_of: int) -> dict[str, Any]:
+    """The query for the customers `needs_tick` names (loyalty/rfm_customers.py), in the
+    stored documents: an oldest day that has left the window, nothing announced yet, a
+    prospect still holding scores, or a stored score whose band no longer holds the value.
+    Each part is a range on one of the RFM_CUSTOMERS indexes."""
+    conditions: list[dict[str, Any]] = [
+        {"next_exit": {"$lte": midnight(as_of)}},
+        {"segment": None},
+        {"last_order_day": None, "r": {"$ne": None}},
+        {"last_order_day": {"$ne": None}, "r": None},
+    ]
+    for score_field, value_field, scale, convert in (
+        ("r", "last_order_day", scales.recency, midnight),
+        ("f", "frequency", scales.frequency, _same),
+        ("m", "monetary", scales.monetary, _decimal128),
+    ):
+        for score, (low, high) in enumerate(_bands(scale), start=1):
+            if low is _UNREACHABLE:
+                conditions.append({score_field: score})
+                continue
+            outside = [
+                {value_field: {operator: convert(bound)}}
+                for operator, bound in (("$lt", low), ("$gte", high))
+                if bound is not None
+            ]
+            if outside:
+                conditions.append({score_field: score, "$or": outside})
+    return {"merchant_id": merchant_id, "$or": conditions}
+
+
+_UNREACHABLE = object()
+
+
+def _bands(scale: Scale[Any]) -> list[tuple[Any, Any]]:
+    """Each score's values as [low, high), None for no bound; a score no value reaches has
+    the low bound _UNREACHABLE."""
+    b = scale.boundaries
+    lows = (None, *b)
+    highs = (*b, None)
+    return [
+        (_UNREACHABLE if score > 1 and low is None else low, high)
+        for score, (low, high) in enumerate(zip(lows, highs, strict=True), start=1)
+    ]
+
+
+def _same(value: int) -> int:
+    return value
+
+
+def _decimal128(value: Decimal) -> Decimal128:
+    return Decimal128(value)

@@ -26,15 +26,18 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import Counter
 
-from connectors.avro import Encoder
+from connectors.avro import AvroEncoder, Encoder
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header
+from connectors.kafka import source as kafka_source
 from connectors.rfm_records import customer_write, merchant_write, updated_event
 from connectors.shopify import RFM_LOOKBACK_HEADER, SHOP_HEADER, TOPIC_HEADER
 from flows.common import (
     Rejected,
     StateCodec,
+    collect_garbage_less_often,
     dead_letters_out,
     failure_reason,
     guarded_decode,
@@ -43,11 +46,13 @@ from flows.common import (
     keyed_state,
     only,
 )
-from loyalnest.topics import RFM_UPDATED
+from loyalnest.settings import Settings
+from loyalnest.topics import RFM_COMMANDS, RFM_DLQ, RFM_UPDATED, SHOPIFY_ORDERS
 from loyalty import ids
 from loyalty.orders import Facts, parse_order_event
 from loyalty.rfm import Values
-from loyalty.rfm_commands import CustomerTick, DayTick, RfmCommand, Settings, lookback_days
+from loyalty.rfm_commands import CustomerTick, DayTick, RfmCommand, lookback_days
+from loyalty.rfm_commands import Settings as RfmSettings
 from loyalty.rfm_commands import decode as decode_rfm_command
 from loyalty.rfm_customers import RfmCustomer, Tick, apply_order_change, apply_tick
 from loyalty.rfm_merchants import RfmMerchant
@@ -61,7 +66,8 @@ from loyalty.rfm_rows import (
     order_row,
 )
 from loyalty.rfm_window import DEFAULT_LOOKBACK_DAYS
-from sinks.mongo import RoutedWrite
+from sinks.kafka import ReliableKafkaSink, dead_letter_sink
+from sinks.mongo import MongoSink, RoutedWrite
 
 log = logging.getLogger("loyalnest.flows.rfm")
 
@@ -105,7 +111,7 @@ class ValuesChange:
 class MerchantIn:
     message: SourceMessage
     merchant_id: str
-    item: ValuesChange | DayTick | Settings
+    item: ValuesChange | DayTick | RfmSettings
 
 
 @dataclass(frozen=True)
@@ -217,7 +223,7 @@ class MerchantLogic(StatefulBatchLogic[MerchantIn, RoutedWrite | Rejected, bytes
             out.append((merchant_id, merchant_write(merchant_id, picture)))
         return out, False
 
-    def _apply(self, item: ValuesChange | DayTick | Settings) -> None:
+    def _apply(self, item: ValuesChange | DayTick | RfmSettings) -> None:
         if isinstance(item, ValuesChange):
             self._merchant.change(item.before, item.after)
         elif isinstance(item, DayTick):
@@ -330,3 +336,23 @@ def _write(item: RoutedWrite | Rejected) -> RoutedWrite | None:
 
 def count_rejected(rejected: Rejected) -> None:
     ERRORS.labels(rejected.step.rsplit(".", 1)[-1]).inc()
+
+
+def flow() -> Dataflow:
+    """Production wiring, for `python -m bytewax.run "flows.rfm:flow()"`."""
+    collect_garbage_less_often()
+    settings = Settings()
+    registry = SchemaRegistryClient({"url": settings.schema_registry_url})
+    brokers = settings.kafka_brokers
+    sinks = RfmSinks(
+        writes=MongoSink(settings.mongo_url, settings.mongo_database),
+        events=ReliableKafkaSink(brokers),
+        dead_letters=dead_letter_sink(brokers, settings.topic(RFM_DLQ)),
+    )
+    return build(
+        kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS)]),
+        kafka_source(brokers, [settings.topic(RFM_COMMANDS)]),
+        sinks,
+        AvroEncoder.registered(registry, RFM_UPDATED, settings.topic(RFM_UPDATED)),
+        topic=settings.topic,
+    )
