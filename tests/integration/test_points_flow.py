@@ -125,8 +125,6 @@ def test_5000_orders_with_duplicates_refunds_and_racing_redemptions_are_exact(
     produce_redemptions(settings, points_env.topic(POINTS_COMMANDS), reds[:200])
     flow = FlowProcess(points_env, tmp_path / "flow.log")
     try:
-        # On jemalloc, as the supervisor runs flows (loyalnest/allocator.py).
-        assert "/libjemalloc.so.2" in Path(f"/proc/{flow.pid}/maps").read_text()
         produce_webhooks(settings, orders_topic, scenario.webhooks[half:])
         expected_changes = len(fold(settings, points_env).changes)
         # The second half of the redemptions races the earns still flowing in.
@@ -135,6 +133,9 @@ def test_5000_orders_with_duplicates_refunds_and_racing_redemptions_are_exact(
             flow,
             "half of the ledger",
         )
+        # On jemalloc, as the supervisor runs flows (loyalnest/allocator.py); read once the
+        # flow is writing, so its libraries are surely loaded.
+        assert "/libjemalloc.so.2" in Path(f"/proc/{flow.pid}/maps").read_text()
         produce_redemptions(settings, points_env.topic(POINTS_COMMANDS), reds[200:])
         wait_for(settled(db, expected_changes, len(reds)), flow, "the ledger to settle")
     finally:

@@ -38,10 +38,11 @@ def test_every_flow_target_names_a_flow_factory(job: RegisteredJob) -> None:
     assert callable(getattr(importlib.import_module(module), factory))
 
 
-def test_the_registered_flows_are_points_and_order_archive(settings: Settings) -> None:
+def test_the_registered_flows_are_points_order_archive_and_rfm(settings: Settings) -> None:
     assert [(job.name, job.target, job.port(settings)) for job in registry.flows()] == [
         ("points", "flows.points:flow()", 4000),
         ("order-archive", "flows.order_archive:flow()", 4001),
+        ("rfm", "flows.rfm:flow()", 4002),
     ]
 
 
