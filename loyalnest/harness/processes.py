@@ -180,5 +180,6 @@ def wait_until(
         if process is not None and not process.alive():
             raise RuntimeError(f"process exited waiting for {what}:\n{process.log_tail()}")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
+            tail = "" if process is None else f":\n{process.log_tail()}"
+            raise TimeoutError(f"timed out waiting for {what}{tail}")
         time.sleep(interval)

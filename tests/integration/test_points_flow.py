@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from pymongo.database import Database
 from bench.scenario import ScenarioConfig, build_scenario
 from connectors.dead_letters import DLQ_REASON
 from loyalnest.harness.deployment import Deployment, isolated_deployment
-from loyalnest.harness.processes import FlowProcess
+from loyalnest.harness.processes import FlowProcess, wait_until
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty.customers import Redemption, RedemptionStatus
@@ -46,12 +45,8 @@ def db(settings: Settings, points_env: Deployment) -> Iterator[Database[Any]]:
 
 
 def wait_for(condition: Callable[[], bool], flow: FlowProcess, what: str) -> None:
-    """Poll a condition on the stores until it holds; fail early if the flow died."""
-    deadline = time.monotonic() + FLOW_TIMEOUT
-    while not condition():
-        assert flow.alive(), f"flow exited while waiting for {what}:\n{flow.log_tail()}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{flow.log_tail()}"
-        time.sleep(0.25)
+    """Until `condition` holds on the stores; fail early if the flow died."""
+    wait_until(condition, FLOW_TIMEOUT, what, flow, 0.25)
 
 
 def settled(db: Database[Any], expected_changes: int, redemptions: int) -> Callable[[], bool]:

@@ -8,7 +8,6 @@ pure state machines applied to every record in log order.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,7 +21,7 @@ from pymongo.database import Database
 
 from bench.scenario import ScenarioConfig, build_scenario
 from loyalnest.harness.deployment import Deployment, isolated_deployment
-from loyalnest.harness.processes import FlowProcess
+from loyalnest.harness.processes import FlowProcess, wait_until
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import ids
@@ -141,11 +140,8 @@ def mismatch(db: Database[Any], expected: Expected) -> str | None:
 
 
 def wait_for(condition: Callable[[], bool], flow: FlowProcess, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        assert flow.alive(), f"flow exited while waiting for {what}:\n{flow.log_tail()}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{flow.log_tail()}"
-        time.sleep(0.5)
+    """Until `condition` holds on the stores; fail early if the flow died."""
+    wait_until(condition, TIMEOUT, what, flow, 0.5)
 
 
 def test_pending_and_expiry_by_ticks_survive_sigkill_and_replay(

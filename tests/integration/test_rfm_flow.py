@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -20,7 +19,7 @@ from pymongo.database import Database
 
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
 from loyalnest.harness.deployment import Deployment, isolated_deployment
-from loyalnest.harness.processes import FlowProcess
+from loyalnest.harness.processes import FlowProcess, wait_until
 from loyalnest.rfm_round import rescoring_round
 from loyalnest.settings import Settings
 from loyalnest.topics import RFM_COMMANDS, SHOPIFY_ORDERS
@@ -119,11 +118,8 @@ def produce(settings: Settings, topic: str, items: list[Record]) -> None:
 
 
 def wait_for(condition: Callable[[], bool], flow: FlowProcess, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        assert flow.alive(), f"flow exited while waiting for {what}:\n{flow.log_tail()}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{flow.log_tail()}"
-        time.sleep(0.25)
+    """Until `condition` holds on the stores; fail early if the flow died."""
+    wait_until(condition, TIMEOUT, what, flow, 0.25)
 
 
 def test_scores_and_counts_converge_to_a_batch_recomputation(
