@@ -43,6 +43,8 @@ JOBS: tuple[RegisteredJob, ...] = (
     # Time as data: a points.tick per due customer every CLOCK_INTERVAL_SECONDS. No health
     # check: a dead clock is restarted like any job, and its rounds are logged.
     RegisteredJob("clock", Kind.MODULE, "loyalnest.clock"),
+    # RFM: day ticks and the customers whose scores must follow, every RFM_ROUND_SECONDS.
+    RegisteredJob("rfm-rounds", Kind.MODULE, "loyalnest.rfm_round"),
 )
 
 

@@ -10,18 +10,36 @@ and repeating one is harmless (a tick of a picture already applied changes nothi
 
 from __future__ import annotations
 
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pymongo
+from confluent_kafka import KafkaError, Message, Producer
+from pymongo.database import Database
+
 from connectors.rfm_records import stale_customers
+from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
+from loyalnest.clock import CURSOR_BATCH, FLUSH_SECONDS, iso_time, kafka_producer, utc_now
+from loyalnest.settings import Settings
+from loyalnest.topics import RFM_COMMANDS
 from loyalty.rfm import day_number
 from loyalty.rfm_commands import CustomerTick, DayTick, RfmCommand, encode, scales_from
 from loyalty.rfm_customers import Tick
 from loyalty.rfm_window import DEFAULT_LOOKBACK_DAYS
 
+log = logging.getLogger("loyalnest.rfm_round")
+
 Produce = Callable[[bytes, bytes], None]  # (key, value) onto rfm.commands
+PICTURE_FIELDS = {"as_of": 1, "scales": 1, "v": 1}
+STALE_FIELDS = {"shopify_customer_id": 1}
 
 
 @dataclass
@@ -66,3 +84,96 @@ def _utc(at: datetime) -> datetime:
 
 def _send(produce: Produce, key: bytes, command: RfmCommand) -> None:
     produce(key, encode(command))
+
+
+class RoundError(RuntimeError):
+    """The broker did not acknowledge every record of a round: the job ends, and its
+    supervisor restarts it (a repeated round is harmless)."""
+
+
+class RescoringJob:
+    """Rounds over the store; each takes its time from the caller, never from the wall clock."""
+
+    def __init__(self, db: Database[Any], producer: Producer, topic: str) -> None:
+        self._merchants = db[RFM_MERCHANTS]
+        self._customers = db[RFM_CUSTOMERS]
+        self._producer = producer
+        self._topic = topic
+        self._failures = 0
+
+    def run_round(self, now: datetime) -> RoundCounts:
+        started = time.perf_counter()
+        self._failures = 0
+        counts = rescoring_round(
+            self._merchants.find({}, PICTURE_FIELDS),
+            lambda query: self._customers.find(query, STALE_FIELDS, batch_size=CURSOR_BATCH),
+            self._produce,
+            now,
+        )
+        undelivered = self._producer.flush(FLUSH_SECONDS)
+        if undelivered or self._failures:
+            raise RoundError(f"rfm round at {now.isoformat()}: {undelivered + self._failures} lost")
+        log.info(
+            "rfm round at %s: %d merchants, %d day ticks, %d customers ticked; %.2fs",
+            now.isoformat(),
+            counts.merchants,
+            counts.days,
+            counts.ticks,
+            time.perf_counter() - started,
+        )
+        return counts
+
+    def run_forever(
+        self, clock: Callable[[], datetime], interval: float, stop: threading.Event
+    ) -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            self.run_round(clock())
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def _produce(self, key: bytes, value: bytes) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    self._topic, value=value, key=key, on_delivery=self._delivered
+                )
+                return
+            except BufferError:  # the local queue is full: let the broker take some first
+                self._producer.poll(0.1)
+
+    def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._failures += 1
+
+
+def main(argv: list[str] | None = None, clock: Callable[[], datetime] = utc_now) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loyalnest.rfm_round", description=__doc__)
+    parser.add_argument("--once", action="store_true", help="one round now, then exit")
+    parser.add_argument("--at", type=iso_time, help="one round as of this time, then exit")
+    args = parser.parse_args(argv)
+    if args.at is not None and args.at > clock():
+        print(f"--at {args.at.isoformat()} is in the future; refused", file=sys.stderr)
+        return 2
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        settings.mongo_url, tz_aware=True
+    )
+    job = RescoringJob(
+        client[settings.mongo_database], kafka_producer(settings), settings.topic(RFM_COMMANDS)
+    )
+    try:
+        if args.at is not None or args.once:
+            job.run_round(args.at or clock())
+            return 0
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        job.run_forever(clock, settings.rfm_round_seconds, stop)
+        return 0
+    finally:
+        client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # expiries and releases show in balances (while the flow keeps up; the ledger dates them at
     # their due time whatever the delay).
     clock_interval_seconds: int = Field(default=60, ge=1)
+    # How often the RFM rescoring round runs (loyalnest/rfm_round.py): how long, at most, a
+    # customer's announced scores lag their values or their merchant's picture.
+    rfm_round_seconds: int = Field(default=5, ge=1)
     data_dir: Path = Field(default=Path(".data"), validation_alias="LOYALNEST_DATA_DIR")
     log_level: str = Field(default="INFO", validation_alias="LOYALNEST_LOG_LEVEL")
 
