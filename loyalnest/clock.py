@@ -22,20 +22,28 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import signal
 import sys
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import pymongo
 from confluent_kafka import KafkaError, Message, Producer
 
 from connectors.store import BALANCES
+from loyalnest.rounds import (
+    Clock,
+    TickProducer,
+    as_utc,
+    produce_when_room,
+    refused_future,
+    round_args,
+    serve,
+    utc_now,
+)
 from loyalnest.settings import Settings
 from loyalnest.topics import CLOCK_TICKS, POINTS_COMMANDS
 from loyalty.clock_ticks import CLOCK_KEY, encode_clock_tick
@@ -58,21 +66,6 @@ FLUSH_SECONDS = 120.0  # a round fails if its ticks are not all acknowledged by 
 # Only what a tick needs (and `_id`, which names a malformed document in the log).
 DUE_FIELDS = {"merchant_id": 1, "shopify_customer_id": 1, "due_at": 1}
 
-Clock = Callable[[], datetime]
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
-
-
-class TickProducer(Protocol):
-    """What the job needs of confluent-kafka's Producer (tests pass a fake)."""
-
-    def produce(
-        self, topic: str, *, value: bytes, key: bytes, on_delivery: DeliveryCallback
-    ) -> None: ...
-
-    def poll(self, timeout: float) -> int: ...
-
-    def flush(self, timeout: float) -> int: ...
-
 
 class Balances(Protocol):
     """What the job needs of the `point_balances` collection (tests pass a fake)."""
@@ -84,16 +77,6 @@ class Balances(Protocol):
 
 class ClockError(RuntimeError):
     """A round's ticks were not all acknowledged: the round is not remembered as sent."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(at: datetime) -> datetime:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"the clock needs a timezone-aware time, got {at.isoformat()}")
-    return at.astimezone(UTC)
 
 
 class RecentTicks:
@@ -236,21 +219,8 @@ class ClockJob:
         )
         return result
 
-    def run_forever(self, clock: Clock, interval: float, stop: threading.Event) -> None:
-        """A round every `interval` seconds (measured start to start) until `stop` is set. A
-        round that fails ends the job: the supervisor restarts it, and it sends again."""
-        while not stop.is_set():
-            started = time.monotonic()
-            self.run_round(clock())
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
-
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
-                return
-            except BufferError:  # the local queue is full: let the broker take some first
-                self.producer.poll(0.1)
+        produce_when_room(self.producer, topic, key, value, self._delivered)
 
     def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
@@ -273,51 +243,29 @@ def kafka_producer(settings: Settings) -> Producer:
     )
 
 
-def iso_time(text: str) -> datetime:
-    try:
-        return as_utc(datetime.fromisoformat(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO-8601 time with offset, e.g. 2026-03-01T00:00:00Z: {exc}"
-        ) from exc
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m loyalnest.clock", description=__doc__)
-    parser.add_argument("--once", action="store_true", help="one round now, then exit")
-    parser.add_argument(
-        "--at", type=iso_time, help="one round as of this time (implies --once), then exit"
-    )
-    return parser.parse_args(argv)
+    return round_args("python -m loyalnest.clock", __doc__, argv)
 
 
 def main(argv: list[str] | None = None, clock: Clock = utc_now) -> int:
     args = parse(argv)
-    if args.at is not None and args.at > clock():
+    if refused_future(args, clock):
         # Time only moves forward in the customer stage: points expired early stay expired.
-        print(f"--at {args.at.isoformat()} is in the future; refused", file=sys.stderr)
         return 2
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         settings.mongo_url, tz_aware=True
     )
-    producer = kafka_producer(settings)
     job = ClockJob(
         client[settings.mongo_database][BALANCES],
-        producer,
+        kafka_producer(settings),
         commands_topic=settings.topic(POINTS_COMMANDS),
         ticks_topic=settings.topic(CLOCK_TICKS),
     )
     try:
-        if args.at is not None or args.once:
-            job.run_round(args.at or clock())
-            return 0
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())  # the round under way finishes first
         log.info("ticking every %ds", settings.clock_interval_seconds)
-        job.run_forever(clock, settings.clock_interval_seconds, stop)
+        serve(args, clock, job.run_round, settings.clock_interval_seconds)
         return 0
     finally:
         client.close()

@@ -10,11 +10,8 @@ and repeating one is harmless (a tick of a picture already applied changes nothi
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +24,8 @@ from pymongo.database import Database
 
 from connectors.rfm_records import stale_customers
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
-from loyalnest.clock import CURSOR_BATCH, FLUSH_SECONDS, iso_time, kafka_producer, utc_now
+from loyalnest.clock import CURSOR_BATCH, FLUSH_SECONDS, kafka_producer
+from loyalnest.rounds import Clock, produce_when_room, refused_future, round_args, serve, utc_now
 from loyalnest.settings import Settings
 from loyalnest.topics import RFM_COMMANDS
 from loyalty.rfm import day_number
@@ -123,36 +121,17 @@ class RescoringJob:
         )
         return counts
 
-    def run_forever(
-        self, clock: Callable[[], datetime], interval: float, stop: threading.Event
-    ) -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            self.run_round(clock())
-            stop.wait(max(0.0, interval - (time.monotonic() - started)))
-
     def _produce(self, key: bytes, value: bytes) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    self._topic, value=value, key=key, on_delivery=self._delivered
-                )
-                return
-            except BufferError:  # the local queue is full: let the broker take some first
-                self._producer.poll(0.1)
+        produce_when_room(self._producer, self._topic, key, value, self._delivered)
 
     def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             self._failures += 1
 
 
-def main(argv: list[str] | None = None, clock: Callable[[], datetime] = utc_now) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loyalnest.rfm_round", description=__doc__)
-    parser.add_argument("--once", action="store_true", help="one round now, then exit")
-    parser.add_argument("--at", type=iso_time, help="one round as of this time, then exit")
-    args = parser.parse_args(argv)
-    if args.at is not None and args.at > clock():
-        print(f"--at {args.at.isoformat()} is in the future; refused", file=sys.stderr)
+def main(argv: list[str] | None = None, clock: Clock = utc_now) -> int:
+    args = round_args("python -m loyalnest.rfm_round", __doc__, argv)
+    if refused_future(args, clock):
         return 2
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
@@ -163,13 +142,7 @@ def main(argv: list[str] | None = None, clock: Callable[[], datetime] = utc_now)
         client[settings.mongo_database], kafka_producer(settings), settings.topic(RFM_COMMANDS)
     )
     try:
-        if args.at is not None or args.once:
-            job.run_round(args.at or clock())
-            return 0
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        job.run_forever(clock, settings.rfm_round_seconds, stop)
+        serve(args, clock, job.run_round, settings.rfm_round_seconds)
         return 0
     finally:
         client.close()

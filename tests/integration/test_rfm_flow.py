@@ -17,14 +17,17 @@ import pytest
 from confluent_kafka import Producer
 from pymongo.database import Database
 
+from connectors.rfm_records import stale_customers
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
+from loyalnest.clock import kafka_producer
 from loyalnest.harness.deployment import Deployment, isolated_deployment
 from loyalnest.harness.processes import FlowProcess, wait_until
-from loyalnest.rfm_round import rescoring_round
+from loyalnest.rfm_round import RescoringJob
 from loyalnest.settings import Settings
 from loyalnest.topics import RFM_COMMANDS, SHOPIFY_ORDERS
 from loyalty import ids
-from loyalty.rfm import EPOCH, Values, midpoint_scale, monetary_bucket, segment_for
+from loyalty.rfm import EPOCH, Values, day_number, midpoint_scale, monetary_bucket, segment_for
+from loyalty.rfm_commands import scales_from
 
 pytestmark = pytest.mark.integration
 Record = tuple[bytes, bytes, list[tuple[str, str | bytes | None]]]
@@ -149,23 +152,20 @@ def test_scores_and_counts_converge_to_a_batch_recomputation(
             picture = db[RFM_MERCHANTS].find_one({"_id": MERCHANT})
             return -1 if picture is None else int(picture["v"])
 
+        job = RescoringJob(db, kafka_producer(settings), env.topic(RFM_COMMANDS))
+
         def one_round() -> int:
-            """Send a round's records and wait until the flow has applied them all."""
-            seen: dict[str, int] = {}
-            records: list[Record] = []
-
-            def stale(query: Mapping[str, Any]) -> list[dict[str, Any]]:
-                docs = list(db[RFM_CUSTOMERS].find(query, {"shopify_customer_id": 1, "v": 1}))
-                seen.update({d["_id"]: d["v"] for d in docs})
-                return docs
-
-            counts = rescoring_round(
-                db[RFM_MERCHANTS].find(),
-                stale,
-                lambda key, value: records.append((key, value, [])),
-                now,
-            )
-            produce(settings, env.topic(RFM_COMMANDS), records)
+            """Run a round of the job and wait until the flow has applied all it sent."""
+            seen = {
+                d["_id"]: d["v"]
+                for picture in db[RFM_MERCHANTS].find()
+                for d in db[RFM_CUSTOMERS].find(
+                    stale_customers(MERCHANT, scales_from(picture["scales"]), as_of_day(picture)),
+                    {"v": 1},
+                )
+            }
+            counts = job.run_round(now)
+            assert counts.ticks == len(seen)
             wait_for(lambda: applied(db, seen) and day_applied(db, counts.days), flow, "a round")
             return counts.ticks + counts.days
 
@@ -206,6 +206,10 @@ def test_scores_and_counts_converge_to_a_batch_recomputation(
     assert picture["as_of"] == datetime.combine(LAST_DAY, datetime.min.time(), tzinfo=UTC)
     assert {k: n for k, n in picture["counts"].items() if n} == dict(expected_counts)
     assert picture["total"] == len(values)
+
+
+def as_of_day(picture: Mapping[str, Any]) -> int:
+    return day_number(picture["as_of"])
 
 
 def total(db: Database[Any]) -> int:

@@ -18,12 +18,11 @@ from loyalnest.clock import (
     REMEMBER_FOR,
     ClockError,
     ClockJob,
-    DeliveryCallback,
     RecentTicks,
-    iso_time,
     main,
     parse,
 )
+from loyalnest.rounds import DeliveryCallback, iso_time, run_forever
 from loyalty.clock_ticks import CLOCK_KEY, decode_clock_tick
 from loyalty.commands import customer_key, decode_command
 from loyalty.customers import BalanceSnapshot, LedgerEntry, Tick, apply_customer
@@ -315,7 +314,7 @@ def test_run_forever_ticks_at_each_time_the_clock_gives_until_stopped() -> None:
             stop.set()  # the round under way still completes
         return at
 
-    job.run_forever(clock, 0.0, stop)
+    run_forever(job.run_round, clock, 0.0, stop)
 
     assert producer.clock_ticks() == [NOW, NOW + timedelta(minutes=1), NOW + timedelta(minutes=2)]
     assert ticked(producer) == {1}

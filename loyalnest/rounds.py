@@ -1,0 +1,113 @@
+"""What the round-based jobs share (the clock, the RFM rounds): the command line, the loop,
+and producing onto a queue that may be full.
+
+A job runs one round at a time, each as of a time its caller gives (`--at` for a past moment,
+`--once` for now), or rounds forever every `interval` seconds until SIGINT or SIGTERM; the
+round under way finishes first. A round that fails ends the job, and the supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from confluent_kafka import KafkaError, Message
+
+Clock = Callable[[], datetime]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+class TickProducer(Protocol):
+    """What the job needs of confluent-kafka's Producer (tests pass a fake)."""
+
+    def produce(
+        self, topic: str, *, value: bytes, key: bytes, on_delivery: DeliveryCallback
+    ) -> None: ...
+
+    def poll(self, timeout: float) -> int: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(at: datetime) -> datetime:
+    """An aware time, in UTC; a naive one is refused (which time would it be?)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"the clock needs a timezone-aware time, got {at.isoformat()}")
+    return at.astimezone(UTC)
+
+
+def iso_time(text: str) -> datetime:
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO-8601 time with offset, e.g. 2026-03-01T00:00:00Z: {exc}"
+        ) from exc
+
+
+def round_args(prog: str, description: str | None, argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--once", action="store_true", help="one round now, then exit")
+    parser.add_argument(
+        "--at", type=iso_time, help="one round as of this time (implies --once), then exit"
+    )
+    return parser.parse_args(argv)
+
+
+def refused_future(args: argparse.Namespace, clock: Clock) -> bool:
+    """Time only moves forward in the flows: a round in the future is refused, loudly."""
+    if args.at is not None and args.at > clock():
+        print(f"--at {args.at.isoformat()} is in the future; refused", file=sys.stderr)
+        return True
+    return False
+
+
+def serve(
+    args: argparse.Namespace,
+    clock: Clock,
+    run_round: Callable[[datetime], object],
+    interval: float,
+) -> None:
+    """One round (`--once`, `--at`) or rounds until a stop signal."""
+    if args.at is not None or args.once:
+        run_round(args.at or clock())
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())  # the round under way finishes first
+    run_forever(run_round, clock, interval, stop)
+
+
+def run_forever(
+    run_round: Callable[[datetime], object], clock: Clock, interval: float, stop: threading.Event
+) -> None:
+    """A round every `interval` seconds (measured start to start) until `stop` is set."""
+    while not stop.is_set():
+        started = time.monotonic()
+        run_round(clock())
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+def produce_when_room(
+    producer: TickProducer,
+    topic: str,
+    key: bytes,
+    value: bytes,
+    on_delivery: DeliveryCallback,
+) -> None:
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            return
+        except BufferError:  # the local queue is full: let the broker take some first
+            producer.poll(0.1)
