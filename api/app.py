@@ -20,6 +20,7 @@ from api.health import health, metrics, ready
 from api.redemptions import create_redemption, get_redemption
 from api.request_limits import RequestLimits
 from api.request_values import BadValueError
+from api.rfm import get_customer_rfm, get_segments
 from api.webhooks import shopify_webhook
 from loyalnest.app_secrets import load_secrets
 from loyalnest.settings import Settings
@@ -32,6 +33,8 @@ ROUTES = [
     Route("/v1/customers/{customer_id}/transactions", get_transactions, methods=["GET"]),
     Route("/v1/customers/{customer_id}/adjustments", create_adjustment, methods=["POST"]),
     Route("/v1/adjustments/{adjustment_id}", get_adjustment, methods=["GET"]),
+    Route("/v1/segments", get_segments, methods=["GET"]),
+    Route("/v1/customers/{customer_id}/rfm", get_customer_rfm, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pymongo
@@ -24,6 +24,7 @@ from pymongo.database import Database
 
 from connectors.rfm_records import stale_customers
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
+from connectors.times import as_utc
 from loyalnest.clock import CURSOR_BATCH, FLUSH_SECONDS, kafka_producer
 from loyalnest.rounds import Clock, produce_when_room, refused_future, round_args, serve, utc_now
 from loyalnest.settings import Settings
@@ -61,7 +62,7 @@ def rescoring_round(
     for doc in merchants:
         counts.merchants += 1
         merchant_id = str(doc["_id"])
-        as_of = day_number(_utc(doc["as_of"]))
+        as_of = day_number(as_utc(doc["as_of"]))
         if today > as_of:
             _send(produce, merchant_id.encode(), DayTick(merchant_id, today))
             counts.days += 1
@@ -73,11 +74,6 @@ def rescoring_round(
             _send(produce, f"{merchant_id}:{customer}".encode(), command)
             counts.ticks += 1
     return counts
-
-
-def _utc(at: datetime) -> datetime:
-    """A stored time: pymongo gives it naive unless its client is tz_aware; it is UTC."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _send(produce: Produce, key: bytes, command: RfmCommand) -> None:

@@ -12,7 +12,8 @@ ALGORITHM = "HS256"
 SCOPE_VIEW = "merchant:points:view"
 SCOPE_REDEEM = "merchant:points:redeem"
 SCOPE_ADJUST = "merchant:points:adjust"  # manual adjustments: add or deduct points
-SCOPES = frozenset({SCOPE_VIEW, SCOPE_REDEEM, SCOPE_ADJUST})
+SCOPE_ANALYTICS = "merchant:analytics:view"  # RFM segment counts and customers' scores
+SCOPES = frozenset({SCOPE_VIEW, SCOPE_REDEEM, SCOPE_ADJUST, SCOPE_ANALYTICS})
 
 
 class TokenError(ValueError):
