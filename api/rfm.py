@@ -24,34 +24,43 @@ from loyalty.rfm import Segment, Values, day_date, day_number
 from loyalty.rfm_commands import scales_from
 
 
-async def get_segments(request: Request) -> JSONResponse:
-    principal = require(request, SCOPE_ANALYTICS)
-    ctx: ApiContext = request.app.state.ctx
-    picture = await ctx.db[RFM_MERCHANTS].find_one({"_id": principal.merchant_id})
+async def segment_counts(ctx: ApiContext, merchant_id: str) -> dict[str, Any]:
+    """The merchant's counts: every segment named, zeros before the first order."""
+    picture = await ctx.db[RFM_MERCHANTS].find_one({"_id": merchant_id})
     counts = {segment.value: 0 for segment in Segment}
     if picture is not None:
         counts |= {name: int(n) for name, n in picture["counts"].items() if name in counts}
-    return JSONResponse(
-        {
-            "merchant_id": principal.merchant_id,
-            "as_of": None if picture is None else as_utc(picture["as_of"]).date().isoformat(),
-            "total": 0 if picture is None else int(picture["total"]),
-            "segments": counts,
-        }
-    )
+    return {
+        "merchant_id": merchant_id,
+        "as_of": None if picture is None else as_utc(picture["as_of"]).date().isoformat(),
+        "total": 0 if picture is None else int(picture["total"]),
+        "segments": counts,
+    }
+
+
+async def read_customer_rfm(
+    ctx: ApiContext, merchant_id: str, customer: int
+) -> dict[str, Any] | None:
+    """One customer's values and scores, or None for a customer the merchant does not have."""
+    doc = await ctx.db[RFM_CUSTOMERS].find_one({"_id": customer_doc_id(merchant_id, customer)})
+    picture = await ctx.db[RFM_MERCHANTS].find_one({"_id": merchant_id})
+    if doc is None or picture is None:
+        return None
+    return customer_rfm(customer, doc, picture)
+
+
+async def get_segments(request: Request) -> JSONResponse:
+    principal = require(request, SCOPE_ANALYTICS)
+    return JSONResponse(await segment_counts(request.app.state.ctx, principal.merchant_id))
 
 
 async def get_customer_rfm(request: Request) -> JSONResponse:
     principal = require(request, SCOPE_ANALYTICS)
-    ctx: ApiContext = request.app.state.ctx
     customer = customer_param(request)
-    doc = await ctx.db[RFM_CUSTOMERS].find_one(
-        {"_id": customer_doc_id(principal.merchant_id, customer)}
-    )
-    picture = await ctx.db[RFM_MERCHANTS].find_one({"_id": principal.merchant_id})
-    if doc is None or picture is None:
+    found = await read_customer_rfm(request.app.state.ctx, principal.merchant_id, customer)
+    if found is None:
         raise HTTPException(404, "customer not found")
-    return JSONResponse(customer_rfm(customer, doc, picture))
+    return JSONResponse(found)
 
 
 def customer_rfm(customer: int, doc: dict[str, Any], picture: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from api.auth import AuthError, Refusal, authenticate, http_error
-from api.grpc_service import rpc_error
+from api.grpc_calls import rpc_error
 from loyalnest import tokens
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"

@@ -3,24 +3,38 @@ the RFM flow writes them (connectors/rfm_records.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import bson
+import grpc
 import pytest
 from bson.raw_bson import RawBSONDocument
 from starlette.testclient import TestClient
 
+from api.grpc_rfm import CoreService, RfmService
 from connectors.rfm_records import customer_write, merchant_write
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
 from loyalnest.tokens import SCOPE_ANALYTICS, SCOPE_VIEW
+from loyalnest_grpc.core.v1 import core_pb2
+from loyalnest_grpc.rfm.v1 import rfm_pb2
 from loyalty.rfm import Scores, Segment, Thresholds, day_number
 from loyalty.rfm_customers import RfmCustomer
 from loyalty.rfm_merchants import RfmMerchant
 from loyalty.rfm_window import CustomerWindow, DayTotal
-from tests.unit.api_fakes import MERCHANT, OTHER_SHOP, FakeStores, auth
+from tests.unit.api_fakes import (
+    MERCHANT,
+    OTHER_MERCHANT,
+    OTHER_SHOP,
+    SHOP,
+    FakeStores,
+    auth,
+    token,
+)
 
 AS_OF = day_number(datetime(2026, 3, 1, tzinfo=UTC))
 THRESHOLDS = Thresholds(
@@ -130,3 +144,104 @@ def test_what_a_caller_may_not_see(
     client: TestClient, path: str, headers: dict[str, str], status: int
 ) -> None:
     assert client.get(path, headers=headers).status_code == status
+
+
+# ----------------------------------------------------------------------------------- gRPC
+
+
+class AbortedError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class FakeCall:
+    """The servicer context of one call: its metadata, and abort() as gRPC does it (raises)."""
+
+    metadata: tuple[tuple[str, str], ...]
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    async def abort(self, code: grpc.StatusCode, message: str) -> None:
+        raise AbortedError(code, message)
+
+
+def call(*scopes: str, shop: str = SHOP) -> Any:
+    return FakeCall((("authorization", f"Bearer {token(*scopes, shop=shop)}"),))
+
+
+def test_grpc_segment_counts_are_the_rest_ones(stores: FakeStores) -> None:
+    service = RfmService(stores.context())
+
+    response = asyncio.run(
+        service.GetSegmentCounts(rfm_pb2.GetSegmentCountsRequest(), call(SCOPE_ANALYTICS))
+    )
+
+    assert (response.merchant_id, response.as_of, response.total) == (MERCHANT, "2026-03-01", 2)
+    assert dict(response.segments) == {s.value: 0 for s in Segment} | {
+        "potential_loyalists": 1,
+        "prospects": 1,
+    }
+
+
+def test_grpc_customer_rfm_and_a_prospects_unset_scores(stores: FakeStores) -> None:
+    service = CoreService(stores.context())
+
+    regular = asyncio.run(
+        service.GetCustomerRFM(
+            core_pb2.GetCustomerRFMRequest(customer_id="501"), call(SCOPE_ANALYTICS)
+        )
+    )
+    prospect = asyncio.run(
+        service.GetCustomerRFM(
+            core_pb2.GetCustomerRFMRequest(customer_id="502"), call(SCOPE_ANALYTICS)
+        )
+    )
+
+    assert (regular.recency, regular.r, regular.f, regular.m) == (3, 5, 3, 4)
+    assert (regular.monetary, regular.segment, regular.as_of) == (
+        "260.10",
+        "potential_loyalists",
+        "2026-03-01",
+    )
+    assert not prospect.HasField("r")
+    assert not prospect.HasField("recency")
+    assert prospect.segment == "prospects"
+
+
+@pytest.mark.parametrize(
+    ("request_", "context", "code"),
+    [
+        (core_pb2.GetCustomerRFMRequest(customer_id="999"), call(SCOPE_ANALYTICS), "NOT_FOUND"),
+        (
+            core_pb2.GetCustomerRFMRequest(customer_id="x"),
+            call(SCOPE_ANALYTICS),
+            "INVALID_ARGUMENT",
+        ),
+        (
+            core_pb2.GetCustomerRFMRequest(customer_id="501", merchant_id=OTHER_MERCHANT),
+            call(SCOPE_ANALYTICS),
+            "NOT_FOUND",
+        ),
+        (core_pb2.GetCustomerRFMRequest(customer_id="501"), call(SCOPE_VIEW), "PERMISSION_DENIED"),
+        (core_pb2.GetCustomerRFMRequest(customer_id="501"), FakeCall(()), "UNAUTHENTICATED"),
+    ],
+)
+def test_grpc_customer_rfm_refusals(
+    stores: FakeStores, request_: core_pb2.GetCustomerRFMRequest, context: FakeCall, code: str
+) -> None:
+    with pytest.raises(AbortedError) as aborted:
+        asyncio.run(CoreService(stores.context()).GetCustomerRFM(request_, context))
+
+    assert aborted.value.code == getattr(grpc.StatusCode, code)
+
+
+def test_grpc_segment_counts_of_another_merchant_are_not_found(stores: FakeStores) -> None:
+    request = rfm_pb2.GetSegmentCountsRequest(merchant_id=OTHER_MERCHANT)
+
+    with pytest.raises(AbortedError) as aborted:
+        asyncio.run(RfmService(stores.context()).GetSegmentCounts(request, call(SCOPE_ANALYTICS)))
+
+    assert aborted.value.code == grpc.StatusCode.NOT_FOUND
