@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import grpc
+import httpx
 import pymongo
 import pytest
 from confluent_kafka import Producer
@@ -20,13 +22,25 @@ from pymongo.database import Database
 from connectors.rfm_records import stale_customers
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
 from loyalnest.clock import kafka_producer
-from loyalnest.harness.deployment import Deployment, isolated_deployment
-from loyalnest.harness.processes import FlowProcess, wait_until
+from loyalnest.harness.deployment import Deployment, fresh_postgres, isolated_deployment
+from loyalnest.harness.processes import ApiProcess, FlowProcess, wait_until
+from loyalnest.harness.shops import Shop
 from loyalnest.rfm_round import RescoringJob
 from loyalnest.settings import Settings
+from loyalnest.tokens import SCOPE_ANALYTICS
 from loyalnest.topics import RFM_COMMANDS, SHOPIFY_ORDERS
+from loyalnest_grpc.core.v1 import core_pb2, core_pb2_grpc
+from loyalnest_grpc.rfm.v1 import rfm_pb2, rfm_pb2_grpc
 from loyalty import ids
-from loyalty.rfm import EPOCH, Values, day_number, midpoint_scale, monetary_bucket, segment_for
+from loyalty.rfm import (
+    EPOCH,
+    Segment,
+    Values,
+    day_number,
+    midpoint_scale,
+    monetary_bucket,
+    segment_for,
+)
 from loyalty.rfm_commands import scales_from
 
 pytestmark = pytest.mark.integration
@@ -206,6 +220,44 @@ def test_scores_and_counts_converge_to_a_batch_recomputation(
     assert picture["as_of"] == datetime.combine(LAST_DAY, datetime.min.time(), tzinfo=UTC)
     assert {k: n for k, n in picture["counts"].items() if n} == dict(expected_counts)
     assert picture["total"] == len(values)
+    served_by_the_api(settings, env, tmp_path, values, dict(expected_counts))
+
+
+def served_by_the_api(
+    settings: Settings,
+    env: Deployment,
+    tmp_path: Path,
+    values: dict[int, Values],
+    counts: dict[str, int],
+) -> None:
+    """REST and gRPC give the same counts, and each customer's stored values and scores."""
+    shop = Shop(SHOP, "unused-webhook-secret", Decimal(1))
+    headers = {"Authorization": f"Bearer {shop.token(SCOPE_ANALYTICS)}"}
+    metadata = (("authorization", f"Bearer {shop.token(SCOPE_ANALYTICS)}"),)
+    with fresh_postgres(settings, "rfm") as postgres_url:
+        api = ApiProcess(env, postgres_url, tmp_path / "api.log")
+        try:
+            api.wait_healthy()
+            with httpx.Client(base_url=api.url) as http:
+                body = http.get("/v1/segments", headers=headers).json()
+                assert body["segments"] == {s.value: counts.get(s.value, 0) for s in Segment}
+                assert (body["total"], body["as_of"]) == (len(values), LAST_DAY.isoformat())
+                for customer, v in values.items():
+                    rfm = http.get(f"/v1/customers/{customer}/rfm", headers=headers).json()
+                    assert (rfm["frequency"], Decimal(rfm["monetary"])) == (v.frequency, v.monetary)
+                    assert rfm["recency_days"] == v.recency_days((LAST_DAY - EPOCH).days)
+            with grpc.insecure_channel(api.grpc_target) as channel:
+                stub = rfm_pb2_grpc.RFMServiceStub(channel)  # type: ignore[no-untyped-call]
+                answer = stub.GetSegmentCounts(rfm_pb2.GetSegmentCountsRequest(), metadata=metadata)
+                assert dict(answer.segments) == body["segments"]
+                core = core_pb2_grpc.CoreServiceStub(channel)  # type: ignore[no-untyped-call]
+                customer = next(iter(values))
+                one = core.GetCustomerRFM(
+                    core_pb2.GetCustomerRFMRequest(customer_id=str(customer)), metadata=metadata
+                )
+                assert one.frequency == values[customer].frequency
+        finally:
+            api.stop()
 
 
 def as_of_day(picture: Mapping[str, Any]) -> int:
