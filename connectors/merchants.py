@@ -16,7 +16,14 @@ from psycopg.rows import class_row, kwargs_row
 from psycopg_pool import AsyncConnectionPool
 
 from loyalty import ids
-from loyalty.policy import DEFAULT_WARNING_DAYS, NO_EXPIRY, Expiry, Policy, terms_problem
+from loyalty.policy import (
+    DEFAULT_RFM_LOOKBACK_DAYS,
+    DEFAULT_WARNING_DAYS,
+    NO_EXPIRY,
+    Expiry,
+    Policy,
+    terms_problem,
+)
 
 UPSERT = """
 INSERT INTO merchants (id, shop_domain, webhook_secret, points_per_unit, locale)
@@ -39,16 +46,19 @@ RETURNING id::text AS merchant_id, shop_domain AS shop, points_per_unit, locale,
 # Settings given on the command line replace the stored ones; those not given (NULL) are kept.
 # A new row takes the defaults for those, passed in from loyalty.policy (one home for them).
 UPSERT_SETTINGS = """
-INSERT INTO program_settings (merchant_id, pending_days, expiry, expiry_warning_days)
+INSERT INTO program_settings
+    (merchant_id, pending_days, expiry, expiry_warning_days, rfm_lookback_days)
 VALUES (%(id)s, COALESCE(%(pending)s::int, %(default_pending)s),
         COALESCE(%(expiry)s::text, %(default_expiry)s),
-        COALESCE(%(warning)s::int, %(default_warning)s))
+        COALESCE(%(warning)s::int, %(default_warning)s),
+        COALESCE(%(lookback)s::int, %(default_lookback)s))
 ON CONFLICT (merchant_id) DO UPDATE SET
     pending_days = COALESCE(%(pending)s::int, program_settings.pending_days),
     expiry = COALESCE(%(expiry)s::text, program_settings.expiry),
     expiry_warning_days = COALESCE(%(warning)s::int, program_settings.expiry_warning_days),
+    rfm_lookback_days = COALESCE(%(lookback)s::int, program_settings.rfm_lookback_days),
     updated_at = now()
-RETURNING pending_days, expiry, expiry_warning_days AS warning_days
+RETURNING pending_days, expiry, expiry_warning_days AS warning_days, rfm_lookback_days
 """
 
 # One query per lookup: the settings come with the merchant (LEFT JOIN: no row, the defaults).
@@ -57,7 +67,7 @@ SELECT m.id::text AS merchant_id, m.shop_domain AS shop, m.points_per_unit, m.lo
        pgp_sym_decrypt(m.webhook_secret, %(key)s) AS secret,
        CASE WHEN m.secret_rotated_at > now() - interval '1 hour'
             THEN pgp_sym_decrypt(m.previous_webhook_secret, %(key)s) END AS previous_secret,
-       s.pending_days, s.expiry, s.expiry_warning_days AS warning_days
+       s.pending_days, s.expiry, s.expiry_warning_days AS warning_days, s.rfm_lookback_days
 FROM merchants m LEFT JOIN program_settings s ON s.merchant_id = m.id
 WHERE {where}
 """
@@ -70,6 +80,7 @@ class SettingsUpdate:
     pending_days: int | None = None
     expiry: Expiry | None = None
     warning_days: int | None = None
+    rfm_lookback_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class MerchantSummary:
     pending_days: int = Policy.pending_days
     expiry: Expiry = NO_EXPIRY
     warning_days: int = DEFAULT_WARNING_DAYS
+    rfm_lookback_days: int = DEFAULT_RFM_LOOKBACK_DAYS
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,7 @@ class Merchant:
     pending_days: int = Policy.pending_days
     expiry: Expiry = NO_EXPIRY
     warning_days: int = DEFAULT_WARNING_DAYS
+    rfm_lookback_days: int = DEFAULT_RFM_LOOKBACK_DAYS
 
     @property
     def secrets(self) -> list[str]:
@@ -110,6 +123,7 @@ class Merchant:
             pending_days=self.pending_days,
             expiry=self.expiry,
             warning_days=self.warning_days,
+            rfm_lookback_days=self.rfm_lookback_days,
         )
 
 
@@ -124,6 +138,7 @@ def _merchant(
     pending_days: int | None,
     expiry: str | None,
     warning_days: int | None,
+    rfm_lookback_days: int | None,
 ) -> Merchant:
     """A looked-up row as a Merchant; settings columns are NULL when it has no settings row."""
     return Merchant(
@@ -136,6 +151,9 @@ def _merchant(
         pending_days=Policy.pending_days if pending_days is None else pending_days,
         expiry=NO_EXPIRY if expiry is None else Expiry.parse(expiry),
         warning_days=DEFAULT_WARNING_DAYS if warning_days is None else warning_days,
+        rfm_lookback_days=(
+            DEFAULT_RFM_LOOKBACK_DAYS if rfm_lookback_days is None else rfm_lookback_days
+        ),
     )
 
 
@@ -180,9 +198,11 @@ def upsert_merchant(
                 "pending": update.pending_days,
                 "expiry": None if update.expiry is None else str(update.expiry),
                 "warning": update.warning_days,
+                "lookback": update.rfm_lookback_days,
                 "default_pending": Policy.pending_days,
                 "default_expiry": str(NO_EXPIRY),
                 "default_warning": DEFAULT_WARNING_DAYS,
+                "default_lookback": DEFAULT_RFM_LOOKBACK_DAYS,
             },
         ).fetchone()
     assert row is not None
@@ -197,6 +217,7 @@ def upsert_merchant(
         pending_days=stored.pending_days,
         expiry=Expiry.parse(stored.expiry),
         warning_days=stored.warning_days,
+        rfm_lookback_days=stored.rfm_lookback_days,
     )
 
 
@@ -205,6 +226,7 @@ class _StoredSettings:
     pending_days: int
     expiry: str
     warning_days: int
+    rfm_lookback_days: int
 
 
 BY_SHOP = SELECT.format(where="shop_domain = %(shop)s")

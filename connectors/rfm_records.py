@@ -62,6 +62,7 @@ def merchant_write(merchant_id: str, picture: MerchantPicture) -> MongoWrite:
         "scales": scales_json(picture.scales),
         "counts": {segment.value: n for segment, n in picture.counts.items()},
         "total": picture.total,
+        "lookback_days": picture.lookback,
         "v": picture.version,
     }
     return _versioned(RFM_MERCHANTS, merchant_id, document, picture.version)

@@ -107,6 +107,7 @@ def policy_headers(policy: Policy) -> list[tuple[str, str | bytes | None]]:
         (PENDING_DAYS_HEADER, str(policy.pending_days).encode()),
         (EXPIRY_HEADER, str(policy.expiry).encode()),
         (WARNING_DAYS_HEADER, str(policy.warning_days).encode()),
+        (RFM_LOOKBACK_HEADER, str(policy.rfm_lookback_days).encode()),
     ]
 
 

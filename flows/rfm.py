@@ -105,6 +105,7 @@ class CustomerIn:
 class ValuesChange:
     before: Values | None
     after: Values
+    lookback: int  # the window the customer's record carried
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class Outputs:
             customer, outcome = apply_tick(state, item.item, item.lookback)
         to_merchant = None
         if outcome.values_change is not None:
-            change = ValuesChange(*outcome.values_change)
+            change = ValuesChange(*outcome.values_change, item.lookback)
             to_merchant = MerchantIn(item.message, item.merchant_id, change)
         effects = CustomerEffects(to_merchant)
         effects.writes.append(
@@ -225,7 +226,7 @@ class MerchantLogic(StatefulBatchLogic[MerchantIn, RoutedWrite | Rejected, bytes
 
     def _apply(self, item: ValuesChange | DayTick | RfmSettings) -> None:
         if isinstance(item, ValuesChange):
-            self._merchant.change(item.before, item.after)
+            self._merchant.change(item.before, item.after, item.lookback)
         elif isinstance(item, DayTick):
             self._merchant.advance(item.as_of)
         else:

@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 from connectors.adjustments import BadAdjustmentError, adjustment_memo, adjustment_points
 from connectors.merchants import SettingsUpdate, merchant_by_shop, upsert_merchant
 from connectors.shopify import encode_body, kafka_headers, partition_key
-from loyalnest import points_adjust, tokens
+from loyalnest import points_adjust, rfm_settings, tokens
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
@@ -27,7 +27,13 @@ from loyalnest.topics import SHOPIFY_ORDERS
 from loyalty import fields
 from loyalty.errors import InvalidEventError
 from loyalty.fields import is_idempotency_key, is_locale, parse_id
-from loyalty.policy import MAX_PENDING_DAYS, MAX_WARNING_DAYS, Expiry, parse_days
+from loyalty.policy import (
+    MAX_PENDING_DAYS,
+    MAX_RFM_LOOKBACK_DAYS,
+    MAX_WARNING_DAYS,
+    Expiry,
+    parse_days,
+)
 
 T = TypeVar("T")
 MAX_WAIT = 600.0  # seconds `points adjust --wait` may wait for the decision
@@ -106,6 +112,7 @@ def add_merchant(
                 pending_days=args.pending_days,
                 expiry=args.expiry,
                 warning_days=args.expiry_warning_days,
+                rfm_lookback_days=args.rfm_lookback_days,
             ),
         )
     return {
@@ -116,6 +123,7 @@ def add_merchant(
         "pending_days": merchant.pending_days,
         "expiry": str(merchant.expiry),
         "expiry_warning_days": merchant.warning_days,
+        "rfm_lookback_days": merchant.rfm_lookback_days,
     }
 
 
@@ -184,6 +192,10 @@ def warning_days_arg(text: str) -> int:
     return parse_days(text, "expiry warning days", MAX_WARNING_DAYS)
 
 
+def rfm_lookback_days_arg(text: str) -> int:
+    return parse_days(text, "rfm lookback days", MAX_RFM_LOOKBACK_DAYS, lowest=1)
+
+
 def customer_arg(text: str) -> int:
     customer = parse_id(text)
     if customer is None:
@@ -243,6 +255,24 @@ def parser() -> argparse.ArgumentParser:
         type=_checked(warning_days_arg),
         help=f"warn this many days before points expire, 0 to {MAX_WARNING_DAYS} (default 14)",
     )
+    add.add_argument(
+        "--rfm-lookback-days",
+        type=_checked(rfm_lookback_days_arg),
+        help=f"days of orders RFM scores count, 1 to {MAX_RFM_LOOKBACK_DAYS} (default 365)",
+    )
+    rfm = commands.add_parser("rfm", help="RFM settings")
+    rfm_cmds = rfm.add_subparsers(dest="action", required=True)
+    cuts = rfm_cmds.add_parser(
+        "thresholds",
+        help="score R, F, M by the merchant's cut points instead of quintiles (prints JSON)",
+        description=rfm_settings.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cuts.add_argument("--shop", type=shop_arg, required=True)
+    cuts.add_argument("--recency-days", type=rfm_settings.four(int, "recency-days"))
+    cuts.add_argument("--frequency", type=rfm_settings.four(int, "frequency"))
+    cuts.add_argument("--monetary", type=rfm_settings.four(Decimal, "monetary"))
+    cuts.add_argument("--clear", action="store_true", help="back to quintiles")
     token = commands.add_parser("token", help="print a signed API token for a merchant")
     token.add_argument("--shop", required=True)
     token.add_argument(
@@ -305,7 +335,15 @@ def main(argv: list[str] | None = None) -> int:
                 wait=args.wait,
             ),
         )
-    if args.command == "merchants":
+    if args.command == "rfm":
+        try:
+            result = rfm_settings.set_thresholds(
+                settings, args.shop, rfm_settings.thresholds_of(args)
+            )
+        except (InvalidEventError, LookupError) as exc:
+            print(f"loyalnest: {exc}", file=sys.stderr)
+            return 2
+    elif args.command == "merchants":
         try:
             result = add_merchant(settings, secrets, args)
         except ValueError as exc:  # settings that cannot work together

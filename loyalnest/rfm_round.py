@@ -37,7 +37,7 @@ from loyalty.rfm_window import DEFAULT_LOOKBACK_DAYS
 log = logging.getLogger("loyalnest.rfm_round")
 
 Produce = Callable[[bytes, bytes], None]  # (key, value) onto rfm.commands
-PICTURE_FIELDS = {"as_of": 1, "scales": 1, "v": 1}
+PICTURE_FIELDS = {"as_of": 1, "scales": 1, "v": 1, "lookback_days": 1}
 STALE_FIELDS = {"shopify_customer_id": 1}
 
 
@@ -53,7 +53,6 @@ def rescoring_round(
     stale: Callable[[Mapping[str, Any]], Iterable[Mapping[str, Any]]],
     produce: Produce,
     now: datetime,
-    lookback: int = DEFAULT_LOOKBACK_DAYS,
 ) -> RoundCounts:
     """`merchants`: the picture documents; `stale(query)`: the customer documents matching a
     query; `produce(key, value)`: one record onto rfm.commands."""
@@ -68,6 +67,7 @@ def rescoring_round(
             counts.days += 1
         scales = scales_from(doc["scales"])
         tick = Tick(as_of, scales, int(doc["v"]))
+        lookback = int(doc.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
         for customer_doc in stale(stale_customers(merchant_id, scales, as_of)):
             customer = int(customer_doc["shopify_customer_id"])
             command = CustomerTick(merchant_id, customer, tick, lookback)

@@ -20,6 +20,8 @@ MAX_PENDING_DAYS = 365
 MAX_EXPIRY_DAYS = 3650
 MAX_WARNING_DAYS = 365
 DEFAULT_WARNING_DAYS = 14
+DEFAULT_RFM_LOOKBACK_DAYS = 365  # RFM's window (loyalty/rfm_window.py)
+MAX_RFM_LOOKBACK_DAYS = 3650
 _EXPIRY = re.compile(r"none|(inactivity|lot):([1-9][0-9]{0,3})", re.ASCII)
 
 
@@ -85,6 +87,7 @@ class Policy:
     pending_days: int = 0
     expiry: Expiry = NO_EXPIRY
     warning_days: int = DEFAULT_WARNING_DAYS
+    rfm_lookback_days: int = DEFAULT_RFM_LOOKBACK_DAYS
 
 
 def days_in_range(value: int, name: str, highest: int, lowest: int = 0) -> int:
@@ -93,8 +96,10 @@ def days_in_range(value: int, name: str, highest: int, lowest: int = 0) -> int:
     return value
 
 
-def parse_days(text: str, name: str, highest: int) -> int:
+def parse_days(text: str, name: str, highest: int, lowest: int = 0) -> int:
     """A day count from a header or a command-line flag: ASCII digits only."""
     if not (text.isascii() and text.isdigit()) or len(text) > 5:
-        raise InvalidEventError(f"{name} must be an integer from 0 to {highest}, got {text[:20]!r}")
-    return days_in_range(int(text), name, highest)
+        raise InvalidEventError(
+            f"{name} must be an integer from {lowest} to {highest}, got {text[:20]!r}"
+        )
+    return days_in_range(int(text), name, highest, lowest)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from loyalty.rfm import Scales, Segment, Thresholds, Values, threshold_scales
 from loyalty.rfm_histograms import MerchantHistograms
+from loyalty.rfm_window import DEFAULT_LOOKBACK_DAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class MerchantPicture:
     scales: Scales
     counts: dict[Segment, int]
     total: int
+    lookback: int = DEFAULT_LOOKBACK_DAYS  # the customers' window, as orders last said
 
 
 @dataclass
@@ -32,9 +34,13 @@ class RfmMerchant:
     as_of: int | None = None
     thresholds: Thresholds | None = None
     picture: MerchantPicture | None = None
+    lookback: int = DEFAULT_LOOKBACK_DAYS
 
-    def change(self, before: Values | None, after: Values) -> None:
+    def change(self, before: Values | None, after: Values, lookback: int | None = None) -> None:
+        """A customer's values changed; `lookback` is the window their record carried."""
         self.histograms.change(before, after)
+        if lookback is not None:
+            self.lookback = lookback
         if after.last_order_day is not None:
             self.advance(after.last_order_day)
 
@@ -60,14 +66,9 @@ class RfmMerchant:
         counts = self.histograms.segment_counts(scales)
         total = self.histograms.total
         old = self.picture
-        if old and (old.as_of, old.scales, old.counts, old.total) == (
-            self.as_of,
-            scales,
-            counts,
-            total,
-        ):
+        now = (self.as_of, scales, counts, total, self.lookback)
+        if old and (old.as_of, old.scales, old.counts, old.total, old.lookback) == now:
             return None
-        self.picture = MerchantPicture(
-            self.as_of, (old.version if old else 0) + 1, scales, counts, total
-        )
+        version = (old.version if old else 0) + 1
+        self.picture = MerchantPicture(self.as_of, version, scales, counts, total, self.lookback)
         return self.picture

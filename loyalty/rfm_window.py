@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from loyalty.exact import EXACT, ZERO
+from loyalty.policy import DEFAULT_RFM_LOOKBACK_DAYS, MAX_RFM_LOOKBACK_DAYS
 from loyalty.rfm import PROSPECT, Values
 
-DEFAULT_LOOKBACK_DAYS = 365
-MAX_LOOKBACK_DAYS = 3650
+DEFAULT_LOOKBACK_DAYS = DEFAULT_RFM_LOOKBACK_DAYS
+MAX_LOOKBACK_DAYS = MAX_RFM_LOOKBACK_DAYS
 
 
 @dataclass(frozen=True, slots=True)

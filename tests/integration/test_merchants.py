@@ -159,6 +159,8 @@ def test_settings_not_given_keep_their_stored_value(
         ("expiry", "lot:abc"),
         ("expiry", "lot:30 "),
         ("expiry", "forever"),
+        ("rfm_lookback_days", 0),
+        ("rfm_lookback_days", 3651),
     ],
 )
 def test_the_table_refuses_settings_the_flow_would_refuse(
@@ -193,3 +195,17 @@ def test_terms_that_cannot_work_together_are_refused_and_nothing_changes(
     merchant = merchant_by_shop(conn, KEY, "h.myshopify.com")
     assert merchant is not None
     assert merchant.policy == Policy(Decimal(2), "he", 2, Expiry(ExpiryMode.LOT, 60), 7)
+
+
+def test_the_rfm_lookback_is_stored_kept_and_attached_to_the_terms(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    first = add(conn, "h.myshopify.com")
+    chosen = add(conn, "h.myshopify.com", SettingsUpdate(rfm_lookback_days=90))
+    add(conn, "h.myshopify.com", SettingsUpdate(pending_days=2))  # other settings: kept
+
+    merchant = merchant_by_shop(conn, KEY, "h.myshopify.com")
+
+    assert (first.rfm_lookback_days, chosen.rfm_lookback_days) == (365, 90)
+    assert merchant is not None
+    assert merchant.policy.rfm_lookback_days == 90

@@ -221,3 +221,17 @@ def test_what_cannot_be_used_is_dead_lettered_with_its_reason() -> None:
     ]
     assert {dict(d.headers)[DLQ_FLOW] for d in run.dead_letters} == {b"rfm"}
     assert customer_doc(run, 501)["frequency"] == 1  # the valid order after them counts
+
+
+def test_the_merchants_window_is_the_one_its_orders_carry() -> None:
+    lookback = {"LoyalNest-RFM-Lookback-Days": b"90"}
+    orders: list[SourceItem] = [
+        webhook(0, "orders/paid", paid(1, 501, "2026-02-27"), **lookback),
+        webhook(1, "orders/paid", paid(2, 502, "2025-12-01"), **lookback),  # 88 days before
+    ]
+
+    run = Run(orders, [])
+
+    [picture] = run.latest(RFM_MERCHANTS).values()
+    assert picture["lookback_days"] == 90
+    assert customer_doc(run, 502)["next_exit"] == datetime(2026, 3, 1, tzinfo=UTC)

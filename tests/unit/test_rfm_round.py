@@ -16,7 +16,13 @@ NOW = datetime(2026, 3, 2, 0, 5, tzinfo=UTC)
 
 
 def picture(as_of: datetime, version: int = 7) -> dict[str, Any]:
-    return {"_id": MERCHANT, "as_of": as_of, "scales": scales_json(SCALES), "v": version}
+    return {
+        "_id": MERCHANT,
+        "as_of": as_of,
+        "scales": scales_json(SCALES),
+        "v": version,
+        "lookback_days": 90,
+    }
 
 
 def run(
@@ -29,7 +35,7 @@ def run(
         queries.append(query)
         return [{"shopify_customer_id": c} for c in stale_ids]
 
-    rescoring_round([picture(as_of)], stale, lambda k, v: sent.append((k, v)), NOW, lookback=90)
+    rescoring_round([picture(as_of)], stale, lambda k, v: sent.append((k, v)), NOW)
     return sent, queries
 
 
