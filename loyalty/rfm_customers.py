@@ -56,7 +56,7 @@ class RfmCustomer:
     window: CustomerWindow = field(default_factory=CustomerWindow)
     scores: Scores | None = None  # as last announced; None: a prospect or never scored
     segment: Segment | None = None  # as last announced; None: nothing announced yet
-    version: int = 0  # of the scales last scored with
+    version: int = 0  # of the picture last scored with (for the record: see apply_tick)
     updates: int = 0
     seq: int = 0  # records applied: orders the customer's stored documents
 
@@ -90,10 +90,12 @@ def apply_tick(
     customer.seq += 1
     customer.window.advance(tick.as_of, lookback)
     after = customer.values()
-    update = None
-    if tick.version >= customer.version:
-        customer.version = tick.version
-        update = _announce(customer, after, tick.scales.scores(after), tick.as_of)
+    # The latest tick decides, whatever its picture's version: one rounds job sends a
+    # customer's ticks in order, and a replay reads them in log order, while picture versions
+    # restart with a rebuilt merchant state. The rounds' staleness query, not versions, is
+    # what brings every customer to the current picture.
+    customer.version = tick.version
+    update = _announce(customer, after, tick.scales.scores(after), tick.as_of)
     return customer, CustomerOutcome(_moved(before, after), update)
 
 

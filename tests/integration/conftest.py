@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from psycopg import sql
 from pymongo.database import Database
 
+from loyalnest.harness.deployment import Deployment, isolated_deployment
 from loyalnest.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -115,3 +117,25 @@ def key_prefix(redis_client: redis.Redis) -> Iterator[str]:
 def registry(settings: Settings) -> Iterator[SchemaRegistryClient]:
     with SchemaRegistryClient({"url": settings.schema_registry_url}) as client:
         yield client
+
+
+@pytest.fixture
+def rfm_env(settings: Settings, tmp_path: Path) -> Iterator[Deployment]:
+    """A private deployment for the RFM flow's tests (tests/integration/rfm_harness.py)."""
+    with isolated_deployment(settings, "rfm", tmp_path) as deployment:
+        yield deployment
+
+
+@pytest.fixture
+def tz_mongo(settings: Settings) -> Iterator[pymongo.MongoClient[dict[str, Any]]]:
+    """A MongoDB client that reads times as aware UTC datetimes."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        settings.mongo_url, tz_aware=True
+    )
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def rfm_db(tz_mongo: pymongo.MongoClient[dict[str, Any]], rfm_env: Deployment) -> Database[Any]:
+    return tz_mongo[rfm_env.database]

@@ -202,18 +202,19 @@ def test_a_prospect_is_announced_at_once_with_the_segment_before() -> None:
     assert cancelled.update.sequence == 2
 
 
-def test_an_older_picture_never_overrides_a_newer_one() -> None:
+def test_the_latest_tick_decides_whatever_its_pictures_version() -> None:
+    # A replay rebuilds the merchant's state, and its picture versions start again from 1.
     merchant = RfmMerchant()
     customer, _ = apply_order_change(None, OrderChange(7, DAY0, NOTHING, counted("5")), LOOKBACK)
-    old = tick(DAY0, merchant)
     merchant.use(Thresholds((1, 2, 3, 4), (2, 3, 4, 5), (D(10), D(20), D(30), D(40))))
-    new = tick(DAY0, merchant)
+    by_thresholds = tick(DAY0, merchant)
+    rebuilt = Tick(DAY0, RfmMerchant().scales(DAY0), 1)
 
-    customer, _ = apply_tick(customer, new, LOOKBACK)
-    customer, late = apply_tick(customer, old, LOOKBACK)
+    customer, _ = apply_tick(customer, by_thresholds, LOOKBACK)
+    customer, later = apply_tick(customer, rebuilt, LOOKBACK)
 
-    assert late.update is None
-    assert customer.scores == Scores(5, 1, 1, Segment.NEW_CUSTOMERS)
+    assert later.update is not None
+    assert (customer.scores, customer.version) == (Scores(1, 1, 1, Segment.HIBERNATING), 1)
 
 
 def test_a_tick_past_the_window_makes_a_prospect() -> None:
