@@ -21,7 +21,12 @@ from loyalnest.app_secrets import (
     secrets_path,
 )
 from loyalnest.bootstrap.__main__ import bootstrap
-from loyalnest.demo import instructions, register_demo_merchant, send_sample_webhooks
+from loyalnest.demo import (
+    instructions,
+    register_demo_merchant,
+    segment_counts,
+    send_sample_webhooks,
+)
 from loyalnest.localstack.process import StackError, spawn, stop_pid, tail, wait_until
 from loyalnest.localstack.service import StackPaths
 from loyalnest.localstack.stack import start_all
@@ -113,6 +118,7 @@ def run(settings: Settings) -> int:
         token = register_demo_merchant(settings, secrets)
         customers = send_sample_webhooks(settings, SAMPLE_ORDERS)
         print(f"✓ sent {SAMPLE_ORDERS} signed sample webhooks to the API")
+        print(f"✓ {segment_counts(settings, token, len(customers))}", flush=True)
         print_endpoints(settings)
         print(instructions(settings, token, customers[0]))
         print("Press Ctrl-C to stop.", flush=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import psycopg
@@ -65,15 +68,43 @@ def send_sample_webhooks(settings: Settings, count: int) -> list[int]:
     return sorted(set(customers))
 
 
+def segment_counts(settings: Settings, token: str, customers: int, timeout: float = 60) -> str:
+    """The demo merchant's RFM segments once the flow has seen all its `customers`: a line to
+    print (or why not yet)."""
+    url = f"http://127.0.0.1:{settings.api_http_port}/v1/segments"
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {token}"}) as client:
+        return segments_line(lambda: client.get(url).json(), customers, timeout)
+
+
+def segments_line(
+    fetch: Callable[[], dict[str, Any]],
+    customers: int,
+    timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    deadline = clock() + timeout
+    while True:
+        body = fetch()
+        if body["total"] >= customers:
+            counts = ", ".join(f"{name} {n}" for name, n in body["segments"].items() if n)
+            return f"RFM segments of {DEMO_SHOP} as of {body['as_of']}: {counts}"
+        if clock() > deadline:
+            return f"RFM segments not ready after {timeout:.0f}s (see .data/logs/rfm.log)"
+        sleep(0.5)
+
+
 def instructions(settings: Settings, token: str, customer: int) -> str:
     base = f"http://127.0.0.1:{settings.api_http_port}"
     return f"""
-Demo merchant {DEMO_SHOP} (webhook secret "{DEMO_SECRET}"). Token (view + redeem):
+Demo merchant {DEMO_SHOP} (webhook secret "{DEMO_SECRET}"). Token (every scope):
   export TOKEN={token}
 
 Try:
   curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/customers/{customer}/balance?locale=he
   curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/customers/{customer}/transactions
+  curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/segments
+  curl -s -H "Authorization: Bearer $TOKEN" {base}/v1/customers/{customer}/rfm
   curl -s -X POST -H "Authorization: Bearer $TOKEN" -H "Idempotency-Key: demo-1" \\
        -H "Content-Type: application/json" {base}/v1/redemptions \\
        -d '{{"customer_id": {customer}, "points": 10, "reward_id": "5-off"}}'
