@@ -85,7 +85,11 @@ class OrderIn:
     message: SourceMessage
     facts: Facts
     lookback: int
-    key: str  # merchant:order
+    merchant_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.merchant_id}:{self.facts.order_id}"
 
 
 @dataclass(frozen=True)
@@ -133,14 +137,14 @@ def decode_order(message: SourceMessage) -> OrderIn:
     raw_lookback = header(message, RFM_LOOKBACK_HEADER)
     lookback = DEFAULT_LOOKBACK_DAYS if raw_lookback is None else lookback_days(raw_lookback)
     merchant_id = str(ids.merchant_id(event.shop))
-    return OrderIn(message, event.facts, lookback, f"{merchant_id}:{event.order_id}")
+    return OrderIn(message, event.facts, lookback, merchant_id)
 
 
 def order_step(state: RfmOrder | None, received: OrderIn) -> tuple[RfmOrder, list[CustomerIn]]:
     new_state, changes = apply_order_facts(state, received.facts)
-    merchant_id = received.key.rsplit(":", 1)[0]
     return new_state, [
-        CustomerIn(received.message, merchant_id, c.customer, c, received.lookback) for c in changes
+        CustomerIn(received.message, received.merchant_id, c.customer, c, received.lookback)
+        for c in changes
     ]
 
 
