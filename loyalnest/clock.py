@@ -25,13 +25,13 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-import pymongo
 from confluent_kafka import KafkaError, Message, Producer
+from pymongo.database import Database
 
 from connectors.store import BALANCES
 from loyalnest.rounds import (
@@ -39,9 +39,8 @@ from loyalnest.rounds import (
     TickProducer,
     as_utc,
     produce_when_room,
-    refused_future,
     round_args,
-    serve,
+    run_job,
     utc_now,
 )
 from loyalnest.settings import Settings
@@ -248,27 +247,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None, clock: Clock = utc_now) -> int:
-    args = parse(argv)
-    if refused_future(args, clock):
-        # Time only moves forward in the customer stage: points expired early stay expired.
-        return 2
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        settings.mongo_url, tz_aware=True
+    # A time in the future is refused: points expired early would stay expired.
+    return run_job(
+        "python -m loyalnest.clock",
+        __doc__,
+        argv,
+        clock,
+        _clock_rounds,
+        lambda settings: settings.clock_interval_seconds,
     )
+
+
+def _clock_rounds(settings: Settings, db: Database[Any]) -> Callable[[datetime], Round]:
     job = ClockJob(
-        client[settings.mongo_database][BALANCES],
+        db[BALANCES],
         kafka_producer(settings),
         commands_topic=settings.topic(POINTS_COMMANDS),
         ticks_topic=settings.topic(CLOCK_TICKS),
     )
-    try:
-        log.info("ticking every %ds", settings.clock_interval_seconds)
-        serve(args, clock, job.run_round, settings.clock_interval_seconds)
-        return 0
-    finally:
-        client.close()
+    log.info("ticking every %ds", settings.clock_interval_seconds)
+    return job.run_round
 
 
 if __name__ == "__main__":

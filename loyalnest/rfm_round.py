@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pymongo
 from confluent_kafka import KafkaError, Message, Producer
 from pymongo.database import Database
 
@@ -26,8 +25,7 @@ from connectors.rfm_records import stale_customers
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
 from connectors.times import as_utc
 from loyalnest.clock import CURSOR_BATCH, FLUSH_SECONDS, kafka_producer
-from loyalnest.rounds import Clock, produce_when_room, refused_future, round_args, serve, utc_now
-from loyalnest.settings import Settings
+from loyalnest.rounds import Clock, produce_when_room, run_job, utc_now
 from loyalnest.topics import RFM_COMMANDS
 from loyalty.rfm import day_number
 from loyalty.rfm_commands import CustomerTick, DayTick, RfmCommand, encode, scales_from
@@ -126,22 +124,16 @@ class RescoringJob:
 
 
 def main(argv: list[str] | None = None, clock: Clock = utc_now) -> int:
-    args = round_args("python -m loyalnest.rfm_round", __doc__, argv)
-    if refused_future(args, clock):
-        return 2
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-        settings.mongo_url, tz_aware=True
+    return run_job(
+        "python -m loyalnest.rfm_round",
+        __doc__,
+        argv,
+        clock,
+        lambda settings, db: (
+            RescoringJob(db, kafka_producer(settings), settings.topic(RFM_COMMANDS)).run_round
+        ),
+        lambda settings: settings.rfm_round_seconds,
     )
-    job = RescoringJob(
-        client[settings.mongo_database], kafka_producer(settings), settings.topic(RFM_COMMANDS)
-    )
-    try:
-        serve(args, clock, job.run_round, settings.rfm_round_seconds)
-        return 0
-    finally:
-        client.close()
 
 
 if __name__ == "__main__":

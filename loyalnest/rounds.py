@@ -9,15 +9,20 @@ round under way finishes first. A round that fails ends the job, and the supervi
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+import pymongo
 from confluent_kafka import KafkaError, Message
+from pymongo.database import Database
+
+from loyalnest.settings import Settings
 
 Clock = Callable[[], datetime]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
@@ -70,6 +75,31 @@ def refused_future(args: argparse.Namespace, clock: Clock) -> bool:
         print(f"--at {args.at.isoformat()} is in the future; refused", file=sys.stderr)
         return True
     return False
+
+
+def run_job(
+    prog: str,
+    description: str | None,
+    argv: list[str] | None,
+    clock: Clock,
+    build: Callable[[Settings, Database[Any]], Callable[[datetime], object]],
+    interval: Callable[[Settings], float],
+) -> int:
+    """A round job's `main`: its command line, settings and logging, a MongoDB client (times
+    read as aware UTC), then one round or rounds forever. `build` makes the round function."""
+    args = round_args(prog, description, argv)
+    if refused_future(args, clock):
+        return 2
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        settings.mongo_url, tz_aware=True
+    )
+    try:
+        serve(args, clock, build(settings, client[settings.mongo_database]), interval(settings))
+        return 0
+    finally:
+        client.close()
 
 
 def serve(
