@@ -40,6 +40,8 @@ JOBS: tuple[RegisteredJob, ...] = (
     flow("points", "flows.points:flow()", 0),
     flow("order-archive", "flows.order_archive:flow()", 1),
     flow("rfm", "flows.rfm:flow()", 2),
+    # Core's customers.rfm_score (PostgreSQL) from rfm.updated.
+    flow("customers", "flows.customers:flow()", 3),
     # Time as data: a points.tick per due customer every CLOCK_INTERVAL_SECONDS. No health
     # check: a dead clock is restarted like any job, and its rounds are logged.
     RegisteredJob("clock", Kind.MODULE, "loyalnest.clock"),

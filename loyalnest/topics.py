@@ -16,6 +16,7 @@ ORDER_ARCHIVE_DLQ = "order_archive.dlq"
 RFM_COMMANDS = "rfm.commands"
 RFM_UPDATED = "rfm.updated"
 RFM_DLQ = "rfm.dlq"
+CUSTOMERS_DLQ = "customers.dlq"
 
 # Order webhooks and points commands are the source of truth the ledger is rebuilt from
 # (replay from offset 0), so they are kept forever; derived events use the broker default.
@@ -55,6 +56,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RFM_COMMANDS, KEEP_FOREVER | SOURCE_RECORDS),
     TopicSpec(RFM_UPDATED),
     TopicSpec(RFM_DLQ, DEAD_LETTERS),
+    TopicSpec(CUSTOMERS_DLQ, DEAD_LETTERS),
 )
 
 

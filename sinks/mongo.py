@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -25,6 +25,8 @@ from prometheus_client import Counter, Histogram
 from pymongo import InsertOne, MongoClient, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, NetworkTimeout
+
+from sinks.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +72,6 @@ def encoded(document: dict[str, Any]) -> RawBSONDocument:
 
 class MongoSinkError(RuntimeError):
     """A write failed for a reason other than a duplicate key; the flow must stop."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff: with the defaults, retries wait 1 s, 2 s and 4 s."""
-
-    attempts: int = 4
-    base_delay: float = 1.0
-
-    def delays(self) -> Iterator[float]:
-        for attempt in range(self.attempts - 1):
-            yield self.base_delay * 2**attempt
 
 
 @dataclass

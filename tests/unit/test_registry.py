@@ -38,11 +38,14 @@ def test_every_flow_target_names_a_flow_factory(job: RegisteredJob) -> None:
     assert callable(getattr(importlib.import_module(module), factory))
 
 
-def test_the_registered_flows_are_points_order_archive_and_rfm(settings: Settings) -> None:
+def test_the_registered_flows_are_points_order_archive_rfm_and_customers(
+    settings: Settings,
+) -> None:
     assert [(job.name, job.target, job.port(settings)) for job in registry.flows()] == [
         ("points", "flows.points:flow()", 4000),
         ("order-archive", "flows.order_archive:flow()", 4001),
         ("rfm", "flows.rfm:flow()", 4002),
+        ("customers", "flows.customers:flow()", 4003),
     ]
 
 

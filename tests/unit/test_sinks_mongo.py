@@ -26,12 +26,12 @@ from sinks.mongo import (
     MongoSinkError,
     MongoWrite,
     MongoWriter,
-    RetryPolicy,
     WriteOp,
     _PipelinedPartition,
     count_duplicates,
     group_by_collection,
 )
+from sinks.retry import RetryPolicy
 
 
 @dataclass(frozen=True)

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from loyalnest.topics import (
+    CUSTOMERS_DLQ,
     DEAD_LETTER_BYTES,
     ORDER_ARCHIVE_DLQ,
     POINTS_COMMANDS,
     POINTS_DLQ,
     POINTS_REPLAY,
+    RFM_COMMANDS,
+    RFM_DLQ,
     SHOPIFY_ORDERS,
     SOURCE_RECORD_BYTES,
     TOPICS,
 )
 
 SPECS = {t.name: t.config for t in TOPICS}
-SOURCES = (SHOPIFY_ORDERS, POINTS_COMMANDS, POINTS_REPLAY)
-DEAD_LETTER_TOPICS = (POINTS_DLQ, ORDER_ARCHIVE_DLQ)
+SOURCES = (SHOPIFY_ORDERS, POINTS_COMMANDS, POINTS_REPLAY, RFM_COMMANDS)
+DEAD_LETTER_TOPICS = tuple(name for name in SPECS if name.endswith(".dlq"))
+
+
+def test_every_flows_dead_letter_topic_is_specified() -> None:
+    assert set(DEAD_LETTER_TOPICS) == {POINTS_DLQ, ORDER_ARCHIVE_DLQ, RFM_DLQ, CUSTOMERS_DLQ}
 
 
 def test_every_topic_a_flow_reads_has_an_explicit_record_limit() -> None:
