@@ -19,11 +19,13 @@ from pymongo.errors import ConnectionFailure
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from api.expiring_cache import ExpiringCache
 from api.merchant_cache import MerchantCache
 from api.producer import AsyncProducer
 from connectors.balance_cache import BalanceCache
 from connectors.merchants import Merchant, merchant_by_shop_pooled
-from connectors.store import TRANSLATIONS, merged
+from connectors.rfm_records import StoredPicture, stored_picture
+from connectors.store import RFM_MERCHANTS, TRANSLATIONS, merged
 from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
 from loyalty.i18n import DEFAULT_LOCALE
@@ -66,6 +68,19 @@ class ApiContext:
     @cached_property
     def balance_cache(self) -> BalanceCache:
         return BalanceCache(self.settings.redis_key_prefix, self.settings.balance_cache_seconds)
+
+    @cached_property
+    def pictures(self) -> ExpiringCache[StoredPicture | None]:
+        """Merchants' RFM pictures, each read at most once per RFM_PICTURE_SECONDS: segment
+        counts are then answered from memory, and a customer's read is one query."""
+
+        async def load(merchant_id: str) -> StoredPicture | None:
+            document = await self.db[RFM_MERCHANTS].find_one({"_id": merchant_id})
+            return None if document is None else stored_picture(document)
+
+        return ExpiringCache(
+            load, self.settings.merchant_cache_entries, self.settings.rfm_picture_seconds
+        )
 
     @property
     def jwt_secret(self) -> str:

@@ -7,6 +7,7 @@ day at once, whether or not the rescoring round has announced them yet.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -16,24 +17,23 @@ from starlette.responses import JSONResponse
 from api.auth import require
 from api.balances import customer_param
 from api.context import ApiContext
-from connectors.rfm_records import customer_doc_id
-from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
+from connectors.rfm_records import StoredPicture, customer_doc_id
+from connectors.store import RFM_CUSTOMERS
 from connectors.times import as_utc
 from loyalnest.tokens import SCOPE_ANALYTICS
 from loyalty.rfm import Segment, Values, day_date, day_number
-from loyalty.rfm_commands import scales_from
 
 
 async def segment_counts(ctx: ApiContext, merchant_id: str) -> dict[str, Any]:
     """The merchant's counts: every segment named, zeros before the first order."""
-    picture = await ctx.db[RFM_MERCHANTS].find_one({"_id": merchant_id})
+    picture = await ctx.pictures.get(merchant_id)
     counts = {segment.value: 0 for segment in Segment}
     if picture is not None:
-        counts |= {name: int(n) for name, n in picture["counts"].items() if name in counts}
+        counts |= {name: n for name, n in picture.counts.items() if name in counts}
     return {
         "merchant_id": merchant_id,
-        "as_of": None if picture is None else as_utc(picture["as_of"]).date().isoformat(),
-        "total": 0 if picture is None else int(picture["total"]),
+        "as_of": None if picture is None else day_date(picture.as_of).isoformat(),
+        "total": 0 if picture is None else picture.total,
         "segments": counts,
     }
 
@@ -42,8 +42,10 @@ async def read_customer_rfm(
     ctx: ApiContext, merchant_id: str, customer: int
 ) -> dict[str, Any] | None:
     """One customer's values and scores, or None for a customer the merchant does not have."""
-    doc = await ctx.db[RFM_CUSTOMERS].find_one({"_id": customer_doc_id(merchant_id, customer)})
-    picture = await ctx.db[RFM_MERCHANTS].find_one({"_id": merchant_id})
+    doc, picture = await asyncio.gather(
+        ctx.db[RFM_CUSTOMERS].find_one({"_id": customer_doc_id(merchant_id, customer)}),
+        ctx.pictures.get(merchant_id),
+    )
     if doc is None or picture is None:
         return None
     return customer_rfm(customer, doc, picture)
@@ -63,16 +65,16 @@ async def get_customer_rfm(request: Request) -> JSONResponse:
     return JSONResponse(found)
 
 
-def customer_rfm(customer: int, doc: dict[str, Any], picture: dict[str, Any]) -> dict[str, Any]:
+def customer_rfm(customer: int, doc: dict[str, Any], picture: StoredPicture) -> dict[str, Any]:
     """The response for one customer: values as stored, scored with the merchant's picture."""
-    as_of = day_number(as_utc(picture["as_of"]))
+    as_of = picture.as_of
     last = doc.get("last_order_day")
     values = Values(
         None if last is None else day_number(as_utc(last)),
         int(doc["frequency"]),
         doc["monetary"].to_decimal(),
     )
-    scores = scales_from(picture["scales"]).scores(values)
+    scores = picture.scales.scores(values)
     return {
         "customer_id": customer,
         "recency_days": values.recency_days(as_of),

@@ -7,6 +7,7 @@ newer one, as the points balances are: a replayed write changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
@@ -15,9 +16,10 @@ from bson.decimal128 import Decimal128
 from pymongo import InsertOne, ReplaceOne
 
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
+from connectors.times import as_utc
 from loyalty import ids
-from loyalty.rfm import Scale, Scales, day_date
-from loyalty.rfm_commands import scales_json
+from loyalty.rfm import Scale, Scales, day_date, day_number
+from loyalty.rfm_commands import scales_from, scales_json
 from loyalty.rfm_customers import RfmCustomer, RfmUpdate
 from loyalty.rfm_merchants import MerchantPicture
 from sinks.mongo import MongoWrite, encoded
@@ -73,6 +75,25 @@ def _versioned(collection: str, doc_id: str, document: dict[str, Any], version: 
         return collection, InsertOne(encoded({"_id": doc_id, **document}))
     return collection, ReplaceOne(
         encoded({"_id": doc_id, "v": {"$lt": version}}), encoded(document), upsert=True
+    )
+
+
+@dataclass(frozen=True)
+class StoredPicture:
+    """A merchant's picture as the readers use it, from its `rfm_merchants` document."""
+
+    as_of: int
+    total: int
+    counts: dict[str, int]
+    scales: Scales
+
+
+def stored_picture(document: dict[str, Any]) -> StoredPicture:
+    return StoredPicture(
+        as_of=day_number(as_utc(document["as_of"])),
+        total=int(document["total"]),
+        counts={name: int(n) for name, n in document["counts"].items()},
+        scales=scales_from(document["scales"]),
     )
 
 

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     balance_cache_seconds: int = Field(default=5, ge=1)
     # Shops, known or unknown, the API keeps in memory (least recently used ones leave first).
     merchant_cache_entries: int = Field(default=10_000, ge=1)
+    # How long the API serves a merchant's RFM picture (segment counts, scales) from memory.
+    rfm_picture_seconds: float = Field(default=1.0, ge=0)
     flow_api_port: int = Field(default=3030, validation_alias="FLOW_API_PORT")
     flow_recovery_partitions: int = Field(
         default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS"

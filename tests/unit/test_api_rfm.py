@@ -16,6 +16,7 @@ import pytest
 from bson.raw_bson import RawBSONDocument
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from api.grpc_rfm import CoreService, RfmService
 from connectors.rfm_records import customer_write, merchant_write
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
@@ -126,6 +127,22 @@ def test_a_prospect_has_no_scores(client: TestClient) -> None:
 
     assert (body["recency_days"], body["r"], body["f"], body["m"]) == (None, None, None, None)
     assert (body["frequency"], body["monetary"], body["segment"]) == (0, "0", "prospects")
+
+
+@pytest.mark.parametrize(("seconds", "served"), [(3600.0, 1), (0.0, 0)])
+def test_the_picture_is_served_from_memory_for_rfm_picture_seconds(
+    stores: FakeStores, seconds: float, served: int
+) -> None:
+    ctx = stores.context()
+    ctx.settings = ctx.settings.model_copy(update={"rfm_picture_seconds": seconds})
+    with TestClient(create_app(ctx.settings, ctx)) as http:
+        first = http.get("/v1/segments", headers=auth(SCOPE_ANALYTICS)).json()
+        picture = stores.collection(RFM_MERCHANTS).documents[MERCHANT]
+        picture["counts"] = {**picture["counts"], "potential_loyalists": 0}
+        second = http.get("/v1/segments", headers=auth(SCOPE_ANALYTICS)).json()
+
+    assert first["segments"]["potential_loyalists"] == 1
+    assert second["segments"]["potential_loyalists"] == served
 
 
 @pytest.mark.parametrize(
