@@ -121,17 +121,28 @@ def updated_event(merchant_id: str, customer: int, update: RfmUpdate) -> dict[st
     }
 
 
-def stale_customers(merchant_id: str, scales: Scales, as_of: int) -> dict[str, Any]:
-    """The query for the customers `needs_tick` names (loyalty/rfm_customers.py), in the
+# Earlier than any order: `last_order_day >= EARLIEST` is "has a last order day" as an index
+# range (`$ne: None` is not one, and the store then reads every document).
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def stale_customers(merchant_id: str, scales: Scales, as_of: int) -> list[dict[str, Any]]:
+    """The queries for the customers `needs_tick` names (loyalty/rfm_customers.py), in the
     stored documents: an oldest day that has left the window, nothing announced yet, a
-    prospect still holding scores, or a stored score whose band no longer holds the value.
-    Each part is a range on one of the RFM_CUSTOMERS indexes."""
-    conditions: list[dict[str, Any]] = [
-        {"next_exit": {"$lte": midnight(as_of)}},
-        {"segment": None},
-        {"last_order_day": None, "r": {"$ne": None}},
-        {"last_order_day": {"$ne": None}, "r": None},
+    prospect still holding scores, a customer with orders and no scores, or a stored score
+    whose band no longer holds the value. A customer may match several.
+
+    Each query is equalities and one range on a prefix of one RFM_CUSTOMERS index. One query
+    OR-ing them all would be one question, but the store answers an `$or` (and `$ne`) by
+    reading every document of the collection: 14-17 s for 100,000 customers against
+    20-60 ms per range (measured on SecantusDB)."""
+    merchant = {"merchant_id": merchant_id}
+    queries: list[dict[str, Any]] = [
+        {**merchant, "next_exit": {"$lte": midnight(as_of)}},
+        {**merchant, "r": None, "last_order_day": None, "segment": None},
+        {**merchant, "r": None, "last_order_day": {"$gte": EARLIEST}},
     ]
+    queries += [{**merchant, "r": score, "last_order_day": None} for score in range(1, 6)]
     for score_field, value_field, scale, convert in (
         ("r", "last_order_day", scales.recency, midnight),
         ("f", "frequency", scales.frequency, _same),
@@ -139,16 +150,14 @@ def stale_customers(merchant_id: str, scales: Scales, as_of: int) -> dict[str, A
     ):
         for score, (low, high) in enumerate(_bands(scale), start=1):
             if low is _UNREACHABLE:
-                conditions.append({score_field: score})
+                queries.append({**merchant, score_field: score})
                 continue
-            outside = [
-                {value_field: {operator: convert(bound)}}
+            queries += [
+                {**merchant, score_field: score, value_field: {operator: convert(bound)}}
                 for operator, bound in (("$lt", low), ("$gte", high))
                 if bound is not None
             ]
-            if outside:
-                conditions.append({score_field: score, "$or": outside})
-    return {"merchant_id": merchant_id, "$or": conditions}
+    return queries
 
 
 _UNREACHABLE = object()

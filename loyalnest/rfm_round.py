@@ -2,10 +2,11 @@
 
 For each merchant picture in the store (`rfm_merchants`, written by the RFM flow): an `rfm.day`
 when the round's day is past the picture's as-of day, and an `rfm.tick` with the picture for
-every customer whose stored document `stale_customers` finds (an oldest day out of the window,
-nothing announced yet, or a score whose band no longer holds the value). The flow applies them
-and writes the documents again, so a later round finds only what moved since: rounds converge,
-and repeating one is harmless (a tick of a picture already applied changes nothing).
+every customer whose stored document one of the `stale_customers` queries finds (an oldest day
+out of the window, nothing announced yet, or a score whose band no longer holds the value). The
+flow applies them and writes the documents again, so a later round finds only what moved since:
+rounds converge, and repeating one is harmless (a tick of a picture already applied changes
+nothing).
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def rescoring_round(
     now: datetime,
 ) -> RoundCounts:
     """`merchants`: the picture documents; `stale(query)`: the customer documents matching a
-    query; `produce(key, value)`: one record onto rfm.commands."""
+    query; `produce(key, value)`: one record onto rfm.commands. A customer several queries
+    find is ticked once."""
     counts = RoundCounts()
     today = day_number(now)
     for doc in merchants:
@@ -66,11 +68,16 @@ def rescoring_round(
         scales = scales_from(doc["scales"])
         tick = Tick(as_of, scales, int(doc["v"]))
         lookback = int(doc.get("lookback_days", DEFAULT_LOOKBACK_DAYS))
-        for customer_doc in stale(stale_customers(merchant_id, scales, as_of)):
-            customer = int(customer_doc["shopify_customer_id"])
-            command = CustomerTick(merchant_id, customer, tick, lookback)
-            _send(produce, f"{merchant_id}:{customer}".encode(), command)
-            counts.ticks += 1
+        ticked: set[int] = set()
+        for query in stale_customers(merchant_id, scales, as_of):
+            for customer_doc in stale(query):
+                customer = int(customer_doc["shopify_customer_id"])
+                if customer in ticked:
+                    continue
+                ticked.add(customer)
+                command = CustomerTick(merchant_id, customer, tick, lookback)
+                _send(produce, f"{merchant_id}:{customer}".encode(), command)
+        counts.ticks += len(ticked)
     return counts
 
 

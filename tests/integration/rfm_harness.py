@@ -160,8 +160,9 @@ def _round(
 ) -> int:
     seen: dict[str, int] = {}
     for doc in db[RFM_MERCHANTS].find():
-        query = stale_customers(MERCHANT, scales_from(doc["scales"]), day_number(doc["as_of"]))
-        seen |= {d["_id"]: d["v"] for d in db[RFM_CUSTOMERS].find(query, {"v": 1})}
+        queries = stale_customers(MERCHANT, scales_from(doc["scales"]), day_number(doc["as_of"]))
+        for query in queries:
+            seen |= {d["_id"]: d["v"] for d in db[RFM_CUSTOMERS].find(query, {"v": 1})}
     # The flow may change a document between this query and the job's: then its version
     # moves anyway, and whatever the job ticked that this did not see, a later round checks.
     counts = job.run_round(now)

@@ -74,7 +74,8 @@ def test_the_stale_query_finds_exactly_the_customers_to_tick(
 
     found = {
         d["shopify_customer_id"]
-        for d in collection.find(stale_customers(MERCHANT, picture.scales, AS_OF))
+        for query in stale_customers(MERCHANT, picture.scales, AS_OF)
+        for d in collection.find(query)
     }
 
     expected = {n for n, c in customers.items() if needs_tick(c, LOOKBACK, picture)}

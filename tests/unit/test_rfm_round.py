@@ -49,7 +49,7 @@ def test_stale_customers_get_the_pictures_tick() -> None:
         (f"{MERCHANT}:11".encode(), CustomerTick(MERCHANT, 11, tick, 90)),
         (f"{MERCHANT}:12".encode(), CustomerTick(MERCHANT, 12, tick, 90)),
     ]
-    assert queries == [stale_customers(MERCHANT, SCALES, day_number(as_of))]
+    assert queries == stale_customers(MERCHANT, SCALES, day_number(as_of))
 
 
 def test_a_new_day_is_sent_to_a_merchant_behind_it_and_naive_times_are_utc() -> None:
