@@ -11,7 +11,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import balance, clock, e2e, ingest, pipeline, probe, sink, state, sweep
+from bench import (
+    balance,
+    clock,
+    e2e,
+    ingest,
+    pipeline,
+    probe,
+    rfm_ageing,
+    rfm_api,
+    rfm_flow,
+    sink,
+    state,
+    sweep,
+)
 from bench.report import Targets
 from loyalnest.settings import Settings
 
@@ -27,6 +40,9 @@ BENCHMARKS = {
     "clock": "clock",
     "state": "customer_state",
     "sweep": "expiry_sweep",
+    "rfm": "rfm_flow",
+    "rfm-ageing": "rfm_ageing",
+    "rfm-api": "rfm_api",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
@@ -37,6 +53,9 @@ TARGETS: dict[str, Targets] = {
     "clock": clock.TARGETS,
     "customer_state": state.TARGETS,
     "expiry_sweep": sweep.TARGETS,
+    "rfm_flow": rfm_flow.TARGETS,
+    "rfm_ageing": rfm_ageing.TARGETS,
+    "rfm_api": rfm_api.TARGETS,
 }
 
 
@@ -84,7 +103,41 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--state-refunds", type=count, default=2_000, help="state: refunds, no more than orders"
     )
+    parser.add_argument("--rfm-orders", type=count, default=100_000, help="rfm: orders")
+    parser.add_argument(
+        "--rfm-flow-customers",
+        type=count,
+        help="rfm: their customers, at most --rfm-orders (default: one order each)",
+    )
+    parser.add_argument(
+        "--rfm-alone", action="store_true", help="rfm: without the points flow alongside"
+    )
+    parser.add_argument(
+        "--rfm-customers", type=count, default=100_000, help="rfm-ageing: customers of one merchant"
+    )
+    parser.add_argument(
+        "--rfm-small-customers",
+        type=count,
+        default=10_000,
+        help="rfm-ageing: the same scenario's smaller size, for the snapshot ratios",
+    )
+    parser.add_argument(
+        "--rfm-orders-per-customer", type=amount, default=2.0, help="rfm-ageing: at least 1"
+    )
+    parser.add_argument(
+        "--rfm-api-customers", type=count, default=10_000, help="rfm-api: customer documents"
+    )
+    parser.add_argument(
+        "--rfm-api-requests", type=count, default=20_000, help="rfm-api: requests of each call"
+    )
+    parser.add_argument("--rfm-api-connections", type=count, default=32)
     args = parser.parse_args(argv)
+    if args.rfm_orders_per_customer < 1:
+        parser.error("--rfm-orders-per-customer must be at least 1")
+    if args.rfm_flow_customers is None:
+        args.rfm_flow_customers = args.rfm_orders
+    if args.rfm_flow_customers > args.rfm_orders:
+        parser.error("--rfm-flow-customers must not exceed --rfm-orders")
     if args.state_refunds > args.state_orders:
         parser.error("--state-refunds must not exceed --state-orders")
     return args
@@ -112,13 +165,22 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
         "clock": lambda: clock.measure(settings, args.clock_customers),
         "customer_state": lambda: state.measure(args.state_orders, args.state_refunds),
         "expiry_sweep": lambda: sweep.measure(settings, args.sweep_customers),
+        "rfm_flow": lambda: rfm_flow.measure(
+            settings, args.rfm_orders, args.rfm_flow_customers, not args.rfm_alone
+        ),
+        "rfm_ageing": lambda: rfm_ageing.measure(
+            settings, args.rfm_customers, args.rfm_small_customers, args.rfm_orders_per_customer
+        ),
+        "rfm_api": lambda: rfm_api.measure(
+            settings, args.rfm_api_customers, args.rfm_api_requests, args.rfm_api_connections
+        ),
     }
 
 
 def print_table(results: dict[str, dict[str, float]]) -> list[str]:
     """The figures, each next to its target if it has one; returns the targets missed."""
     missed = []
-    print(f"\n{'benchmark':<16}{'metric':<28}{'value':>12}  {'target':<10}")
+    print(f"\n{'benchmark':<16}{'metric':<32}{'value':>14}  {'target':<10}")
     for name, metrics in results.items():
         for metric, value in metrics.items():
             target = TARGETS.get(name, {}).get(metric)
@@ -127,7 +189,7 @@ def print_table(results: dict[str, dict[str, float]]) -> list[str]:
                 verdict = f"{target!s:<10}{'met' if target.met(value) else 'MISSED'}"
                 if not target.met(value):
                     missed.append(f"{name}.{metric} = {value:,.2f} (target {target})")
-            print(f"{name:<16}{metric:<28}{value:>12,.2f}  {verdict}")
+            print(f"{name:<16}{metric:<32}{value:>14,.2f}  {verdict}")
     return missed
 
 
