@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pymongo
 import redis
 
 from bench.earns import first_earn_writes
 from bench.http import Run, build_request, closed_loop
+from bench.kit import metrics_text
 from bench.report import Targets, at_least, at_most, require_status
 from bench.stackenv import bench_shops, running_api
 from connectors.balance_cache import cache_key
@@ -100,7 +100,7 @@ def wait_filled(settings: Settings, prefix: str, merchant_id: str, customers: li
 
 def lookups(port: int) -> dict[str, float]:
     """The API's balance lookups so far by source (cache, mongo)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    text = metrics_text(port, timeout=10)
     pattern = r'^points_balance_latency_seconds_count\{source="(\w+)"\} ([0-9.e+]+)$'
     return {source: float(n) for source, n in re.findall(pattern, text, re.M)}
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pymongo
 from confluent_kafka import Producer
 
 from bench.earns import first_earn_writes
+from bench.kit import metrics_text, produce_patiently
 from bench.proc import cpu_seconds, store_pid
 from bench.report import Targets, at_least, at_most
 from bench.stackenv import bench_env, flow_process
@@ -64,18 +64,8 @@ def produce_orders(env: Deployment, count: int) -> None:
     headers = kafka_headers({TOPIC_HEADER: "orders/create", SHOP_HEADER: SHOP}, "bench", POLICY)
     for n in range(count):
         body = order_body(rng, 9_000_000 + n, 2_000_000 + n, start + timedelta(seconds=n))
-        while True:
-            try:
-                producer.produce(
-                    env.topic(SHOPIFY_ORDERS),
-                    value=encode_body(body),
-                    key=partition_key(SHOP, "orders/create", body),
-                    headers=headers,
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
+        key = partition_key(SHOP, "orders/create", body)
+        produce_patiently(producer, env.topic(SHOPIFY_ORDERS), encode_body(body), key, headers)
     if producer.flush(120):
         raise RuntimeError("orders not all produced")
 
@@ -194,7 +184,7 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
 
 def metric(port: int, sample: str) -> float:
     """One sample's value from the flow's /metrics (0 when it has not been recorded yet)."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    text = metrics_text(port)
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
         if name == sample:

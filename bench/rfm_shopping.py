@@ -20,6 +20,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from bench.kit import produce_patiently
 from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, encode_body, kafka_headers, partition_key
 from loyalnest.harness.deployment import Deployment
 from loyalnest.samples import order_body
@@ -89,13 +90,7 @@ def produce(env: Deployment, orders: Iterable[Order]) -> None:
     for order in orders:
         key = partition_key(SHOP, "orders/create", order.body)
         value = encode_body(order.body)
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, headers=headers)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
+        produce_patiently(producer, topic, value, key, headers)
     if producer.flush(120):
         raise RuntimeError("orders not all produced")
 

@@ -5,7 +5,6 @@ and driven by the real rescoring rounds (`loyalnest.rfm_round.RescoringJob`) to 
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -13,9 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pymongo.database import Database
 
+from bench.kit import metrics_text
 from bench.rfm_shopping import MERCHANT, Expected, midnight
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
 from connectors.times import as_utc
@@ -51,18 +50,10 @@ def recovery_dir(env: Deployment) -> Path:
     return env.workdir / "recovery-rfm"
 
 
-@functools.cache
-def _metrics_client() -> httpx.Client:
-    """One client for every poll: `httpx.get` builds a client, and with it an SSL context
-    loading the CA bundle, on every call, which cost this process a third of a core at ten
-    polls a second, taken from the flow and the store it measures."""
-    return httpx.Client(timeout=5)
-
-
 def samples(port: int) -> list[tuple[str, dict[str, str], float]]:
     """Every sample of a flow's /metrics as (name, labels, value)."""
     found = []
-    text = _metrics_client().get(f"http://127.0.0.1:{port}/metrics").text
+    text = metrics_text(port)
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue

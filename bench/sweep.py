@@ -28,10 +28,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pymongo
 from confluent_kafka import Producer
 
+from bench.kit import metrics_text, produce_patiently
 from bench.pipeline import balances_written
 from bench.proc import cpu_seconds, store_pid
 from bench.report import Targets, at_least
@@ -99,13 +99,7 @@ def produce_earns(env: Deployment, count: int, day: datetime) -> None:
     for n in range(count):
         customer = FIRST_CUSTOMER + n
         key, value = customer_key(merchant, customer), encode_change(earn(customer, n, day))
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
+        produce_patiently(producer, topic, value, key)
     if producer.flush(120):
         raise RuntimeError("earn commands not all produced")
 
@@ -114,7 +108,7 @@ def flow_counts(port: int) -> tuple[float, float]:
     """(balance writes the flow's sink has had acknowledged, expire ledger entries the flow has
     decided so far: counted before they go to the sink), from one read of its /metrics."""
     balances = expires = 0.0
-    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
+    for line in metrics_text(port).splitlines():
         sample, _, value = line.rpartition(" ")
         name, _, labels = sample.partition("{")
         found = dict(LABEL.findall(labels))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.kit import metrics_text
 from bench.proc import cpu_seconds, store_pid
 from loyalnest.settings import Settings
 
@@ -39,7 +40,7 @@ def flow_pid(port: int) -> int | None:
 def written(port: int) -> float | None:
     """Balances written so far; None while the flow's API does not answer yet."""
     try:
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        text = metrics_text(port, timeout=2)
     except httpx.HTTPError:
         return None
     for line in text.splitlines():
