@@ -26,12 +26,13 @@ from loyalty.errors import InvalidEventError
 
 # One statement per batch: arrays in, one row per customer (ON CONFLICT may not touch a row
 # twice in one statement, hence latest_per_customer). A customer Core does not know yet is
-# inserted; its merchant must exist (the caller checks, see KNOWN_MERCHANTS).
+# inserted; its merchant must exist (the caller checks, see KNOWN_MERCHANTS). `updated_at`
+# is the table's trigger's (migration 0005).
 UPSERT_RFM_SCORES = """
 INSERT INTO customers AS c (id, merchant_id, shopify_customer_id, rfm_score)
 SELECT * FROM unnest(%(ids)s::uuid[], %(merchants)s::uuid[], %(shopify_ids)s::bigint[],
                      %(scores)s::jsonb[])
-ON CONFLICT (id) DO UPDATE SET rfm_score = EXCLUDED.rfm_score, updated_at = now()
+ON CONFLICT (id) DO UPDATE SET rfm_score = EXCLUDED.rfm_score
 WHERE c.rfm_score IS NULL
    OR (c.rfm_score ->> 'sequence')::bigint < (EXCLUDED.rfm_score ->> 'sequence')::bigint
 """

@@ -30,6 +30,28 @@ def test_migrations_apply_in_order_once_and_are_recorded(pg_url: str) -> None:
     assert {"merchants", "customers", "schema_migrations"} <= tables
 
 
+def test_a_customers_updated_at_follows_every_change(pg_url: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        apply_migrations(conn, discover())
+        merchant = conn.execute(
+            "INSERT INTO merchants (id, shop_domain, webhook_secret, points_per_unit, locale) "
+            "VALUES (gen_random_uuid(), 'pii.myshopify.com', 'x', 1, 'en') RETURNING id"
+        ).fetchone()
+        assert merchant is not None
+        conn.execute(
+            "INSERT INTO customers (id, merchant_id, shopify_customer_id, updated_at) "
+            "VALUES (gen_random_uuid(), %s, 7, '2000-01-01T00:00:00Z')",
+            (merchant[0],),
+        )
+        conn.commit()
+        conn.execute("UPDATE customers SET email_hash = 'h1:abc' WHERE shopify_customer_id = 7")
+        row = conn.execute(
+            "SELECT updated_at > '2000-01-02T00:00:00Z', email_hash FROM customers"
+        ).fetchone()
+
+    assert row == (True, "h1:abc")
+
+
 def test_an_edited_applied_migration_is_refused(pg_url: str) -> None:
     migrations = discover()
     with psycopg.connect(pg_url) as conn:
