@@ -25,7 +25,8 @@ def bootstrap(settings: Settings) -> None:
         partitions=settings.kafka_topic_partitions,
         replication=settings.kafka_replication_factor,
     )
-    updated = align_topic_configs(admin, topics)
+    # Topics just created have their spec's settings already.
+    updated = align_topic_configs(admin, tuple(t for t in topics if t.name not in created))
     print(f"kafka     topics: {len(topics)} ({len(created)} created, {len(updated)} reconfigured)")
     with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
         ids = register_schemas(registry, settings.kafka_topic_prefix)

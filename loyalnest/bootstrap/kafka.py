@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
@@ -46,20 +49,56 @@ def ensure_topics(
 
 
 def align_topic_configs(
-    admin: AdminClient, topics: tuple[TopicSpec, ...], *, timeout: float = 30
+    admin: AdminClient,
+    topics: tuple[TopicSpec, ...],
+    *,
+    timeout: float = 30,
+    attempts: int = 10,
+    wait: Callable[[float], None] = time.sleep,
 ) -> list[str]:
     """Give existing topics the settings their spec asks for (e.g. a topic created by an older
-    version with a smaller record limit); return the names of the topics changed."""
+    version with a smaller record limit); return the names of the topics changed.
+
+    A topic created a moment ago may be unknown to the broker answering for a while (its
+    metadata catches up): such a description is asked for again, up to `attempts` times."""
     wanted = {t.name: t.config for t in topics if t.config}
-    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in wanted]
     changed = []
-    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
-        current = {name: entry.value for name, entry in future.result().items()}
-        stale = {k: v for k, v in wanted[resource.name].items() if current.get(k) != v}
+    for name, current in _describe(admin, list(wanted), timeout, attempts, wait).items():
+        stale = {k: v for k, v in wanted[name].items() if current.get(k) != v}
         if stale:
-            _set_configs(admin, resource.name, stale, timeout)
-            changed.append(resource.name)
+            _set_configs(admin, name, stale, timeout)
+            changed.append(name)
     return changed
+
+
+def _describe(
+    admin: AdminClient,
+    names: list[str],
+    timeout: float,
+    attempts: int,
+    wait: Callable[[float], None],
+) -> dict[str, dict[str, str | None]]:
+    """Each topic's current settings."""
+    found: dict[str, dict[str, str | None]] = {}
+    pending = names
+    for attempt in range(attempts):
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in pending]
+        unknown = []
+        for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+            try:
+                entries = future.result()
+            except KafkaException as exc:
+                last_try = attempt == attempts - 1
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or last_try:
+                    raise
+                unknown.append(resource.name)
+                continue
+            found[resource.name] = {key: entry.value for key, entry in entries.items()}
+        if not unknown:
+            break
+        pending = unknown
+        wait(0.5)
+    return found
 
 
 def _set_configs(admin: AdminClient, topic: str, configs: dict[str, str], timeout: float) -> None:
