@@ -81,7 +81,7 @@ def _describe(
     """Each topic's current settings."""
     found: dict[str, dict[str, str | None]] = {}
     pending = names
-    for attempt in range(attempts):
+    for attempt in range(attempts if names else 0):  # the client refuses an empty request
         resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in pending]
         unknown = []
         for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():

@@ -68,3 +68,10 @@ def test_it_gives_up_after_its_attempts_and_other_errors_are_not_retried() -> No
             wait=waits.append,
         )
     assert waits == []
+
+
+def test_nothing_to_align_asks_the_broker_nothing() -> None:
+    admin = FakeAdmin(unknown_for=0)
+    admin.describe_configs = None  # type: ignore[assignment,method-assign]  # must not be called
+
+    assert align_topic_configs(admin, ()) == []  # type: ignore[arg-type]
