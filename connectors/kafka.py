@@ -26,5 +26,18 @@ def header(message: SourceMessage, name: str) -> str | None:
     wanted = name.lower()
     for key, value in message.headers:
         if key.lower() == wanted:
-            return value.decode("utf-8", errors="replace") if value is not None else None
+            return _text(value)
     return None
+
+
+def header_map(message: SourceMessage) -> dict[str, str | None]:
+    """Every header by lower-cased name (the first of a repeated name wins), decoded as UTF-8:
+    one pass over the record's headers for a step that reads several of them."""
+    found: dict[str, str | None] = {}
+    for key, value in message.headers:
+        found.setdefault(key.lower(), _text(value))
+    return found
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("utf-8", errors="replace") if value is not None else None

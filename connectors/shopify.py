@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from loyalty import fields
@@ -114,13 +115,31 @@ def policy_headers(policy: Policy) -> list[tuple[str, str | bytes | None]]:
 def read_policy(header: Callable[[str], str | None]) -> Policy:
     """The terms a record carries (`header(name)` reads one of its headers); strict, so a
     malformed term dead-letters the record instead of earning under made-up terms."""
-    raw_rate = header(POINTS_PER_UNIT_HEADER)
-    locale = header(LOCALE_HEADER) or "en"
+    return _policy(*(header(name) for name in _POLICY_HEADERS))
+
+
+_POLICY_HEADERS = (
+    POINTS_PER_UNIT_HEADER,
+    LOCALE_HEADER,
+    PENDING_DAYS_HEADER,
+    EXPIRY_HEADER,
+    WARNING_DAYS_HEADER,
+)
+
+
+# A merchant's records all carry the same few terms: each distinct set is parsed once (a
+# Policy is immutable, so sharing one is safe; a malformed set raises every time).
+@lru_cache(maxsize=4096)
+def _policy(
+    raw_rate: str | None,
+    raw_locale: str | None,
+    pending: str | None,
+    expiry: str | None,
+    warning: str | None,
+) -> Policy:
+    locale = raw_locale or "en"
     if not fields.is_locale(locale):
         raise InvalidEventError(f"{LOCALE_HEADER} is not a language code: {fields.preview(locale)}")
-    pending = header(PENDING_DAYS_HEADER)
-    expiry = header(EXPIRY_HEADER)
-    warning = header(WARNING_DAYS_HEADER)
     return Policy(
         points_per_unit=fields.rate(raw_rate) if raw_rate is not None else Policy.points_per_unit,
         locale=locale,

@@ -30,7 +30,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import Counter
 
 from connectors.avro import AvroEncoder, Encoder
-from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header
+from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header_map
 from connectors.kafka import source as kafka_source
 from connectors.points_records import (
     Translations,
@@ -43,7 +43,7 @@ from connectors.points_records import (
     points_event,
     redemption_event,
 )
-from connectors.shopify import CORRELATION_HEADER, read_policy
+from connectors.shopify import CORRELATION_HEADER, SHOP_HEADER, TOPIC_HEADER, read_policy
 from connectors.store import load_translations
 from flows.common import (
     Rejected,
@@ -126,8 +126,9 @@ class Command:
 
 
 def decode_order(message: SourceMessage) -> Received:
+    headers = header_map(message)
     event = parse_order_event(
-        header(message, "X-Shopify-Shop-Domain"), header(message, "X-Shopify-Topic"), message.value
+        headers.get(SHOP_HEADER.lower()), headers.get(TOPIC_HEADER.lower()), message.value
     )
     received_at = broker_time(message)
     if received_at is None:
@@ -137,15 +138,14 @@ def decode_order(message: SourceMessage) -> Received:
         topic=event.topic,
         facts=event.facts,
         received_at=received_at,
-        policy=read_policy(lambda name: header(message, name)),
-        correlation_id=_correlation_id(message),
+        policy=read_policy(lambda name: headers.get(name.lower())),
+        correlation_id=_correlation_id(headers.get(CORRELATION_HEADER.lower())),
     )
     return Received(message, update, f"{event.shop}:{event.order_id}")
 
 
-def _correlation_id(message: SourceMessage) -> str | None:
+def _correlation_id(value: str | None) -> str | None:
     """A tracing id is kept only in its valid form: a malformed one is not worth an order."""
-    value = header(message, CORRELATION_HEADER)
     return value if value is not None and fields.is_correlation_id(value) else None
 
 

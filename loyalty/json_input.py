@@ -31,12 +31,7 @@ def loads(raw: bytes) -> Any:
     integers are bounded, nesting is bounded, and every string is valid Unicode."""
     text = _text(raw)
     try:
-        value = json.loads(
-            text,
-            parse_float=_decimal,
-            parse_int=_bounded_int,
-            parse_constant=_reject_constant,
-        )
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise NotJsonError(f"not JSON: {exc}") from exc
     except RecursionError as exc:
@@ -71,6 +66,12 @@ def _decimal(text: str) -> Decimal:
 
 def _reject_constant(name: str) -> object:
     raise NotJsonError(f"not JSON: {name} is not a number")
+
+
+# Built once: `json.loads` with hooks builds a new decoder on every call.
+_DECODER = json.JSONDecoder(
+    parse_float=_decimal, parse_int=_bounded_int, parse_constant=_reject_constant
+)
 
 
 def _check_depth(value: Any) -> None:
