@@ -15,6 +15,11 @@ the last. Besides the rate, the run reports the clock round's own time (due quer
 flush, from its log) and what every 1,000 customers of the sweep cost in CPU seconds: of the
 flow, of the store (from /proc, over the sweep window) and of the clock process. At the end
 every balance must be 0 and the ledger must hold N expire entries.
+
+The store's ceiling for the same work is measured apart, as the pipeline benchmark does for
+orders: the documents the flow writes for N earns, then for their N expiries, built by the
+flow's own state machine and record code, bulk-written straight into a fresh database; only
+the expiries are timed. The sweep cannot beat that rate on this store, whatever the flow does.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import resource
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,16 +42,21 @@ from bench.pipeline import balances_written
 from bench.proc import cpu_seconds, store_pid
 from bench.report import Targets, at_least
 from bench.stackenv import bench_env, flow_process
+from connectors.points_records import balance_write, entry_write
 from connectors.store import BALANCES, LEDGER
+from loyalnest.bootstrap.mongo import ensure_collections
 from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.processes import ROOT, FlowProcess, free_port
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS
 from loyalty import ids
 from loyalty.commands import customer_key, encode_change
+from loyalty.customers import BalanceSnapshot, CustomerOutput, LedgerEntry, Tick, apply_customer
+from loyalty.i18n import BUILT_IN
 from loyalty.ledger import Kind, PointsChange, Source, Terms
 from loyalty.lots import lot_expiry
 from loyalty.policy import Expiry
+from sinks.mongo import MongoWrite, MongoWriter
 
 SHOP = "bench-sweep.myshopify.com"
 EXPIRY = Expiry.parse("lot:30")
@@ -228,6 +239,58 @@ def verify(settings: Settings, database: str, customers: int) -> None:
         )
 
 
+def store_writes(outputs: list[CustomerOutput]) -> list[MongoWrite]:
+    """The documents the flow writes for these outputs (events and cache left out)."""
+    writes: list[MongoWrite] = []
+    for output in outputs:
+        if isinstance(output, LedgerEntry):
+            writes.append(entry_write(output, BUILT_IN))
+        elif isinstance(output, BalanceSnapshot):
+            writes.append(balance_write(output))
+    return writes
+
+
+def ceiling_writes(
+    customers: int, day: datetime, at: datetime
+) -> tuple[list[MongoWrite], list[MongoWrite]]:
+    """(the earns' writes, the expiries' writes) for `customers` customers, as the flow makes
+    them: each customer's earn, then the tick at `at` that expires it."""
+    merchant = str(ids.merchant_id(SHOP))
+    earns: list[MongoWrite] = []
+    expiries: list[MongoWrite] = []
+    for n in range(customers):
+        customer = FIRST_CUSTOMER + n
+        state, earned = apply_customer(None, earn(customer, n, day))
+        _, expired = apply_customer(state, Tick(merchant, customer, at))
+        earns += store_writes(earned)
+        expiries += store_writes(expired)
+    return earns, expiries
+
+
+def store_ceiling(settings: Settings, customers: int, day: datetime, at: datetime) -> float:
+    """Customers/s the store expires when the sweep's writes are bulk-written directly."""
+    earns, expiries = ceiling_writes(customers, day, at)
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
+    db = client[f"bench_sweep_ceiling_{uuid.uuid4().hex[:8]}"]
+    try:
+        ensure_collections(db)
+        writer = MongoWriter(db)
+        write_all(writer, earns)
+        started = time.perf_counter()
+        write_all(writer, expiries)
+        return customers / (time.perf_counter() - started)
+    finally:
+        client.drop_database(db.name)
+        client.close()
+
+
+def write_all(writer: MongoWriter, writes: list[MongoWrite]) -> None:
+    for i in range(0, len(writes), 2000):  # batches as the flow's sink sees them
+        stats = writer.write(writes[i : i + 2000])
+        if stats.duplicates:
+            raise RuntimeError(f"the ceiling run left {stats.duplicates} writes unapplied")
+
+
 def measure(settings: Settings, customers: int, port: int | None = None) -> dict[str, float]:
     port = port or free_port()
     day = earn_day(datetime.now(UTC))
@@ -246,9 +309,12 @@ def measure(settings: Settings, customers: int, port: int | None = None) -> dict
         finally:
             flow.stop()
         verify(settings, env.database, customers)
+    ceiling = store_ceiling(settings, customers, day, expires_at + timedelta(minutes=1))
     return {
         "customers": customers,
         **figures,
+        "sweep_store_ceiling_customers_per_s": ceiling,
+        "sweep_vs_store_ceiling": figures["sweep_customers_per_s"] / ceiling,
         "earns_produce_s": produce_seconds,
         "earns_written_s": earn_seconds,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pymongo import InsertOne, ReplaceOne, UpdateOne
+from pymongo import InsertOne, UpdateOne
 
 from connectors.balance_cache import CachedBalance
 from connectors.store import ADJUSTMENTS, BALANCES, LEDGER, REDEMPTIONS
@@ -26,6 +26,7 @@ from loyalty.customers import (
     Status,
 )
 from loyalty.i18n import describe
+from loyalty.limits import MAX_INT64
 from sinks.mongo import MongoWrite, encoded
 from sinks.redis_cache import CacheUpdate
 
@@ -85,20 +86,25 @@ def balance_write(snapshot: BalanceSnapshot) -> MongoWrite:
         return BALANCES, InsertOne(
             encoded({"_id": balance_id(snapshot.merchant_id, snapshot.customer), **document})
         )
-    return BALANCES, ReplaceOne(
-        # The version guard: a replayed (older) write matches nothing, its upsert then hits
-        # the _id and ends as a duplicate-key error, which the sink ignores. A replacement,
-        # not a `$set`: the document is all ours, and the store checks no update paths
-        # (0.75 vs 1.08 store CPU-ms per write on SecantusDB with idx_due_at).
-        encoded(
-            {
-                "_id": balance_id(snapshot.merchant_id, snapshot.customer),
-                "v": {"$lt": snapshot.version},
-            }
-        ),
-        encoded(document),
+    doc_id = balance_id(snapshot.merchant_id, snapshot.customer)
+    return BALANCES, UpdateOne(
+        # The version guard, decided by the store on the document it finds by `_id` alone: a
+        # replayed (older) write leaves a newer document as it is; a missing one is created.
+        # A filter on `_id` and `v` would be as safe, but the test store then plans the
+        # lookup the slow way (0.40 vs 0.48 store CPU-ms per write on SecantusDB).
+        {"_id": doc_id},
+        [encoded({"$replaceWith": newer_of_root(snapshot.version, {"_id": doc_id, **document})})],
         upsert=True,
     )
+
+
+def newer_of_root(version: int, document: dict[str, Any]) -> dict[str, Any]:
+    """An aggregation expression: `document` if there is no stored one or the stored one has
+    an older `v`, else the stored one. A balance an earlier version wrote (with a `seq` but no
+    `v`) is left alone until the bootstrap's migration has given it its `v`."""
+    stored = {"$ifNull": ["$v", {"$cond": [{"$gt": ["$seq", None]}, MAX_INT64, 0]}]}
+    older = {"$lt": [stored, version]}
+    return {"$cond": [older, {"$literal": document}, "$$ROOT"]}
 
 
 def balance_document(snapshot: BalanceSnapshot) -> dict[str, Any]:

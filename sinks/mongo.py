@@ -128,12 +128,15 @@ class MongoWriter:
         WRITES.labels(collection, "duplicate").inc(duplicates)
 
     def _bulk_write(self, collection: str, ops: list[WriteOp]) -> int:
-        """Write unordered (one bad document does not block the others); count duplicates."""
+        """Write unordered (one bad document does not block the others); count the writes
+        that changed nothing: duplicate keys, and guarded updates that left a newer document
+        as it was."""
         try:
-            self._db[collection].bulk_write(ops, ordered=False)
+            details = self._db[collection].bulk_write(ops, ordered=False).bulk_api_result
         except BulkWriteError as exc:
-            return count_duplicates(collection, dict(exc.details))
-        return 0
+            details = dict(exc.details)
+            return count_duplicates(collection, details) + left_as_they_were(details)
+        return left_as_they_were(details)
 
 
 def count_duplicates(collection: str, details: dict[str, Any]) -> int:
@@ -150,6 +153,11 @@ def count_duplicates(collection: str, details: dict[str, Any]) -> int:
         # The writes happened but may not be durable: treat like a dropped connection.
         raise AutoReconnect(f"write concern error: {details['writeConcernErrors'][0]}")
     return len(errors)
+
+
+def left_as_they_were(details: dict[str, Any]) -> int:
+    """Updates that found their document and did not change it (a guard kept a newer one)."""
+    return int(details.get("nMatched", 0)) - int(details.get("nModified", 0))
 
 
 def group_by_collection(items: Iterable[MongoWrite]) -> dict[str, list[WriteOp]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import bson
 import pytest
@@ -90,9 +90,17 @@ class Run:
 
     def documents(self, collection: str) -> list[dict[str, Any]]:
         """The fields written to `collection`, decoded: an insert's document, an update's
-        `$set` (a customer's first balance is inserted, later ones update it)."""
-        written = [decoded(op._doc) for _key, (name, op) in self.writes if name == collection]
-        return [doc.get("$set", doc) for doc in written]
+        `$set`, a guarded balance update's new document (a customer's first balance is
+        inserted, later ones update it)."""
+        return [written(op._doc) for _key, (name, op) in self.writes if name == collection]
+
+
+def written(document: object) -> dict[str, Any]:
+    if isinstance(document, list):  # an update pipeline: the balance's version guard
+        (stage,) = document
+        return cast(dict[str, Any], decoded(stage)["$replaceWith"]["$cond"][1]["$literal"])
+    doc = decoded(document)
+    return cast(dict[str, Any], doc.get("$set", doc))
 
 
 def decoded(document: object) -> dict[str, Any]:

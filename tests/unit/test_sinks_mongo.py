@@ -30,6 +30,7 @@ from sinks.mongo import (
     _PipelinedPartition,
     count_duplicates,
     group_by_collection,
+    left_as_they_were,
 )
 from sinks.retry import RetryPolicy
 
@@ -48,7 +49,7 @@ class FakeCollection:
     outcomes: list[Exception | None] = field(default_factory=list)
     calls: list[BulkCall] = field(default_factory=list)
 
-    def bulk_write(self, requests: list[WriteOp], ordered: bool = True) -> None:
+    def bulk_write(self, requests: list[WriteOp], ordered: bool = True) -> FakeResult:
         """Record the call; raise the next scripted exception (None, or none left: succeed)."""
         call = BulkCall(self.name, list(requests), ordered)
         self.calls.append(call)
@@ -56,6 +57,12 @@ class FakeCollection:
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if outcome is not None:
             raise outcome
+        return FakeResult({"nMatched": 0, "nModified": 0})
+
+
+@dataclass
+class FakeResult:
+    bulk_api_result: dict[str, Any]
 
 
 class FakeDatabase:
@@ -364,9 +371,9 @@ class GatedCollection(FakeCollection):
 
     gate: threading.Event
 
-    def bulk_write(self, requests: list[WriteOp], ordered: bool = True) -> None:
+    def bulk_write(self, requests: list[WriteOp], ordered: bool = True) -> FakeResult:
         assert self.gate.wait(10), "the test never opened the gate"
-        super().bulk_write(requests, ordered)
+        return super().bulk_write(requests, ordered)
 
 
 class GatedDatabase(FakeDatabase):
@@ -496,3 +503,18 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.001)
+
+
+def test_updates_that_found_their_document_and_changed_nothing_count_as_duplicates() -> None:
+    assert left_as_they_were({"nMatched": 5, "nModified": 2, "nInserted": 7}) == 3
+    assert left_as_they_were({}) == 0
+
+
+def test_a_batch_with_duplicate_keys_and_unchanged_updates_counts_both() -> None:
+    details = dict(bulk_error([duplicate_error(0)]).details)
+    details.update({"nMatched": 2, "nModified": 1, "nInserted": 1})
+    db = FakeDatabase({"orders": [BulkWriteError(details)]})
+
+    stats = make_writer(db, []).write(inserts("orders", 4))
+
+    assert (stats.applied, stats.duplicates) == (2, 2)
