@@ -1,9 +1,10 @@
 """Merchants in PostgreSQL. Webhook secrets are stored encrypted (pgcrypto) and the previous
 one is kept after a rotation, because Shopify may sign with it for up to an hour.
 
-A merchant's program settings (`program_settings`: pending days, expiry, warning days) are read
-with it in the same query; a merchant without a settings row has the defaults of
-`loyalty.policy.Policy`. The API attaches them to every order webhook it accepts.
+A merchant's program settings (`program_settings`: pending days, expiry, warning days, RFM
+lookback, referral terms) are read with it in the same query; a merchant without a settings
+row has the defaults of `loyalty.policy.Policy` and `loyalty.referral_terms.ReferralTerms`.
+The API attaches the points and RFM terms to every order webhook it accepts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from loyalty.policy import (
     Policy,
     terms_problem,
 )
+from loyalty.referral_terms import DEFAULT_REFERRAL_TERMS, ReferralTerms
 
 UPSERT = """
 INSERT INTO merchants (id, shop_domain, webhook_secret, points_per_unit, locale)
@@ -47,18 +49,32 @@ RETURNING id::text AS merchant_id, shop_domain AS shop, points_per_unit, locale,
 # A new row takes the defaults for those, passed in from loyalty.policy (one home for them).
 UPSERT_SETTINGS = """
 INSERT INTO program_settings
-    (merchant_id, pending_days, expiry, expiry_warning_days, rfm_lookback_days)
+    (merchant_id, pending_days, expiry, expiry_warning_days, rfm_lookback_days,
+     referral_advocate_points, referral_friend_points, referral_min_subtotal,
+     referral_review_days)
 VALUES (%(id)s, COALESCE(%(pending)s::int, %(default_pending)s),
         COALESCE(%(expiry)s::text, %(default_expiry)s),
         COALESCE(%(warning)s::int, %(default_warning)s),
-        COALESCE(%(lookback)s::int, %(default_lookback)s))
+        COALESCE(%(lookback)s::int, %(default_lookback)s),
+        COALESCE(%(advocate)s::int, %(default_advocate)s),
+        COALESCE(%(friend)s::int, %(default_friend)s),
+        COALESCE(%(min_subtotal)s::numeric, %(default_min_subtotal)s),
+        COALESCE(%(review)s::int, %(default_review)s))
 ON CONFLICT (merchant_id) DO UPDATE SET
     pending_days = COALESCE(%(pending)s::int, program_settings.pending_days),
     expiry = COALESCE(%(expiry)s::text, program_settings.expiry),
     expiry_warning_days = COALESCE(%(warning)s::int, program_settings.expiry_warning_days),
     rfm_lookback_days = COALESCE(%(lookback)s::int, program_settings.rfm_lookback_days),
+    referral_advocate_points =
+        COALESCE(%(advocate)s::int, program_settings.referral_advocate_points),
+    referral_friend_points = COALESCE(%(friend)s::int, program_settings.referral_friend_points),
+    referral_min_subtotal =
+        COALESCE(%(min_subtotal)s::numeric, program_settings.referral_min_subtotal),
+    referral_review_days = COALESCE(%(review)s::int, program_settings.referral_review_days),
     updated_at = now()
-RETURNING pending_days, expiry, expiry_warning_days AS warning_days, rfm_lookback_days
+RETURNING pending_days, expiry, expiry_warning_days AS warning_days, rfm_lookback_days,
+          referral_advocate_points, referral_friend_points, referral_min_subtotal,
+          referral_review_days
 """
 
 # One query per lookup: the settings come with the merchant (LEFT JOIN: no row, the defaults).
@@ -67,7 +83,9 @@ SELECT m.id::text AS merchant_id, m.shop_domain AS shop, m.points_per_unit, m.lo
        pgp_sym_decrypt(m.webhook_secret, %(key)s) AS secret,
        CASE WHEN m.secret_rotated_at > now() - interval '1 hour'
             THEN pgp_sym_decrypt(m.previous_webhook_secret, %(key)s) END AS previous_secret,
-       s.pending_days, s.expiry, s.expiry_warning_days AS warning_days, s.rfm_lookback_days
+       s.pending_days, s.expiry, s.expiry_warning_days AS warning_days, s.rfm_lookback_days,
+       s.referral_advocate_points, s.referral_friend_points, s.referral_min_subtotal,
+       s.referral_review_days
 FROM merchants m LEFT JOIN program_settings s ON s.merchant_id = m.id
 WHERE {where}
 """
@@ -81,6 +99,10 @@ class SettingsUpdate:
     expiry: Expiry | None = None
     warning_days: int | None = None
     rfm_lookback_days: int | None = None
+    referral_advocate_points: int | None = None
+    referral_friend_points: int | None = None
+    referral_min_subtotal: Decimal | None = None
+    referral_review_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +116,7 @@ class MerchantSummary:
     expiry: Expiry = NO_EXPIRY
     warning_days: int = DEFAULT_WARNING_DAYS
     rfm_lookback_days: int = DEFAULT_RFM_LOOKBACK_DAYS
+    referral: ReferralTerms = DEFAULT_REFERRAL_TERMS
 
 
 @dataclass(frozen=True)
@@ -108,6 +131,7 @@ class Merchant:
     expiry: Expiry = NO_EXPIRY
     warning_days: int = DEFAULT_WARNING_DAYS
     rfm_lookback_days: int = DEFAULT_RFM_LOOKBACK_DAYS
+    referral: ReferralTerms = DEFAULT_REFERRAL_TERMS
 
     @property
     def secrets(self) -> list[str]:
@@ -139,6 +163,10 @@ def _merchant(
     expiry: str | None,
     warning_days: int | None,
     rfm_lookback_days: int | None,
+    referral_advocate_points: int | None,
+    referral_friend_points: int | None,
+    referral_min_subtotal: Decimal | None,
+    referral_review_days: int | None,
 ) -> Merchant:
     """A looked-up row as a Merchant; settings columns are NULL when it has no settings row."""
     return Merchant(
@@ -153,6 +181,19 @@ def _merchant(
         warning_days=DEFAULT_WARNING_DAYS if warning_days is None else warning_days,
         rfm_lookback_days=(
             DEFAULT_RFM_LOOKBACK_DAYS if rfm_lookback_days is None else rfm_lookback_days
+        ),
+        referral=(
+            DEFAULT_REFERRAL_TERMS
+            if referral_advocate_points is None
+            or referral_friend_points is None
+            or referral_min_subtotal is None
+            or referral_review_days is None
+            else ReferralTerms(
+                referral_advocate_points,
+                referral_friend_points,
+                referral_min_subtotal,
+                referral_review_days,
+            )
         ),
     )
 
@@ -199,10 +240,18 @@ def upsert_merchant(
                 "expiry": None if update.expiry is None else str(update.expiry),
                 "warning": update.warning_days,
                 "lookback": update.rfm_lookback_days,
+                "advocate": update.referral_advocate_points,
+                "friend": update.referral_friend_points,
+                "min_subtotal": update.referral_min_subtotal,
+                "review": update.referral_review_days,
                 "default_pending": Policy.pending_days,
                 "default_expiry": str(NO_EXPIRY),
                 "default_warning": DEFAULT_WARNING_DAYS,
                 "default_lookback": DEFAULT_RFM_LOOKBACK_DAYS,
+                "default_advocate": DEFAULT_REFERRAL_TERMS.advocate_points,
+                "default_friend": DEFAULT_REFERRAL_TERMS.friend_points,
+                "default_min_subtotal": DEFAULT_REFERRAL_TERMS.min_subtotal,
+                "default_review": DEFAULT_REFERRAL_TERMS.review_days,
             },
         ).fetchone()
     assert row is not None
@@ -218,6 +267,12 @@ def upsert_merchant(
         expiry=Expiry.parse(stored.expiry),
         warning_days=stored.warning_days,
         rfm_lookback_days=stored.rfm_lookback_days,
+        referral=ReferralTerms(
+            stored.referral_advocate_points,
+            stored.referral_friend_points,
+            stored.referral_min_subtotal,
+            stored.referral_review_days,
+        ),
     )
 
 
@@ -227,6 +282,10 @@ class _StoredSettings:
     expiry: str
     warning_days: int
     rfm_lookback_days: int
+    referral_advocate_points: int
+    referral_friend_points: int
+    referral_min_subtotal: Decimal
+    referral_review_days: int
 
 
 BY_SHOP = SELECT.format(where="shop_domain = %(shop)s")

@@ -34,6 +34,13 @@ from loyalty.policy import (
     Expiry,
     parse_days,
 )
+from loyalty.referral_terms import (
+    MAX_REFERRAL_POINTS,
+    MAX_REVIEW_DAYS,
+    min_subtotal,
+    referral_points,
+    review_days,
+)
 
 T = TypeVar("T")
 MAX_WAIT = 600.0  # seconds `points adjust --wait` may wait for the decision
@@ -113,6 +120,10 @@ def add_merchant(
                 expiry=args.expiry,
                 warning_days=args.expiry_warning_days,
                 rfm_lookback_days=args.rfm_lookback_days,
+                referral_advocate_points=args.referral_advocate_points,
+                referral_friend_points=args.referral_friend_points,
+                referral_min_subtotal=args.referral_min_subtotal,
+                referral_review_days=args.referral_review_days,
             ),
         )
     return {
@@ -124,6 +135,10 @@ def add_merchant(
         "expiry": str(merchant.expiry),
         "expiry_warning_days": merchant.warning_days,
         "rfm_lookback_days": merchant.rfm_lookback_days,
+        "referral_advocate_points": merchant.referral.advocate_points,
+        "referral_friend_points": merchant.referral.friend_points,
+        "referral_min_subtotal": str(merchant.referral.min_subtotal),
+        "referral_review_days": merchant.referral.review_days,
     }
 
 
@@ -196,6 +211,14 @@ def rfm_lookback_days_arg(text: str) -> int:
     return parse_days(text, "rfm lookback days", MAX_RFM_LOOKBACK_DAYS, lowest=1)
 
 
+def advocate_points_arg(text: str) -> int:
+    return referral_points(text, "referral advocate points")
+
+
+def friend_points_arg(text: str) -> int:
+    return referral_points(text, "referral friend points")
+
+
 def customer_arg(text: str) -> int:
     customer = parse_id(text)
     if customer is None:
@@ -259,6 +282,27 @@ def parser() -> argparse.ArgumentParser:
         "--rfm-lookback-days",
         type=_checked(rfm_lookback_days_arg),
         help=f"days of orders RFM scores count, 1 to {MAX_RFM_LOOKBACK_DAYS} (default 365)",
+    )
+    add.add_argument(
+        "--referral-advocate-points",
+        type=_checked(advocate_points_arg),
+        help=f"points an advocate gets per qualifying referral, 0 to {MAX_REFERRAL_POINTS:,} "
+        "(default 500)",
+    )
+    add.add_argument(
+        "--referral-friend-points",
+        type=_checked(friend_points_arg),
+        help=f"points the referred friend gets, 0 to {MAX_REFERRAL_POINTS:,} (default 0)",
+    )
+    add.add_argument(
+        "--referral-min-subtotal",
+        type=_checked(min_subtotal),
+        help="smallest subtotal after discounts that qualifies, e.g. 25.00 (default 0.00)",
+    )
+    add.add_argument(
+        "--referral-review-days",
+        type=_checked(review_days),
+        help=f"days referral rewards stay pending, 0 to {MAX_REVIEW_DAYS} (default 0)",
     )
     rfm = commands.add_parser("rfm", help="RFM settings")
     rfm_cmds = rfm.add_subparsers(dest="action", required=True)

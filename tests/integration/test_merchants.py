@@ -16,6 +16,7 @@ from connectors.merchants import MerchantSummary, SettingsUpdate, merchant_by_sh
 from loyalnest.bootstrap.migrations import apply_migrations, discover
 from loyalty import ids
 from loyalty.policy import Expiry, ExpiryMode, Policy
+from loyalty.referral_terms import ReferralTerms
 
 KEY = "test-secrets-key"
 
@@ -161,6 +162,11 @@ def test_settings_not_given_keep_their_stored_value(
         ("expiry", "forever"),
         ("rfm_lookback_days", 0),
         ("rfm_lookback_days", 3651),
+        ("referral_advocate_points", -1),
+        ("referral_advocate_points", 1_000_001),
+        ("referral_friend_points", -1),
+        ("referral_min_subtotal", Decimal("-0.01")),
+        ("referral_review_days", 366),
     ],
 )
 def test_the_table_refuses_settings_the_flow_would_refuse(
@@ -209,3 +215,40 @@ def test_the_rfm_lookback_is_stored_kept_and_attached_to_the_terms(
     assert (first.rfm_lookback_days, chosen.rfm_lookback_days) == (365, 90)
     assert merchant is not None
     assert merchant.policy.rfm_lookback_days == 90
+
+
+def test_referral_terms_default_are_stored_kept_and_read_with_the_merchant(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    first = add(conn, "r.myshopify.com")
+    chosen = add(
+        conn,
+        "r.myshopify.com",
+        SettingsUpdate(
+            referral_advocate_points=750,
+            referral_friend_points=100,
+            referral_min_subtotal=Decimal("25.00"),
+            referral_review_days=14,
+        ),
+    )
+    add(conn, "r.myshopify.com", SettingsUpdate(referral_friend_points=0))  # the others: kept
+
+    merchant = merchant_by_shop(conn, KEY, "r.myshopify.com")
+
+    assert first.referral == ReferralTerms(500, 0, Decimal("0.00"), 0)
+    assert chosen.referral == ReferralTerms(750, 100, Decimal("25.00"), 14)
+    assert merchant is not None
+    assert merchant.referral == ReferralTerms(750, 0, Decimal("25.00"), 14)
+
+
+def test_a_merchant_without_a_settings_row_has_the_default_referral_terms(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    summary = add(conn, "s.myshopify.com")
+    conn.execute("DELETE FROM program_settings WHERE merchant_id = %s", (summary.merchant_id,))
+    conn.commit()
+
+    merchant = merchant_by_shop(conn, KEY, "s.myshopify.com")
+
+    assert merchant is not None
+    assert merchant.referral == ReferralTerms()

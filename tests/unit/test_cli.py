@@ -4,6 +4,7 @@ the flag (exit status 2), and `points adjust` waits for its outcome, bounded."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 import pytest
 
@@ -153,6 +154,63 @@ def test_merchants_add_refuses_bad_settings_naming_the_flag(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag}: {message}" in err
+
+
+def test_merchants_add_takes_the_referral_terms() -> None:
+    args = parser().parse_args(
+        [
+            *ADD,
+            "--referral-advocate-points",
+            "1000000",
+            "--referral-friend-points=250",
+            "--referral-min-subtotal",
+            "25.5",
+            "--referral-review-days",
+            "30",
+        ]
+    )
+
+    assert args.referral_advocate_points == 1_000_000
+    assert args.referral_friend_points == 250
+    assert args.referral_min_subtotal == Decimal("25.50")
+    assert str(args.referral_min_subtotal) == "25.50"
+    assert args.referral_review_days == 30
+
+
+def test_merchants_add_without_referral_flags_leaves_them_unset() -> None:
+    args = parser().parse_args(ADD)
+
+    assert (
+        args.referral_advocate_points,
+        args.referral_friend_points,
+        args.referral_min_subtotal,
+        args.referral_review_days,
+    ) == (None, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--referral-advocate-points", "1000001", "referral advocate points must be an integer"),
+        ("--referral-advocate-points", "-5", "referral advocate points must be an integer"),
+        ("--referral-friend-points", "1e3", "referral friend points must be an integer"),
+        ("--referral-friend-points", "\u0661", "referral friend points must be an integer"),
+        ("--referral-min-subtotal", "-1", "referral minimum subtotal must be a decimal"),
+        ("--referral-min-subtotal", "1.005", "referral minimum subtotal must be a decimal"),
+        ("--referral-min-subtotal", "NaN", "referral minimum subtotal must be a decimal"),
+        ("--referral-min-subtotal", "12345678901", "referral minimum subtotal must be a decimal"),
+        ("--referral-min-subtotal", "01", "referral minimum subtotal must be a decimal"),
+        ("--referral-review-days", "366", "referral review days must be an integer from 0 to 365"),
+    ],
+)
+def test_merchants_add_refuses_bad_referral_terms_naming_the_flag(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args([*ADD, f"{flag}={value}"])
+
+    assert exited.value.code == 2
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------- points adjust
