@@ -18,6 +18,7 @@ from api.context import ApiContext
 from api.errors import UNAVAILABLE, store_unavailable
 from api.health import health, metrics, ready
 from api.redemptions import create_redemption, get_redemption
+from api.referrals import create_referral_code, get_referral_code
 from api.request_limits import RequestLimits
 from api.request_values import BadValueError
 from api.rfm import get_customer_rfm, get_segments
@@ -35,6 +36,8 @@ ROUTES = [
     Route("/v1/adjustments/{adjustment_id}", get_adjustment, methods=["GET"]),
     Route("/v1/segments", get_segments, methods=["GET"]),
     Route("/v1/customers/{customer_id}/rfm", get_customer_rfm, methods=["GET"]),
+    Route("/v1/referrals/codes", create_referral_code, methods=["POST"]),
+    Route("/v1/referrals/codes/{code}", get_referral_code, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

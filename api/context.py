@@ -24,6 +24,7 @@ from api.merchant_cache import MerchantCache
 from api.producer import AsyncProducer
 from connectors.balance_cache import BalanceCache
 from connectors.merchants import Merchant, merchant_by_shop_pooled
+from connectors.referral_links import LinkStore, PooledLinks
 from connectors.rfm_records import StoredPicture, stored_picture
 from connectors.store import RFM_MERCHANTS, TRANSLATIONS, merged
 from loyalnest.app_secrets import Secrets
@@ -81,6 +82,11 @@ class ApiContext:
         return ExpiringCache(
             load, self.settings.merchant_cache_entries, self.settings.rfm_picture_seconds
         )
+
+    @cached_property
+    def referral_links(self) -> LinkStore:
+        """Advocates' referral codes, in PostgreSQL."""
+        return PooledLinks(self.pool)
 
     @property
     def jwt_secret(self) -> str:

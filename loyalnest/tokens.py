@@ -13,7 +13,18 @@ SCOPE_VIEW = "merchant:points:view"
 SCOPE_REDEEM = "merchant:points:redeem"
 SCOPE_ADJUST = "merchant:points:adjust"  # manual adjustments: add or deduct points
 SCOPE_ANALYTICS = "merchant:analytics:view"  # RFM segment counts and customers' scores
-SCOPES = frozenset({SCOPE_VIEW, SCOPE_REDEEM, SCOPE_ADJUST, SCOPE_ANALYTICS})
+SCOPE_REFERRALS_MANAGE = "merchant:referrals:manage"  # create advocates' referral codes
+SCOPE_REFERRALS_VIEW = "merchant:referrals:view"  # read codes and referrals
+SCOPES = frozenset(
+    {
+        SCOPE_VIEW,
+        SCOPE_REDEEM,
+        SCOPE_ADJUST,
+        SCOPE_ANALYTICS,
+        SCOPE_REFERRALS_MANAGE,
+        SCOPE_REFERRALS_VIEW,
+    }
+)
 
 
 class TokenError(ValueError):

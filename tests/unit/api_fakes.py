@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+import psycopg
 import redis
 from pymongo.errors import DuplicateKeyError, ServerSelectionTimeoutError
 from starlette.testclient import TestClient
@@ -24,6 +25,7 @@ from api.app import create_app
 from api.context import ApiContext
 from api.producer import Headers, ProduceError
 from connectors.merchants import Merchant
+from connectors.referral_links import ReferralLink
 from connectors.store import merged
 from loyalnest import tokens
 from loyalnest.app_secrets import Secrets
@@ -36,6 +38,7 @@ OTHER_SHOP = "shop-b.myshopify.com"
 MERCHANT = str(ids.merchant_id(SHOP))
 OTHER_MERCHANT = str(ids.merchant_id(OTHER_SHOP))
 PREFIX = "unit."
+SECRETS_KEY = "unit-secrets-key-" + "k" * 32
 
 
 def token(*scopes: str, shop: str = SHOP) -> str:
@@ -161,6 +164,37 @@ def merchant(shop: str, locale: str = "en") -> Merchant:
 
 
 @dataclass
+class FakeLinks:
+    """referral_links as a dict of (merchant, code) -> link; `down` fails like a lost pool."""
+
+    links: dict[tuple[str, str], ReferralLink] = field(default_factory=dict)
+    down: bool = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+
+    async def insert(self, merchant_id: str, code: str, advocate: int) -> ReferralLink | None:
+        self._check()
+        if (merchant_id, code) in self.links or await self.by_advocate(merchant_id, advocate):
+            return None
+        link = ReferralLink(code, advocate, datetime(2026, 11, 22, 8, tzinfo=UTC))
+        self.links[(merchant_id, code)] = link
+        return link
+
+    async def by_advocate(self, merchant_id: str, advocate: int) -> ReferralLink | None:
+        self._check()
+        found = [
+            v for (m, _), v in self.links.items() if m == merchant_id and v.advocate == advocate
+        ]
+        return found[0] if found else None
+
+    async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None:
+        self._check()
+        return self.links.get((merchant_id, code))
+
+
+@dataclass
 class FakeStores:
     mongo: FakeMongo = field(default_factory=FakeMongo)
     redis: FakeRedis = field(default_factory=FakeRedis)
@@ -170,14 +204,15 @@ class FakeStores:
             {SHOP: merchant(SHOP), OTHER_SHOP: merchant(OTHER_SHOP)}
         )
     )
+    links: FakeLinks = field(default_factory=FakeLinks)
 
     def collection(self, name: str) -> FakeCollection:
         return self.mongo.database[name]
 
     def context(self) -> ApiContext:
-        return ApiContext(
+        ctx = ApiContext(
             settings=settings(),
-            secrets=Secrets(jwt_secret=JWT_SECRET, secrets_key="unused-" + "k" * 32),
+            secrets=Secrets(jwt_secret=JWT_SECRET, secrets_key=SECRETS_KEY),
             producer=cast(Any, self.producer),
             redis=cast(Any, self.redis),
             mongo=cast(Any, self.mongo),
@@ -186,6 +221,8 @@ class FakeStores:
             translations=merged([]),
             translations_loaded=True,
         )
+        ctx.referral_links = self.links  # the cached property, set before first use
+        return ctx
 
     @contextmanager
     def client(self) -> Iterator[TestClient]:

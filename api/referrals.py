@@ -1,0 +1,67 @@
+"""Advocates' referral codes: `POST /v1/referrals/codes` gives an advocate their code (201 the
+first time, 200 with the same code after), `GET /v1/referrals/codes/{code}` reads one back.
+
+The codes live in PostgreSQL (connectors/referral_links.py); a code of another merchant is 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.auth import require
+from api.context import ApiContext
+from connectors.referral_links import ReferralLink, advocate_link
+from connectors.times import iso_z
+from loyalnest.tokens import SCOPE_REFERRALS_MANAGE, SCOPE_REFERRALS_VIEW
+from loyalty import fields, json_input
+from loyalty.errors import InvalidEventError
+from loyalty.pii import merchant_key
+from loyalty.referral_codes import ALPHABET, LENGTH, parse_code
+
+
+async def create_referral_code(request: Request) -> JSONResponse:
+    principal = require(request, SCOPE_REFERRALS_MANAGE)
+    ctx: ApiContext = request.app.state.ctx
+    advocate = advocate_param(await request.body())
+    key = merchant_key(ctx.secrets.secrets_key, principal.merchant_id)
+    link, created = await advocate_link(ctx.referral_links, key, principal.merchant_id, advocate)
+    return JSONResponse(view(link, principal.shop), status_code=201 if created else 200)
+
+
+async def get_referral_code(request: Request) -> JSONResponse:
+    principal = require(request, SCOPE_REFERRALS_VIEW)
+    ctx: ApiContext = request.app.state.ctx
+    code = parse_code(request.path_params["code"])
+    if code is None:
+        raise HTTPException(400, f"a referral code is {LENGTH} characters of {ALPHABET}")
+    link = await ctx.referral_links.by_code(principal.merchant_id, code)
+    if link is None:
+        raise HTTPException(404, "referral code not found")
+    return JSONResponse(view(link, principal.shop))
+
+
+def advocate_param(raw: bytes) -> int:
+    """The advocate's Shopify customer id from the body `{"customer_id": <id>}`."""
+    try:
+        body = json_input.loads(raw)  # RequestLimits answers 413 past 64 KiB
+    except json_input.NotJsonError as exc:
+        raise HTTPException(400, f"body is {exc}") from exc
+    if not isinstance(body, dict):
+        raise HTTPException(400, 'body must be a JSON object: {"customer_id": <Shopify id>}')
+    try:
+        return fields.identifier(body, "customer_id")
+    except InvalidEventError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+def view(link: ReferralLink, shop: str) -> dict[str, Any]:
+    return {
+        "code": link.code,
+        "customer_id": link.advocate,
+        "url": link.url(shop),
+        "created_at": iso_z(link.created_at),
+    }

@@ -1,0 +1,107 @@
+"""Advocates' referral codes in PostgreSQL (`referral_links`), below the API and the CLI.
+
+An advocate's code is derived (loyalty/referral_codes.py), so asking twice, or two requests
+racing, end with the same code: the first insert wins and everyone else reads it back. Should a
+code already be another advocate's, the next attempt's code is tried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg_pool import AsyncConnectionPool
+
+from loyalty import ids
+from loyalty.referral_codes import LINK_PARAMETER, advocate_code
+
+MAX_ATTEMPTS = 8  # 31^8 codes: even a merchant with millions of advocates needs two at most
+
+INSERT = """
+INSERT INTO referral_links (merchant_id, code, advocate_id, customer_id)
+VALUES (%(merchant)s, %(code)s, %(advocate)s, %(customer)s)
+ON CONFLICT DO NOTHING
+RETURNING code, advocate_id AS advocate, created_at
+"""
+BY_ADVOCATE = """
+SELECT code, advocate_id AS advocate, created_at FROM referral_links
+WHERE merchant_id = %(merchant)s AND advocate_id = %(advocate)s
+"""
+BY_CODE = """
+SELECT code, advocate_id AS advocate, created_at FROM referral_links
+WHERE merchant_id = %(merchant)s AND code = %(code)s
+"""
+
+
+@dataclass(frozen=True)
+class ReferralLink:
+    code: str
+    advocate: int  # the advocate's Shopify customer id
+    created_at: datetime
+
+    def url(self, shop: str) -> str:
+        """The link an advocate shares: the store's home page naming the code, which a
+        friend's order then carries in `landing_site`."""
+        return f"https://{shop}/?{LINK_PARAMETER}={self.code}"
+
+
+class LinkStore(Protocol):
+    async def insert(self, merchant_id: str, code: str, advocate: int) -> ReferralLink | None:
+        """The new link, or None if the code or the advocate already has one."""
+
+    async def by_advocate(self, merchant_id: str, advocate: int) -> ReferralLink | None: ...
+
+    async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None: ...
+
+
+class CodeSpaceError(RuntimeError):
+    """No attempt gave a free code: far beyond any real merchant's number of advocates."""
+
+
+async def advocate_link(
+    store: LinkStore, key: bytes, merchant_id: str, advocate: int
+) -> tuple[ReferralLink, bool]:
+    """The advocate's link, and whether this call created it."""
+    for attempt in range(MAX_ATTEMPTS):
+        existing = await store.by_advocate(merchant_id, advocate)
+        if existing is not None:
+            return existing, False
+        created = await store.insert(merchant_id, advocate_code(key, advocate, attempt), advocate)
+        if created is not None:
+            return created, True
+        # Either the advocate's link was created meanwhile (found on the next round), or this
+        # code is another advocate's (the next attempt's code is tried).
+    raise CodeSpaceError(f"no free referral code for advocate {advocate} in {MAX_ATTEMPTS} tries")
+
+
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]]
+
+
+@dataclass(frozen=True)
+class PooledLinks:
+    """The store on the API's connection pool (PoolTimeout or OperationalError when
+    PostgreSQL cannot be reached: the API answers 503)."""
+
+    pool: Pool
+
+    async def insert(self, merchant_id: str, code: str, advocate: int) -> ReferralLink | None:
+        customer = ids.customer_id(merchant_id, advocate)
+        params = {"merchant": merchant_id, "code": code, "advocate": advocate, "customer": customer}
+        return await self._one(INSERT, params)
+
+    async def by_advocate(self, merchant_id: str, advocate: int) -> ReferralLink | None:
+        return await self._one(BY_ADVOCATE, {"merchant": merchant_id, "advocate": advocate})
+
+    async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None:
+        return await self._one(BY_CODE, {"merchant": merchant_id, "code": code})
+
+    async def _one(self, query: str, params: dict[str, object]) -> ReferralLink | None:
+        async with (
+            self.pool.connection() as conn,
+            conn.cursor(row_factory=class_row(ReferralLink)) as cur,
+        ):
+            await cur.execute(query, params)
+            return await cur.fetchone()
