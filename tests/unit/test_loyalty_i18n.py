@@ -72,6 +72,7 @@ def test_the_known_keys_are_all_built_in() -> None:
         "points.expired.lot",
         "points.expired.inactivity",
         "points.bonus.referral",
+        "points.reversed.referral",
         "points.bonus.tier",
     }
 
