@@ -23,6 +23,7 @@ from api.expiring_cache import ExpiringCache
 from api.merchant_cache import MerchantCache
 from api.producer import AsyncProducer
 from connectors.balance_cache import BalanceCache
+from connectors.customer_pii import PiiStore, PooledPii
 from connectors.merchants import Merchant, merchant_by_shop_pooled
 from connectors.referral_links import LinkStore, PooledLinks
 from connectors.rfm_records import StoredPicture, stored_picture
@@ -82,6 +83,11 @@ class ApiContext:
         return ExpiringCache(
             load, self.settings.merchant_cache_entries, self.settings.rfm_picture_seconds
         )
+
+    @cached_property
+    def customer_pii(self) -> PiiStore:
+        """Customers' personal data, in PostgreSQL (the only place raw PII is kept)."""
+        return PooledPii(self.pool, self.secrets.secrets_key)
 
     @cached_property
     def referral_links(self) -> LinkStore:

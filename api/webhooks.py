@@ -7,7 +7,8 @@ for requests that no retry can fix. The checks run cheapest and least revealing 
     headers (400) -> shop domain's form (400, before any lookup) -> body size (413, RequestLimits)
     -> merchant (503 if PostgreSQL is down) -> signature (401, same cost for every shop)
     -> strict JSON (400) -> rate limit and delivery dedup, one Redis round trip (429)
-    -> other topics (200 ignored) -> order facts: valid -> shopify.orders; never valid -> points.dlq
+    -> other topics (200 ignored) -> the customer's personal data to PostgreSQL, the body's
+    replaced by keyed hashes -> order facts: valid -> shopify.orders; never valid -> points.dlq
 
 A signed order webhook that parses as JSON but can never be a valid order (an id of 0, money
 in Arabic-Indic digits, `"test": "true"`, ...) is dead-lettered at once with its reason and
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 import redis
 from prometheus_client import Counter
 from starlette.requests import Request
@@ -39,6 +41,7 @@ from connectors.shopify import (
     SHOP_HEADER,
     TOPIC_HEADER,
     WEBHOOK_ID_HEADER,
+    encode_body,
     kafka_headers,
     partition_key,
 )
@@ -46,6 +49,7 @@ from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import fields, json_input
 from loyalty.errors import InvalidEventError
 from loyalty.orders import ORDER_TOPICS, read_facts
+from loyalty.pii import Hasher, PersonalData, merchant_key, personal_data, redact_order
 
 log = logging.getLogger("loyalnest.api.webhooks")
 
@@ -56,6 +60,9 @@ RETRY_LATER = {"Retry-After": "5"}
 
 WEBHOOKS = Counter("loyalnest_webhooks_total", "Webhook requests by outcome", ["outcome"])
 RATE_LIMITED = Counter("points_rate_limit_exceeded_total", "Webhooks refused by the rate limit")
+PII_NOT_KEPT = Counter(
+    "loyalnest_customer_pii_errors_total", "Customers' personal data not stored (PostgreSQL away)"
+)
 SIGNATURES = SignatureCheck()
 
 
@@ -158,6 +165,13 @@ async def shopify_webhook(request: Request) -> Response:
         return JSONResponse({"status": "duplicate"})
     if delivery is Delivery.IN_FLIGHT:
         return _error(503, "the same delivery is being processed, retry later", RETRY_LATER)
+    if isinstance(parsed, dict):
+        # PII stays at the edge: the raw values go to Core's customers table only, and the
+        # order goes on with keyed hashes in their place (loyalty/pii.py).
+        hasher = Hasher(merchant_key(ctx.secrets.secrets_key, merchant.merchant_id))
+        await _keep_personal_data(ctx, merchant.merchant_id, personal_data(parsed, hasher))
+        parsed = redact_order(parsed, hasher)
+        body = encode_body(parsed)
     record = Record(
         key=partition_key(shop, topic, parsed),
         body=body,
@@ -172,9 +186,21 @@ async def shopify_webhook(request: Request) -> Response:
     return await _produce(ctx, merchant, webhook_id, record, correlation)
 
 
+async def _keep_personal_data(ctx: ApiContext, merchant_id: str, data: PersonalData | None) -> None:
+    """Best effort: with PostgreSQL away the order still goes on (ingestion does not depend on
+    it), and the customer's data comes again with their next order."""
+    if data is None:
+        return
+    try:
+        await ctx.customer_pii.save(merchant_id, data)
+    except psycopg.Error as exc:  # PoolTimeout is an OperationalError too
+        PII_NOT_KEPT.inc()
+        log.warning("customer %s's personal data not stored: %s", data.customer, exc)
+
+
 @dataclass(frozen=True)
 class Record:
-    """What goes to Kafka for one webhook: its key, the body as signed, and the headers."""
+    """What goes to Kafka for one webhook: its key, the body (redacted), and the headers."""
 
     key: bytes
     body: bytes
@@ -201,7 +227,7 @@ async def _produce(
 async def _dead_letter(
     ctx: ApiContext, merchant: Merchant, webhook_id: str, record: Record, reason: str
 ) -> Response:
-    """Keep the webhook, as signed, on points.dlq with the reason no retry can change."""
+    """Keep the webhook (redacted) on points.dlq with the reason no retry can change."""
     key, value, headers = edge_dead_letter(
         record.key,
         record.body,

@@ -14,10 +14,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
+
+import simplejson
 
 from loyalty import fields
 from loyalty.errors import InvalidEventError
@@ -154,7 +155,9 @@ def _policy(
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    """An order body as compact JSON; decimals (how strict parsing reads JSON fractions) are
+    written exactly as they were read."""
+    return simplejson.dumps(body, separators=(",", ":"), use_decimal=True).encode()
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -31,7 +31,7 @@ ADJUSTMENTS = "points_adjustments"
 PROCESSED_EVENTS = "processed_events"
 # Transaction descriptions (seeded by the bootstrap; merchants may edit or add entries).
 TRANSLATIONS = "translations"
-# Every order event as received, once (see flows/order_archive.py).
+# Every order event as received (redacted by the API), once (see flows/order_archive.py).
 ORDER_EVENTS = "order_events"
 # RFM (flows/rfm.py): one document per customer (_id = merchant:customer) with their values and
 # the scores last announced, and one per merchant (_id = merchant) with its current picture.

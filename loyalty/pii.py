@@ -204,3 +204,42 @@ def _replace(record: dict[str, Any], field: str, hash_of: Callable[[str], str]) 
 def _raw(value: object) -> str | None:
     """A personal value not hashed yet (a body redacted twice keeps its first hashes)."""
     return value if isinstance(value, str) and not is_hash(value) else None
+
+
+# ------------------------------------------------------------ what the customers table keeps
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """What an order says about its customer, for Core's `customers` row: the raw email (to be
+    stored encrypted) and the hashes the fraud checks and lookups use."""
+
+    customer: int
+    email: str | None
+    email_hash: str | None
+    name_hash: str | None
+    address_hash: str | None
+
+
+def personal_data(body: dict[str, Any], hasher: Hasher) -> PersonalData | None:
+    """The customer's personal data in a raw (not yet redacted) order body; None for a guest
+    checkout or a customer without a usable id."""
+    customer = body.get("customer")
+    if not isinstance(customer, dict):
+        return None
+    customer_id = customer.get("id")
+    if isinstance(customer_id, bool) or not isinstance(customer_id, int) or customer_id <= 0:
+        return None
+    email = _raw(customer.get("email")) or _raw(body.get("email")) or None
+    first, last = _raw(customer.get("first_name")), _raw(customer.get("last_name"))
+    address = customer.get("default_address")
+    has_address = isinstance(address, dict) and any(
+        _raw(address.get(part)) for part in ("address1", "address2", "city", "zip")
+    )
+    return PersonalData(
+        customer=customer_id,
+        email=email,
+        email_hash=hasher.email(email) if email else None,
+        name_hash=hasher.name(first, last) if first or last else None,
+        address_hash=hasher.address(address) if has_address and isinstance(address, dict) else None,
+    )

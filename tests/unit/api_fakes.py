@@ -31,6 +31,7 @@ from loyalnest import tokens
 from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
 from loyalty import ids
+from loyalty.pii import PersonalData
 
 JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"
 SHOP = "shop-a.myshopify.com"
@@ -147,6 +148,14 @@ class FakeRedis:
         self.filled.set()
         return 1
 
+    async def set(self, key: str, value: bytes, ex: int | None = None) -> None:
+        if self.down:
+            raise redis.ConnectionError("connection refused (fake)")
+
+    async def delete(self, key: str) -> None:
+        if self.down:
+            raise redis.ConnectionError("connection refused (fake)")
+
     async def aclose(self) -> None:
         pass
 
@@ -195,6 +204,19 @@ class FakeLinks:
 
 
 @dataclass
+class FakePii:
+    """customers' personal data as a list of (merchant, data) saves."""
+
+    saved: list[tuple[str, PersonalData]] = field(default_factory=list)
+    down: bool = False
+
+    async def save(self, merchant_id: str, data: PersonalData) -> None:
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+        self.saved.append((merchant_id, data))
+
+
+@dataclass
 class FakeStores:
     mongo: FakeMongo = field(default_factory=FakeMongo)
     redis: FakeRedis = field(default_factory=FakeRedis)
@@ -205,6 +227,7 @@ class FakeStores:
         )
     )
     links: FakeLinks = field(default_factory=FakeLinks)
+    pii: FakePii = field(default_factory=FakePii)
 
     def collection(self, name: str) -> FakeCollection:
         return self.mongo.database[name]
@@ -221,7 +244,8 @@ class FakeStores:
             translations=merged([]),
             translations_loaded=True,
         )
-        ctx.referral_links = self.links  # the cached property, set before first use
+        ctx.referral_links = self.links  # the cached properties, set before first use
+        ctx.customer_pii = self.pii
         return ctx
 
     @contextmanager
