@@ -23,7 +23,7 @@ from api.expiring_cache import ExpiringCache
 from api.merchant_cache import MerchantCache
 from api.producer import AsyncProducer
 from connectors.balance_cache import BalanceCache
-from connectors.customer_pii import PiiStore, PooledPii
+from connectors.customer_pii import PiiKeeper, PiiWriter, postgres_write
 from connectors.merchants import Merchant, merchant_by_shop_pooled
 from connectors.referral_links import LinkStore, PooledLinks
 from connectors.rfm_records import StoredPicture, stored_picture
@@ -85,9 +85,10 @@ class ApiContext:
         )
 
     @cached_property
-    def customer_pii(self) -> PiiStore:
-        """Customers' personal data, in PostgreSQL (the only place raw PII is kept)."""
-        return PooledPii(self.pool, self.secrets.secrets_key)
+    def customer_pii(self) -> PiiKeeper:
+        """Customers' personal data, written behind to PostgreSQL (the only place raw PII is
+        kept)."""
+        return PiiWriter(postgres_write(self.pool, self.secrets.secrets_key))
 
     @cached_property
     def referral_links(self) -> LinkStore:
@@ -193,6 +194,8 @@ class ApiContext:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if "customer_pii" in self.__dict__:  # made: write what it still holds
+            await self.customer_pii.close()
         self.producer.close()
         await self.redis.aclose()
         await self.mongo.close()

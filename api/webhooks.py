@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import psycopg
 import redis
 from prometheus_client import Counter
 from starlette.requests import Request
@@ -49,7 +48,7 @@ from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import fields, json_input
 from loyalty.errors import InvalidEventError
 from loyalty.orders import ORDER_TOPICS, read_facts
-from loyalty.pii import Hasher, PersonalData, merchant_key, personal_data, redact_order
+from loyalty.pii import Hasher, merchant_key, personal_data, redact_order
 
 log = logging.getLogger("loyalnest.api.webhooks")
 
@@ -60,9 +59,6 @@ RETRY_LATER = {"Retry-After": "5"}
 
 WEBHOOKS = Counter("loyalnest_webhooks_total", "Webhook requests by outcome", ["outcome"])
 RATE_LIMITED = Counter("points_rate_limit_exceeded_total", "Webhooks refused by the rate limit")
-PII_NOT_KEPT = Counter(
-    "loyalnest_customer_pii_errors_total", "Customers' personal data not stored (PostgreSQL away)"
-)
 SIGNATURES = SignatureCheck()
 
 
@@ -169,7 +165,9 @@ async def shopify_webhook(request: Request) -> Response:
         # PII stays at the edge: the raw values go to Core's customers table only, and the
         # order goes on with keyed hashes in their place (loyalty/pii.py).
         hasher = Hasher(merchant_key(ctx.secrets.secrets_key, merchant.merchant_id))
-        await _keep_personal_data(ctx, merchant.merchant_id, personal_data(parsed, hasher))
+        personal = personal_data(parsed, hasher)
+        if personal is not None:  # written behind, best effort (connectors/customer_pii.py)
+            ctx.customer_pii.keep(merchant.merchant_id, personal)
         parsed = redact_order(parsed, hasher)
         body = encode_body(parsed)
     record = Record(
@@ -184,18 +182,6 @@ async def shopify_webhook(request: Request) -> Response:
     except InvalidEventError as exc:
         return await _dead_letter(ctx, merchant, webhook_id, record, str(exc))
     return await _produce(ctx, merchant, webhook_id, record, correlation)
-
-
-async def _keep_personal_data(ctx: ApiContext, merchant_id: str, data: PersonalData | None) -> None:
-    """Best effort: with PostgreSQL away the order still goes on (ingestion does not depend on
-    it), and the customer's data comes again with their next order."""
-    if data is None:
-        return
-    try:
-        await ctx.customer_pii.save(merchant_id, data)
-    except psycopg.Error as exc:  # PoolTimeout is an OperationalError too
-        PII_NOT_KEPT.inc()
-        log.warning("customer %s's personal data not stored: %s", data.customer, exc)
 
 
 @dataclass(frozen=True)

@@ -205,15 +205,15 @@ class FakeLinks:
 
 @dataclass
 class FakePii:
-    """customers' personal data as a list of (merchant, data) saves."""
+    """The customers' personal data writer as a list of (merchant, data) kept."""
 
     saved: list[tuple[str, PersonalData]] = field(default_factory=list)
-    down: bool = False
 
-    async def save(self, merchant_id: str, data: PersonalData) -> None:
-        if self.down:
-            raise psycopg.OperationalError("connection refused")
+    def keep(self, merchant_id: str, data: PersonalData) -> None:
         self.saved.append((merchant_id, data))
+
+    async def close(self) -> None:
+        pass
 
 
 @dataclass
