@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from loyalty import ids
 from loyalty.referral_codes import LINK_PARAMETER, advocate_code
+from loyalty.referral_fraud import Identity
 
 MAX_ATTEMPTS = 8  # 31^8 codes: even a merchant with millions of advocates needs two at most
 
@@ -30,6 +31,8 @@ BY_ADVOCATE = """
 SELECT code, advocate_id AS advocate, created_at FROM referral_links
 WHERE merchant_id = %(merchant)s AND advocate_id = %(advocate)s
 """
+# The advocate's hashes, kept by the API from their own orders (connectors/customer_pii.py).
+IDENTITY = "SELECT email_hash, name_hash, address_hash FROM customers WHERE id = %(id)s"
 BY_CODE = """
 SELECT code, advocate_id AS advocate, created_at FROM referral_links
 WHERE merchant_id = %(merchant)s AND code = %(code)s
@@ -55,6 +58,9 @@ class LinkStore(Protocol):
     async def by_advocate(self, merchant_id: str, advocate: int) -> ReferralLink | None: ...
 
     async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None: ...
+
+    async def advocate_identity(self, merchant_id: str, advocate: int) -> Identity:
+        """The advocate as the customers table knows them (hashes; none if unknown)."""
 
 
 class CodeSpaceError(RuntimeError):
@@ -97,6 +103,16 @@ class PooledLinks:
 
     async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None:
         return await self._one(BY_CODE, {"merchant": merchant_id, "code": code})
+
+    async def advocate_identity(self, merchant_id: str, advocate: int) -> Identity:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(IDENTITY, {"id": ids.customer_id(merchant_id, advocate)})
+            row = await cur.fetchone()
+        if row is None:
+            return Identity(advocate)
+        email_hash, name_hash, address_hash = (v if isinstance(v, str) else None for v in row)
+        addresses = frozenset({address_hash}) if address_hash else frozenset()
+        return Identity(advocate, email_hash, name_hash, addresses)
 
     async def _one(self, query: str, params: dict[str, object]) -> ReferralLink | None:
         async with (

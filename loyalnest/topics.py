@@ -17,6 +17,7 @@ RFM_COMMANDS = "rfm.commands"
 RFM_UPDATED = "rfm.updated"
 RFM_DLQ = "rfm.dlq"
 CUSTOMERS_DLQ = "customers.dlq"
+REFERRAL_COMMANDS = "referral.commands"
 
 # Order webhooks and points commands are the source of truth the ledger is rebuilt from
 # (replay from offset 0), so they are kept forever; derived events use the broker default.
@@ -57,6 +58,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RFM_UPDATED),
     TopicSpec(RFM_DLQ, DEAD_LETTERS),
     TopicSpec(CUSTOMERS_DLQ, DEAD_LETTERS),
+    # Referral codes as the API gives them out (key merchant:code): the log the referrals
+    # flow learns codes' advocates from, so it is kept forever.
+    TopicSpec(REFERRAL_COMMANDS, KEEP_FOREVER | SOURCE_RECORDS),
 )
 
 

@@ -19,6 +19,7 @@ from loyalnest.bootstrap.migrations import apply_migrations, discover
 from loyalty import ids
 from loyalty.pii import merchant_key
 from loyalty.referral_codes import advocate_code
+from loyalty.referral_fraud import Identity
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +93,23 @@ def test_the_table_refuses_codes_and_advocates_the_api_never_writes(
             "VALUES (%s, %s, %s, gen_random_uuid())",
             (MERCHANT, code, advocate),
         )
+
+
+def test_the_advocates_identity_is_their_customers_rows_hashes(database: str) -> None:
+    email_hash, address_hash = "h1:" + "e" * 64, "h1:" + "a" * 64
+    with psycopg.connect(database) as conn:
+        conn.execute(
+            "INSERT INTO customers (id, merchant_id, shopify_customer_id, email_hash, address_hash)"
+            " VALUES (%s, %s, 42, %s, %s)",
+            (ids.customer_id(MERCHANT, 42), MERCHANT, email_hash, address_hash),
+        )
+
+    async def work(links: PooledLinks) -> tuple[Identity, Identity]:
+        return await links.advocate_identity(MERCHANT, 42), await links.advocate_identity(
+            MERCHANT, 43
+        )
+
+    known, unknown = asyncio.run(with_links(database, work))
+
+    assert known == Identity(42, email_hash, None, frozenset({address_hash}))
+    assert unknown == Identity(43)

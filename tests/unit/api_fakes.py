@@ -32,6 +32,7 @@ from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
 from loyalty import ids
 from loyalty.pii import PersonalData
+from loyalty.referral_fraud import Identity
 
 JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"
 SHOP = "shop-a.myshopify.com"
@@ -177,6 +178,7 @@ class FakeLinks:
     """referral_links as a dict of (merchant, code) -> link; `down` fails like a lost pool."""
 
     links: dict[tuple[str, str], ReferralLink] = field(default_factory=dict)
+    identities: dict[tuple[str, int], Identity] = field(default_factory=dict)
     down: bool = False
 
     def _check(self) -> None:
@@ -201,6 +203,10 @@ class FakeLinks:
     async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None:
         self._check()
         return self.links.get((merchant_id, code))
+
+    async def advocate_identity(self, merchant_id: str, advocate: int) -> Identity:
+        self._check()
+        return self.identities.get((merchant_id, advocate), Identity(advocate))
 
 
 @dataclass

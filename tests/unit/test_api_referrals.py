@@ -11,6 +11,9 @@ from connectors.referral_links import ReferralLink
 from loyalnest.tokens import SCOPE_REFERRALS_MANAGE, SCOPE_REFERRALS_VIEW, SCOPE_VIEW
 from loyalty.pii import merchant_key
 from loyalty.referral_codes import advocate_code
+from loyalty.referral_commands import decode_referral_command
+from loyalty.referral_fraud import Identity
+from loyalty.referrals import CodeCreated
 from tests.unit.api_fakes import (
     MERCHANT,
     OTHER_SHOP,
@@ -146,3 +149,34 @@ def test_postgresql_away_is_a_503_with_retry_after() -> None:
 
     assert [created.status_code, read.status_code] == [503, 503]
     assert created.headers["Retry-After"] == "5"
+
+
+def test_every_request_for_a_code_puts_it_on_referral_commands_with_the_advocates_hashes() -> None:
+    stores = FakeStores()
+    hashes = Identity(42, email_hash="h1:" + "e" * 64, address_hashes=frozenset({"h1:" + "a" * 64}))
+    stores.links.identities[(MERCHANT, 42)] = hashes
+    with stores.client() as http:
+        first = http.post("/v1/referrals/codes", json={"customer_id": 42}, headers=MANAGE).json()
+        http.post("/v1/referrals/codes", json={"customer_id": 42}, headers=MANAGE)
+
+    sent = stores.producer.sent
+    assert [s.topic for s in sent] == ["unit.referral.commands"] * 2
+    assert {s.key for s in sent} == {f"{MERCHANT}:{first['code']}".encode()}
+    record = decode_referral_command(sent[0].value)
+    assert record == CodeCreated(MERCHANT, first["code"], hashes, record.at)
+    assert record.at == datetime(2026, 11, 22, 8, tzinfo=UTC)
+    assert sent[0].value == sent[1].value
+
+
+def test_kafka_away_is_a_503_and_the_code_is_kept_for_the_retry() -> None:
+    stores = FakeStores()
+    stores.producer.failing = True
+    with stores.client() as http:
+        failed = http.post("/v1/referrals/codes", json={"customer_id": 8}, headers=MANAGE)
+        stores.producer.failing = False
+        retried = http.post("/v1/referrals/codes", json={"customer_id": 8}, headers=MANAGE)
+
+    assert failed.status_code == 503
+    assert failed.headers["Retry-After"] == "5"
+    assert retried.status_code == 200  # the code was stored; now the flow hears of it too
+    assert len(stores.producer.sent) == 1
