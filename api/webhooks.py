@@ -175,7 +175,9 @@ async def shopify_webhook(request: Request) -> Response:
         body=body,
         # The merchant's terms now travel with the order: a later change of settings never
         # rewrites what this order earns, or how its points are held and expire.
-        headers=kafka_headers(dict(request.headers), correlation, merchant.policy),
+        headers=kafka_headers(
+            dict(request.headers), correlation, merchant.policy, merchant.referral
+        ),
     )
     try:
         read_facts(topic, parsed)

@@ -31,6 +31,13 @@ from loyalty.policy import (
     Policy,
     parse_days,
 )
+from loyalty.referral_terms import (
+    DEFAULT_REFERRAL_TERMS,
+    ReferralTerms,
+    min_subtotal,
+    referral_points,
+    review_days,
+)
 
 # Shopify's delivery headers (HTTP on the webhook, Kafka headers on the record).
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
@@ -65,6 +72,11 @@ EXPIRY_HEADER = "LoyalNest-Expiry"
 WARNING_DAYS_HEADER = "LoyalNest-Expiry-Warning-Days"
 # The merchant's RFM lookback window in days (flows/rfm.py); absent: the default, 365.
 RFM_LOOKBACK_HEADER = "LoyalNest-RFM-Lookback-Days"
+# The merchant's referral terms (loyalty.referral_terms.ReferralTerms); absent: the defaults.
+REFERRAL_ADVOCATE_HEADER = "LoyalNest-Referral-Advocate-Points"
+REFERRAL_FRIEND_HEADER = "LoyalNest-Referral-Friend-Points"
+REFERRAL_MIN_SUBTOTAL_HEADER = "LoyalNest-Referral-Min-Subtotal"
+REFERRAL_REVIEW_DAYS_HEADER = "LoyalNest-Referral-Review-Days"
 
 
 def order_key(shop: str, order_id: int | None) -> str:
@@ -85,7 +97,10 @@ def partition_key(shop: str, topic: str, body: Any) -> bytes:
 
 
 def kafka_headers(
-    delivery: dict[str, str], correlation_id: str, policy: Policy | None = None
+    delivery: dict[str, str],
+    correlation_id: str,
+    policy: Policy | None = None,
+    referral: ReferralTerms | None = None,
 ) -> list[tuple[str, str | bytes | None]]:
     """The Shopify delivery headers we keep, our correlation id and the merchant's terms."""
     policy = policy or Policy()
@@ -99,6 +114,7 @@ def kafka_headers(
         *kept,
         (CORRELATION_HEADER, correlation_id.encode()),
         *policy_headers(policy),
+        *(referral_headers(referral) if referral is not None else []),
     ]
 
 
@@ -111,6 +127,36 @@ def policy_headers(policy: Policy) -> list[tuple[str, str | bytes | None]]:
         (WARNING_DAYS_HEADER, str(policy.warning_days).encode()),
         (RFM_LOOKBACK_HEADER, str(policy.rfm_lookback_days).encode()),
     ]
+
+
+def referral_headers(terms: ReferralTerms) -> list[tuple[str, str | bytes | None]]:
+    return [
+        (REFERRAL_ADVOCATE_HEADER, str(terms.advocate_points).encode()),
+        (REFERRAL_FRIEND_HEADER, str(terms.friend_points).encode()),
+        (REFERRAL_MIN_SUBTOTAL_HEADER, str(terms.min_subtotal).encode()),
+        (REFERRAL_REVIEW_DAYS_HEADER, str(terms.review_days).encode()),
+    ]
+
+
+def read_referral_terms(header: Callable[[str], str | None]) -> ReferralTerms:
+    """The referral terms a record carries, strictly; each one absent has its default."""
+    default = DEFAULT_REFERRAL_TERMS
+    advocate, friend = header(REFERRAL_ADVOCATE_HEADER), header(REFERRAL_FRIEND_HEADER)
+    minimum, review = header(REFERRAL_MIN_SUBTOTAL_HEADER), header(REFERRAL_REVIEW_DAYS_HEADER)
+    return ReferralTerms(
+        advocate_points=(
+            default.advocate_points
+            if advocate is None
+            else referral_points(advocate, REFERRAL_ADVOCATE_HEADER)
+        ),
+        friend_points=(
+            default.friend_points
+            if friend is None
+            else referral_points(friend, REFERRAL_FRIEND_HEADER)
+        ),
+        min_subtotal=default.min_subtotal if minimum is None else min_subtotal(minimum),
+        review_days=default.review_days if review is None else review_days(review),
+    )
 
 
 def read_policy(header: Callable[[str], str | None]) -> Policy:
