@@ -141,3 +141,13 @@ def read_refund(body: dict[str, Any]) -> RefundFacts:
         subtotal=subtotal,
         tax=tax,
     )
+
+
+def counted_refund(
+    refunded: Decimal, refund_ids: tuple[int, ...], refund: RefundFacts
+) -> tuple[Decimal, tuple[int, ...]]:
+    """The refunded subtotal and the refund ids after `refund`: each refund counts once, by its
+    id, however often its webhook comes."""
+    if refund.refund_id in refund_ids:
+        return refunded, refund_ids
+    return EXACT.add(refunded, refund.subtotal), (*refund_ids, refund.refund_id)

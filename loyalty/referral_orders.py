@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from loyalty.exact import EXACT, ZERO
-from loyalty.orders import Facts, OrderFacts, RefundFacts
+from loyalty.orders import Facts, OrderFacts, RefundFacts, counted_refund
 from loyalty.referral_fraud import Identity
 from loyalty.referral_terms import DEFAULT_REFERRAL_TERMS, ReferralTerms
 from loyalty.referrals import FriendOrder
@@ -99,13 +99,8 @@ def _with_order(state: ReferralOrder, facts: OrderFacts, update: ReferralUpdate)
 
 
 def _with_refund(state: ReferralOrder, facts: RefundFacts) -> ReferralOrder:
-    if facts.refund_id in state.refund_ids:
-        return state
-    return replace(
-        state,
-        refunded=EXACT.add(state.refunded, facts.subtotal),
-        refund_ids=(*state.refund_ids, facts.refund_id),
-    )
+    refunded, refund_ids = counted_refund(state.refunded, state.refund_ids, facts)
+    return replace(state, refunded=refunded, refund_ids=refund_ids)
 
 
 def _tells(order: ReferralOrder) -> bool:

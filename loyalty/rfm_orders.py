@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from loyalty.errors import InvalidEventError
-from loyalty.exact import EXACT, ZERO
-from loyalty.orders import Facts, OrderFacts, RefundFacts
+from loyalty.exact import ZERO
+from loyalty.orders import Facts, OrderFacts, RefundFacts, counted_refund
 from loyalty.rfm import day_number
 from loyalty.rfm_window import NOTHING, Contribution
 
@@ -90,13 +90,8 @@ def _with_order(state: RfmOrder, facts: OrderFacts) -> RfmOrder:
 
 
 def _with_refund(state: RfmOrder, facts: RefundFacts) -> RfmOrder:
-    if facts.refund_id in state.refund_ids:
-        return state
-    return replace(
-        state,
-        refunded=EXACT.add(state.refunded, facts.subtotal),
-        refund_ids=(*state.refund_ids, facts.refund_id),
-    )
+    refunded, refund_ids = counted_refund(state.refunded, state.refund_ids, facts)
+    return replace(state, refunded=refunded, refund_ids=refund_ids)
 
 
 def changes(before: RfmOrder, after: RfmOrder) -> list[OrderChange]:
