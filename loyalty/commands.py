@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from typing import Any
 
 from loyalty import fields, json_input
@@ -129,7 +128,9 @@ def decode_command(raw: bytes | None) -> Command:
         return _adjustment(body)
     if kind == TICK:
         return Tick(
-            _uuid(body, "merchant_id"), fields.identifier(body, "customer"), _time(body, "at")
+            _uuid(body, "merchant_id"),
+            fields.identifier(body, "customer"),
+            fields.required_time(body, "at"),
         )
     raise InvalidEventError(f"unknown command type {fields.preview(kind)}")
 
@@ -150,7 +151,7 @@ def _change(body: dict[str, Any]) -> PointsChange:
         points=_points(body, "points"),
         text_key=_text_key(body),
         locale=_locale(body),
-        at=_time(body, "at"),
+        at=fields.required_time(body, "at"),
         order_id=fields.identifier(body, "order_id") if order_id is not None else None,
         key=key,
         refund_id=fields.identifier(body, "refund_id") if refund is not None else None,
@@ -204,7 +205,7 @@ def _adjustment(body: dict[str, Any]) -> Adjustment:
         reason=_text(body, "reason", MAX_REASON),
         idempotency_key=_text(body, "idempotency_key", MAX_TEXT),
         locale=_locale(body),
-        at=_time(body, "at"),
+        at=fields.required_time(body, "at"),
         correlation_id=_correlation(body),
     )
 
@@ -224,7 +225,7 @@ def _redemption(body: dict[str, Any]) -> Redemption:
         reward_id=_text(body, "reward_id", MAX_REWARD_ID),
         idempotency_key=_text(body, "idempotency_key", MAX_TEXT),
         locale=_locale(body),
-        at=_time(body, "at"),
+        at=fields.required_time(body, "at"),
         correlation_id=_correlation(body),
     )
 
@@ -275,13 +276,6 @@ def _points(body: dict[str, Any], key: str) -> int:
     value = _int64(body, key)
     if not 0 < value <= MAX_POINTS:
         raise InvalidEventError(f"{key} must be from 1 to {MAX_POINTS}, got {value}")
-    return value
-
-
-def _time(body: dict[str, Any], key: str) -> datetime:
-    value = fields.optional_time(body, key)
-    if value is None:
-        raise InvalidEventError(f"{key} is missing")
     return value
 
 

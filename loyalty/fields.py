@@ -113,6 +113,14 @@ def optional_time(body: dict[str, Any], key: str) -> datetime | None:
     raise InvalidEventError(f"{key} must be an ISO-8601 time with offset, got {preview(text)}")
 
 
+def required_time(body: dict[str, Any], key: str) -> datetime:
+    """An ISO-8601 time with its offset, as UTC, that must be there."""
+    value = optional_time(body, key)
+    if value is None:
+        raise InvalidEventError(f"{key} is missing")
+    return value
+
+
 def money(body: dict[str, Any], key: str) -> Decimal:
     """A non-negative amount: a decimal string (Shopify's form) or a JSON number, with at most
     15 digits before the point and 8 after, in ASCII digits, without exponent."""
