@@ -1,5 +1,6 @@
 """Advocates' referral codes: `POST /v1/referrals/codes` gives an advocate their code (201 the
-first time, 200 with the same code after), `GET /v1/referrals/codes/{code}` reads one back.
+first time, 200 with the same code after), `GET /v1/referrals/codes/{code}` reads one back with
+its referrals counted by status.
 
 The codes live in PostgreSQL (connectors/referral_links.py); a code of another merchant is 404.
 Each request for a code also puts it on `referral.commands`, the referrals flow's log.
@@ -25,7 +26,7 @@ from loyalty.errors import InvalidEventError
 from loyalty.pii import merchant_key
 from loyalty.referral_codes import ALPHABET, LENGTH, parse_code
 from loyalty.referral_commands import encode_code_created, referral_key
-from loyalty.referrals import CodeCreated
+from loyalty.referrals import CodeCreated, Status
 
 RETRY_LATER = {"Retry-After": "5"}
 
@@ -65,7 +66,9 @@ async def get_referral_code(request: Request) -> JSONResponse:
     link = await ctx.referral_links.by_code(principal.merchant_id, code)
     if link is None:
         raise HTTPException(404, "referral code not found")
-    return JSONResponse(view(link, principal.shop))
+    counts = await ctx.referral_links.counts(principal.merchant_id, code)
+    referrals = {status.value: counts.get(status.value, 0) for status in Status}
+    return JSONResponse(view(link, principal.shop) | {"referrals": referrals})
 
 
 def advocate_param(raw: bytes) -> int:

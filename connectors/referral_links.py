@@ -33,6 +33,12 @@ WHERE merchant_id = %(merchant)s AND advocate_id = %(advocate)s
 """
 # The advocate's hashes, kept by the API from their own orders (connectors/customer_pii.py).
 IDENTITY = "SELECT email_hash, name_hash, address_hash FROM customers WHERE id = %(id)s"
+# How the code's referrals stand (the referrals flow keeps `referrals`).
+COUNTS = """
+SELECT status, count(*) FROM referrals
+WHERE merchant_id = %(merchant)s AND code = %(code)s
+GROUP BY status
+"""
 BY_CODE = """
 SELECT code, advocate_id AS advocate, created_at FROM referral_links
 WHERE merchant_id = %(merchant)s AND code = %(code)s
@@ -61,6 +67,9 @@ class LinkStore(Protocol):
 
     async def advocate_identity(self, merchant_id: str, advocate: int) -> Identity:
         """The advocate as the customers table knows them (hashes; none if unknown)."""
+
+    async def counts(self, merchant_id: str, code: str) -> dict[str, int]:
+        """The code's referrals by status (statuses without any left out)."""
 
 
 class CodeSpaceError(RuntimeError):
@@ -113,6 +122,11 @@ class PooledLinks:
         email_hash, name_hash, address_hash = (v if isinstance(v, str) else None for v in row)
         addresses = frozenset({address_hash}) if address_hash else frozenset()
         return Identity(advocate, email_hash, name_hash, addresses)
+
+    async def counts(self, merchant_id: str, code: str) -> dict[str, int]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(COUNTS, {"merchant": merchant_id, "code": code})
+            return {str(status): int(str(n)) for status, n in await cur.fetchall()}
 
     async def _one(self, query: str, params: dict[str, object]) -> ReferralLink | None:
         async with (

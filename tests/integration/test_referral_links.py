@@ -113,3 +113,25 @@ def test_the_advocates_identity_is_their_customers_rows_hashes(database: str) ->
 
     assert known == Identity(42, email_hash, None, frozenset({address_hash}))
     assert unknown == Identity(43)
+
+
+def test_a_codes_referrals_are_counted_by_status(database: str) -> None:
+    with psycopg.connect(database) as conn:
+        for n, status in enumerate(["completed", "completed", "blocked", "pending"]):
+            conn.execute(
+                "INSERT INTO referrals (id, merchant_id, customer_id, friend_id, code, order_id,"
+                " status, decided_at, status_rank) VALUES (gen_random_uuid(), %s,"
+                " gen_random_uuid(), %s, %s, %s, %s, now(), 1)",
+                (MERCHANT, 100 + n, "ABCD2345", n + 1, status),
+            )
+        conn.execute(  # another code's referral is not counted
+            "INSERT INTO referrals (id, merchant_id, customer_id, friend_id, code, order_id,"
+            " status, decided_at, status_rank) VALUES (gen_random_uuid(), %s, gen_random_uuid(),"
+            " 200, 'ZZZZ2345', 9, 'completed', now(), 1)",
+            (MERCHANT,),
+        )
+
+    async def work(links: PooledLinks) -> dict[str, int]:
+        return await links.counts(MERCHANT, "ABCD2345")
+
+    assert asyncio.run(with_links(database, work)) == {"completed": 2, "blocked": 1, "pending": 1}

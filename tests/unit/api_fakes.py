@@ -179,6 +179,7 @@ class FakeLinks:
 
     links: dict[tuple[str, str], ReferralLink] = field(default_factory=dict)
     identities: dict[tuple[str, int], Identity] = field(default_factory=dict)
+    referral_counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     down: bool = False
 
     def _check(self) -> None:
@@ -207,6 +208,10 @@ class FakeLinks:
     async def advocate_identity(self, merchant_id: str, advocate: int) -> Identity:
         self._check()
         return self.identities.get((merchant_id, advocate), Identity(advocate))
+
+    async def counts(self, merchant_id: str, code: str) -> dict[str, int]:
+        self._check()
+        return dict(self.referral_counts.get((merchant_id, code), {}))
 
 
 @dataclass

@@ -125,7 +125,8 @@ def test_a_code_reads_back_whatever_its_case_and_another_merchants_is_404() -> N
         unknown = http.get("/v1/referrals/codes/ABCDEFGH", headers=VIEW)
 
     assert found.status_code == 200
-    assert found.json() == code
+    zero = {"pending": 0, "completed": 0, "blocked": 0, "revoked": 0}
+    assert found.json() == code | {"referrals": zero}
     assert elsewhere.status_code == 404
     assert unknown.status_code == 404
     assert unknown.json() == {"error": "referral code not found"}
@@ -179,3 +180,13 @@ def test_kafka_away_is_a_503_and_the_code_is_kept_for_the_retry() -> None:
     assert failed.headers["Retry-After"] == "5"
     assert retried.status_code == 200  # the code was stored; now the flow hears of it too
     assert len(stores.producer.sent) == 1
+
+
+def test_a_code_counts_its_referrals_by_status_every_status_named() -> None:
+    stores = FakeStores()
+    with stores.client() as http:
+        code = http.post("/v1/referrals/codes", json={"customer_id": 5}, headers=MANAGE).json()
+        stores.links.referral_counts[(MERCHANT, code["code"])] = {"completed": 3, "blocked": 1}
+        found = http.get(f"/v1/referrals/codes/{code['code']}", headers=VIEW).json()
+
+    assert found["referrals"] == {"pending": 0, "completed": 3, "blocked": 1, "revoked": 0}
