@@ -14,9 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from loyalty.exact import EXACT, ZERO
 from loyalty.orders import Facts, OrderFacts, RefundFacts, counted_refund
+from loyalty.pii import ADDRESS_HASH, ADDRESS_OBJECTS, NAME_HASH, is_hash
+from loyalty.referral_codes import attribution
 from loyalty.referral_fraud import Identity
 from loyalty.referral_terms import DEFAULT_REFERRAL_TERMS, ReferralTerms
 from loyalty.referrals import FriendOrder
@@ -131,3 +134,28 @@ def _friend_order(order: ReferralOrder, update: ReferralUpdate, order_id: int) -
         terms=order.terms,
         locale=order.locale,
     )
+
+
+def extras_of(body: dict[str, Any]) -> Extras:
+    """What a redacted order body says for referrals: the code it names, and its customer's
+    and browser's hashes. Only hashes are taken: a body that somehow still holds a raw value
+    (one produced before the API redacted) gives nothing, so no raw PII reaches flow state."""
+    found = attribution(body)
+    customer = body.get("customer") if isinstance(body.get("customer"), dict) else {}
+    assert isinstance(customer, dict)
+    addresses = [customer.get("default_address"), *(body.get(n) for n in ADDRESS_OBJECTS)]
+    details = body.get("client_details") if isinstance(body.get("client_details"), dict) else {}
+    assert isinstance(details, dict)
+    return Extras(
+        code=None if found is None else found.code,
+        email_hash=_hash(customer.get("email")) or _hash(body.get("email")),
+        name_hash=_hash(customer.get(NAME_HASH)),
+        address_hashes=frozenset(
+            h for a in addresses if isinstance(a, dict) if (h := _hash(a.get(ADDRESS_HASH)))
+        ),
+        ip_hash=_hash(body.get("browser_ip")) or _hash(details.get("browser_ip")),
+    )
+
+
+def _hash(value: object) -> str | None:
+    return value if isinstance(value, str) and is_hash(value) else None

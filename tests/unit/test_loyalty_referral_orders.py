@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from loyalty.orders import OrderFacts, RefundFacts
-from loyalty.referral_orders import Extras, ReferralOrder, ReferralUpdate, apply_referral_order
+from loyalty.pii import Hasher, redact_order
+from loyalty.referral_orders import (
+    Extras,
+    ReferralOrder,
+    ReferralUpdate,
+    apply_referral_order,
+    extras_of,
+)
 from loyalty.referral_terms import ReferralTerms
 from loyalty.referrals import FriendOrder
 
@@ -108,3 +115,40 @@ def test_the_first_webhooks_code_identity_and_terms_stay_the_orders() -> None:
 def test_guest_and_test_orders_are_never_told() -> None:
     assert run(update(facts(customer=None)))[1] == []
     assert run(update(facts(test=True)))[1] == []
+
+
+RAW_BODY = {
+    "id": 1,
+    "email": "ann@example.com",
+    "browser_ip": "203.0.113.9",
+    "discount_codes": [{"code": "abcd2345 "}],
+    "customer": {
+        "id": 9,
+        "email": "ann@example.com",
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "default_address": {"address1": "1 Main St", "city": "Town", "zip": "1"},
+    },
+    "shipping_address": {"address1": "2 Side St", "city": "Town", "zip": "2"},
+}
+
+
+def test_a_redacted_body_gives_its_code_and_hashes() -> None:
+    hasher = Hasher(b"k" * 32)
+
+    extras = extras_of(redact_order(RAW_BODY, hasher))
+
+    assert extras.code == "ABCD2345"
+    assert extras.email_hash == hasher.email("ann@example.com")
+    assert extras.name_hash == hasher.name("Ann", "Lee")
+    assert extras.address_hashes == {
+        hasher.address(RAW_BODY["customer"]["default_address"]),  # type: ignore[index]
+        hasher.address(RAW_BODY["shipping_address"]),  # type: ignore[arg-type]
+    }
+    assert extras.ip_hash == hasher.ip("203.0.113.9")
+
+
+def test_a_body_with_raw_values_gives_no_personal_value() -> None:
+    extras = extras_of(RAW_BODY)
+
+    assert extras == Extras(code="ABCD2345")
