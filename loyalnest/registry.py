@@ -42,6 +42,8 @@ JOBS: tuple[RegisteredJob, ...] = (
     flow("rfm", "flows.rfm:flow()", 2),
     # Core's customers.rfm_score (PostgreSQL) from rfm.updated.
     flow("customers", "flows.customers:flow()", 3),
+    # Referrals: codes, claims and verdicts through their own logs; rewards to points.commands.
+    flow("referrals", "flows.referrals:flow()", 4),
     # Time as data: a points.tick per due customer every CLOCK_INTERVAL_SECONDS. No health
     # check: a dead clock is restarted like any job, and its rounds are logged.
     RegisteredJob("clock", Kind.MODULE, "loyalnest.clock"),

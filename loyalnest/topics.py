@@ -18,6 +18,8 @@ RFM_UPDATED = "rfm.updated"
 RFM_DLQ = "rfm.dlq"
 CUSTOMERS_DLQ = "customers.dlq"
 REFERRAL_COMMANDS = "referral.commands"
+REFERRAL_FRIENDS = "referral.friends"
+REFERRAL_DLQ = "referral.dlq"
 
 # Order webhooks and points commands are the source of truth the ledger is rebuilt from
 # (replay from offset 0), so they are kept forever; derived events use the broker default.
@@ -61,6 +63,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     # Referral codes as the API gives them out (key merchant:code): the log the referrals
     # flow learns codes' advocates from, so it is kept forever.
     TopicSpec(REFERRAL_COMMANDS, KEEP_FOREVER | SOURCE_RECORDS),
+    # The referrals flow's other log (key merchant:friend): friends' orders and the codes'
+    # verdicts, which the friend's state decides from; kept forever for the same reason.
+    TopicSpec(REFERRAL_FRIENDS, KEEP_FOREVER | SOURCE_RECORDS),
+    TopicSpec(REFERRAL_DLQ, DEAD_LETTERS),
 )
 
 

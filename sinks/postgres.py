@@ -1,7 +1,9 @@
-"""A Bytewax sink keeping Core's `customers.rfm_score` (PostgreSQL) current.
+"""Bytewax sinks into PostgreSQL: Core's `customers.rfm_score`, and `referrals`.
 
-Each batch is one upsert of the newest row per customer (connectors/customers.py), guarded by
-the event's sequence, so a batch written twice after a crash changes nothing the second time.
+The customers sink writes each batch as one upsert of the newest row per customer
+(connectors/customers.py), guarded by the event's sequence, so a batch written twice after a
+crash changes nothing the second time. The referrals sink does the same for referrals
+(connectors/referral_records.py), guarded by when and how far each was decided.
 
 A row needs its merchant in Core (`customers.merchant_id` references `merchants`). Records of a
 merchant Core does not know are not dropped: they go to the dead-letter topic with the reason,
@@ -17,7 +19,12 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 import psycopg
-from bytewax.outputs import DynamicSink, FixedPartitionedSink, StatefulSinkPartition
+from bytewax.outputs import (
+    DynamicSink,
+    FixedPartitionedSink,
+    StatefulSinkPartition,
+    StatelessSinkPartition,
+)
 from bytewax.outputs import StatelessSinkPartition as DeadLetters
 from prometheus_client import Counter
 
@@ -30,6 +37,10 @@ from connectors.customers import (
 )
 from connectors.dead_letters import dead_letter
 from connectors.kafka import SinkMessage, SourceMessage
+from connectors.referral_records import UPSERT as UPSERT_REFERRALS
+from connectors.referral_records import latest_per_referral
+from connectors.referral_records import upsert_params as upsert_referrals
+from loyalty.referrals import Referral
 from sinks.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -182,3 +193,66 @@ class CustomersSink(FixedPartitionedSink[ScoreWrite, None]):
 
         dead_letters = self._dead_letters.build(f"{step_id}-dlq", 0, 1)
         return _Partition(ScoresWriter(connect, dead_letters, self._flow))
+
+
+class ReferralsSinkError(RuntimeError):
+    """PostgreSQL stayed unreachable through every retry; the flow must stop."""
+
+
+class _ReferralsPartition(StatelessSinkPartition[Referral]):
+    """One upsert per batch (connectors/referral_records.py), retried on a lost connection."""
+
+    def __init__(self, url: str, retry: RetryPolicy, sleep: Callable[[float], None]) -> None:
+        self._url = url
+        self._retry = retry
+        self._sleep = sleep
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def write_batch(self, items: list[Referral]) -> None:
+        params = upsert_referrals(latest_per_referral(items))
+        delays = self._retry.delays()
+        while True:
+            try:
+                conn = self._connection()
+                conn.execute(UPSERT_REFERRALS, params)
+                conn.commit()
+                return
+            except psycopg.OperationalError as exc:
+                self._close()
+                delay = next(delays, None)
+                if delay is None:
+                    raise ReferralsSinkError(f"gave up after retries: {exc}") from exc
+                log.warning("referrals sink: %s; retrying in %.1fs", exc, delay)
+                self._sleep(delay)
+
+    def close(self) -> None:
+        self._close()
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._url)
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class ReferralsSink(DynamicSink[Referral]):
+    """PostgreSQL `referrals`: each batch's latest change per referral, never going back."""
+
+    def __init__(
+        self,
+        postgres_url: str,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._url = postgres_url
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+
+    def build(
+        self, step_id: str, worker_index: int, worker_count: int
+    ) -> StatelessSinkPartition[Referral]:
+        return _ReferralsPartition(self._url, self._retry, self._sleep)

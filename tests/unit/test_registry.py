@@ -38,7 +38,7 @@ def test_every_flow_target_names_a_flow_factory(job: RegisteredJob) -> None:
     assert callable(getattr(importlib.import_module(module), factory))
 
 
-def test_the_registered_flows_are_points_order_archive_rfm_and_customers(
+def test_the_registered_flows_are_points_order_archive_rfm_customers_and_referrals(
     settings: Settings,
 ) -> None:
     assert [(job.name, job.target, job.port(settings)) for job in registry.flows()] == [
@@ -46,6 +46,7 @@ def test_the_registered_flows_are_points_order_archive_rfm_and_customers(
         ("order-archive", "flows.order_archive:flow()", 4001),
         ("rfm", "flows.rfm:flow()", 4002),
         ("customers", "flows.customers:flow()", 4003),
+        ("referrals", "flows.referrals:flow()", 4004),
     ]
 
 

@@ -9,6 +9,9 @@ from loyalnest.topics import (
     POINTS_COMMANDS,
     POINTS_DLQ,
     POINTS_REPLAY,
+    REFERRAL_COMMANDS,
+    REFERRAL_DLQ,
+    REFERRAL_FRIENDS,
     RFM_COMMANDS,
     RFM_DLQ,
     SHOPIFY_ORDERS,
@@ -17,12 +20,25 @@ from loyalnest.topics import (
 )
 
 SPECS = {t.name: t.config for t in TOPICS}
-SOURCES = (SHOPIFY_ORDERS, POINTS_COMMANDS, POINTS_REPLAY, RFM_COMMANDS)
+SOURCES = (
+    SHOPIFY_ORDERS,
+    POINTS_COMMANDS,
+    POINTS_REPLAY,
+    RFM_COMMANDS,
+    REFERRAL_COMMANDS,
+    REFERRAL_FRIENDS,
+)
 DEAD_LETTER_TOPICS = tuple(name for name in SPECS if name.endswith(".dlq"))
 
 
 def test_every_flows_dead_letter_topic_is_specified() -> None:
-    assert set(DEAD_LETTER_TOPICS) == {POINTS_DLQ, ORDER_ARCHIVE_DLQ, RFM_DLQ, CUSTOMERS_DLQ}
+    assert set(DEAD_LETTER_TOPICS) == {
+        POINTS_DLQ,
+        ORDER_ARCHIVE_DLQ,
+        RFM_DLQ,
+        CUSTOMERS_DLQ,
+        REFERRAL_DLQ,
+    }
 
 
 def test_every_topic_a_flow_reads_has_an_explicit_record_limit() -> None:
