@@ -160,13 +160,10 @@ def order_step(state: ReferralOrder | None, keyed: Keyed) -> tuple[ReferralOrder
 
 
 def _friend_message(record: FriendOrder | Verdict) -> SinkMessage:
-    if isinstance(record, FriendOrder):
-        return KafkaSinkMessage(
-            key=friend_key(record.merchant_id, record.friend), value=encode_friend_order(record)
-        )
-    return KafkaSinkMessage(
-        key=friend_key(record.merchant_id, record.friend), value=encode_verdict(record)
+    value = (
+        encode_friend_order(record) if isinstance(record, FriendOrder) else encode_verdict(record)
     )
+    return KafkaSinkMessage(key=friend_key(record.merchant_id, record.friend), value=value)
 
 
 # ------------------------------------------------------------------------ the friend stage
