@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-import psycopg
 import redis.asyncio as aioredis
 from prometheus_client import Gauge
 from psycopg_pool import AsyncConnectionPool
@@ -24,7 +23,7 @@ from api.merchant_cache import MerchantCache
 from api.producer import AsyncProducer
 from connectors.balance_cache import BalanceCache
 from connectors.customer_pii import PiiKeeper, PiiWriter, postgres_write
-from connectors.merchants import Merchant, merchant_by_shop_pooled
+from connectors.merchants import Merchant, Pool, merchant_by_shop_pooled
 from connectors.referral_links import LinkStore, PooledLinks
 from connectors.rfm_records import StoredPicture, stored_picture
 from connectors.store import RFM_MERCHANTS, TRANSLATIONS, merged
@@ -45,8 +44,6 @@ BALANCE_TEXT = "points.balance"
 MERCHANT_CACHE_ENTRIES = Gauge(
     "loyalnest_merchant_cache_entries", "Shops (known or unknown) in the merchant cache"
 )
-
-Pool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]]
 
 
 @dataclass

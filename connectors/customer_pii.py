@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import psycopg
 from prometheus_client import Counter
-from psycopg_pool import AsyncConnectionPool
 
+from connectors.merchants import Pool
 from loyalty import ids
 from loyalty.pii import PersonalData
 
@@ -62,7 +62,6 @@ WHERE (EXCLUDED.email_hash IS NOT NULL AND EXCLUDED.email_hash IS DISTINCT FROM 
 
 Owned = tuple[str, PersonalData]  # (merchant id, the customer's data)
 Write = Callable[[list[Owned]], Awaitable[None]]
-Pool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]]
 
 
 def upsert_params(batch: list[Owned], secrets_key: str) -> dict[str, Any]:

@@ -27,6 +27,9 @@ from loyalty.policy import (
 )
 from loyalty.referral_terms import DEFAULT_REFERRAL_TERMS, ReferralTerms
 
+# The API's PostgreSQL connection pool, as every async query here takes it.
+Pool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]]
+
 UPSERT = """
 INSERT INTO merchants (id, shop_domain, webhook_secret, points_per_unit, locale)
 VALUES (%(id)s, %(shop)s, pgp_sym_encrypt(%(secret)s, %(key)s), %(ppu)s, %(locale)s)
@@ -302,9 +305,7 @@ def merchant_by_shop(
         return cur.execute(BY_SHOP, _by_shop(key, shop)).fetchone()
 
 
-async def merchant_by_shop_pooled(
-    pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]], key: str, shop: str
-) -> Merchant | None:
+async def merchant_by_shop_pooled(pool: Pool, key: str, shop: str) -> Merchant | None:
     """The same lookup on a connection of the API's pool (PoolTimeout if none frees up in time,
     an OperationalError if PostgreSQL cannot be reached)."""
     async with pool.connection() as conn, conn.cursor(row_factory=MERCHANT_ROW) as cur:

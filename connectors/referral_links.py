@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-import psycopg
 from psycopg.rows import class_row
-from psycopg_pool import AsyncConnectionPool
 
+from connectors.merchants import Pool
 from loyalty import ids
 from loyalty.referral_codes import LINK_PARAMETER, advocate_code
 from loyalty.referral_fraud import Identity
@@ -90,9 +89,6 @@ async def advocate_link(
         # Either the advocate's link was created meanwhile (found on the next round), or this
         # code is another advocate's (the next attempt's code is tried).
     raise CodeSpaceError(f"no free referral code for advocate {advocate} in {MAX_ATTEMPTS} tries")
-
-
-Pool = AsyncConnectionPool[psycopg.AsyncConnection[tuple[object, ...]]]
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ MAX_REASON = 200
 _CHANGE_KEY = re.compile(r"earn|cancel|refund:[1-9][0-9]{0,18}", re.ASCII)
 _SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,199}", re.ASCII)
 _KEY_SOURCE = {"earn": Source.ORDER, "cancel": Source.CANCEL}
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 
 
 def customer_key(merchant_id: str, customer: int) -> bytes:
@@ -211,7 +210,7 @@ def _adjustment(body: dict[str, Any]) -> Adjustment:
 
 
 def _uuid(body: dict[str, Any], key: str) -> str:
-    return _matching(body, key, _UUID)
+    return _matching(body, key, fields.UUID_TEXT)
 
 
 def _redemption(body: dict[str, Any]) -> Redemption:

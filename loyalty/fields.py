@@ -59,6 +59,10 @@ def list_of_objects(body: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return value
 
 
+# A UUID as the engine writes them (lower-case, hyphenated): merchant, event and request ids.
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
+
+
 def identifier(body: dict[str, Any], key: str, label: str | None = None) -> int:
     """A Shopify id: a JSON integer from 1 to 2^63 - 1. `label` names the field in errors."""
     value = body.get(key)

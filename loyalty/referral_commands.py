@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from loyalty import fields, json_input
@@ -31,7 +30,6 @@ FRIEND_ORDER = "referral.order"
 VERDICT = "referral.verdict"
 MAX_ADDRESSES = 8
 _BLOCKS = frozenset(b.value for b in Block)
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)
 
 
 def referral_key(merchant_id: str, code: str) -> bytes:
@@ -235,7 +233,7 @@ def _locale(body: dict[str, Any]) -> str:
 
 def _uuid(body: dict[str, Any], key: str) -> str:
     value = body.get(key)
-    if not isinstance(value, str) or not _UUID.fullmatch(value):
+    if not isinstance(value, str) or not fields.UUID_TEXT.fullmatch(value):
         raise InvalidEventError(f"{key} must be a UUID, got {fields.preview(value)}")
     return value
 
