@@ -18,7 +18,12 @@ from api.context import ApiContext
 from api.errors import UNAVAILABLE, store_unavailable
 from api.health import health, metrics, ready
 from api.redemptions import create_redemption, get_redemption
-from api.referrals import create_referral_code, get_referral_code
+from api.referrals import (
+    create_referral_code,
+    get_advocate_referrals,
+    get_referral,
+    get_referral_code,
+)
 from api.request_limits import RequestLimits
 from api.request_values import BadValueError
 from api.rfm import get_customer_rfm, get_segments
@@ -38,6 +43,8 @@ ROUTES = [
     Route("/v1/customers/{customer_id}/rfm", get_customer_rfm, methods=["GET"]),
     Route("/v1/referrals/codes", create_referral_code, methods=["POST"]),
     Route("/v1/referrals/codes/{code}", get_referral_code, methods=["GET"]),
+    Route("/v1/referrals/{referral_id}", get_referral, methods=["GET"]),
+    Route("/v1/customers/{customer_id}/referrals", get_advocate_referrals, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

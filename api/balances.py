@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 
 from api.auth import require
 from api.context import REDIS_TIMEOUT, ApiContext
-from api.request_values import requested_locale
+from api.request_values import int_query, requested_locale
 from connectors.balance_cache import CachedBalance
 from connectors.points_records import balance_id
 from connectors.store import BALANCES, LEDGER
@@ -153,8 +153,8 @@ async def get_transactions(request: Request) -> JSONResponse:
     principal = require(request, SCOPE_VIEW)
     ctx: ApiContext = request.app.state.ctx
     customer = customer_param(request)
-    limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
-    before = _int_param(request, "before", 2**62, 1, 2**62)
+    limit = int_query(request.query_params, "limit", 50, 1, MAX_PAGE)
+    before = int_query(request.query_params, "before", 2**62, 1, 2**62)
     if (
         await ctx.db[BALANCES].find_one(
             {"_id": balance_id(principal.merchant_id, customer)}, {"_id": 1}
@@ -196,12 +196,3 @@ def _transaction(doc: dict[str, Any]) -> dict[str, Any]:
             "correlation_id",
         )
     } | {"created_at": iso_z(doc["created_at"]), "memo": doc.get("reason")}
-
-
-def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-        raise HTTPException(400, f"{name} must be an integer between {low} and {high}")
-    return int(raw)

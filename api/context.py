@@ -24,7 +24,9 @@ from api.producer import AsyncProducer
 from connectors.balance_cache import BalanceCache
 from connectors.customer_pii import PiiKeeper, PiiWriter, postgres_write
 from connectors.merchants import Merchant, Pool, merchant_by_shop_pooled
+from connectors.referral_cache import ReferralCache
 from connectors.referral_links import LinkStore, PooledLinks
+from connectors.referral_records import PooledReferrals, ReferralReads
 from connectors.rfm_records import StoredPicture, stored_picture
 from connectors.store import RFM_MERCHANTS, TRANSLATIONS, merged
 from loyalnest.app_secrets import Secrets
@@ -86,6 +88,15 @@ class ApiContext:
         """Customers' personal data, written behind to PostgreSQL (the only place raw PII is
         kept)."""
         return PiiWriter(postgres_write(self.pool, self.secrets.secrets_key))
+
+    @cached_property
+    def referral_cache(self) -> ReferralCache:
+        return ReferralCache(self.settings.redis_key_prefix, self.settings.referral_cache_seconds)
+
+    @cached_property
+    def referrals(self) -> ReferralReads:
+        """Referrals as the referrals flow stored them, in PostgreSQL."""
+        return PooledReferrals(self.pool)
 
     @cached_property
     def referral_links(self) -> LinkStore:

@@ -1,23 +1,35 @@
-"""Advocates' referral codes: `POST /v1/referrals/codes` gives an advocate their code (201 the
-first time, 200 with the same code after), `GET /v1/referrals/codes/{code}` reads one back with
-its referrals counted by status.
+"""Referrals over REST.
 
-The codes live in PostgreSQL (connectors/referral_links.py); a code of another merchant is 404.
-Each request for a code also puts it on `referral.commands`, the referrals flow's log.
+- `POST /v1/referrals/codes` gives an advocate their code (201 the first time, 200 with the
+  same code after); `GET /v1/referrals/codes/{code}` reads one back with its referrals counted
+  by status. The codes live in PostgreSQL (connectors/referral_links.py). Each request for a
+  code also puts it on `referral.commands`, the referrals flow's log.
+- `GET /v1/referrals/{referral_id}` is one referral as the flow decided it: from the Redis
+  cache the flow refreshes, else from PostgreSQL (then cached).
+- `GET /v1/customers/{customer_id}/referrals` lists an advocate's referrals, newest first.
+
+Another merchant's code, referral or advocate is a 404.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
+import redis
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from api.auth import require
+from api.balances import customer_param
 from api.context import ApiContext
 from api.producer import ProduceError
+from api.request_values import BadValueError, int_query
+from connectors.referral_cache import encode_document
 from connectors.referral_links import ReferralLink, advocate_link
+from connectors.referral_records import NEWEST, Page, ReferralRow
 from connectors.times import iso_z
 from loyalnest.tokens import SCOPE_REFERRALS_MANAGE, SCOPE_REFERRALS_VIEW
 from loyalnest.topics import REFERRAL_COMMANDS
@@ -28,7 +40,10 @@ from loyalty.referral_codes import ALPHABET, LENGTH, parse_code
 from loyalty.referral_commands import encode_code_created, referral_key
 from loyalty.referrals import CodeCreated, Status
 
+log = logging.getLogger("loyalnest.api.referrals")
+
 RETRY_LATER = {"Retry-After": "5"}
+MAX_PAGE = 200
 
 
 async def create_referral_code(request: Request) -> JSONResponse:
@@ -92,3 +107,76 @@ def view(link: ReferralLink, shop: str) -> dict[str, Any]:
         "url": link.url(shop),
         "created_at": iso_z(link.created_at),
     }
+
+
+async def get_referral(request: Request) -> Response:
+    principal = require(request, SCOPE_REFERRALS_VIEW)
+    referral_id = request.path_params["referral_id"]
+    if not fields.UUID_TEXT.fullmatch(referral_id):
+        raise HTTPException(400, "referral_id must be a UUID (lower-case, with hyphens)")
+    found = await read_referral(request.app.state.ctx, principal.merchant_id, referral_id)
+    if found is None:
+        raise HTTPException(404, "referral not found")
+    return Response(found, media_type="application/json")
+
+
+async def read_referral(ctx: ApiContext, merchant_id: str, referral_id: str) -> bytes | None:
+    """The referral's document (JSON): the cache's, else PostgreSQL's, then cached in the
+    background (guarded: a fill never replaces a newer entry the flow wrote meanwhile)."""
+    redis_answered = True
+    try:
+        cached = await ctx.referral_cache.get(ctx.redis, merchant_id, referral_id)
+    except redis.RedisError as exc:
+        log.warning("referral cache unavailable, reading PostgreSQL: %s", exc)
+        cached, redis_answered = None, False
+    if cached is not None:
+        return cached
+    row = await ctx.referrals.by_id(merchant_id, referral_id)
+    if row is None:
+        return None
+    if redis_answered:
+        ctx.background(_fill(ctx, row))
+    return encode_document(row).encode()
+
+
+async def _fill(ctx: ApiContext, row: ReferralRow) -> None:
+    try:
+        await ctx.referral_cache.fill(ctx.redis, row)
+    except redis.RedisError as exc:
+        log.warning("referral cache fill failed: %s", exc)
+
+
+async def get_advocate_referrals(request: Request) -> JSONResponse:
+    """The advocate's referrals, newest first; `before` is the `next_before` of the page
+    before. A customer without a referral code (here) is 404."""
+    principal = require(request, SCOPE_REFERRALS_VIEW)
+    ctx: ApiContext = request.app.state.ctx
+    advocate = customer_param(request)
+    limit = int_query(request.query_params, "limit", 50, 1, MAX_PAGE)
+    before = page_param(request.query_params.get("before"))
+    if await ctx.referral_links.by_advocate(principal.merchant_id, advocate) is None:
+        raise HTTPException(404, "customer has no referral code")
+    rows = await ctx.referrals.by_advocate(principal.merchant_id, advocate, before, limit)
+    next_before = page_token(rows[-1]) if len(rows) == limit else None
+    return JSONResponse({"items": [row.document() for row in rows], "next_before": next_before})
+
+
+def page_token(row: ReferralRow) -> str:
+    return f"{row.created_at.isoformat()}_{row.referral_id}"
+
+
+def page_param(raw: str | None) -> Page:
+    if raw is None:
+        return NEWEST
+    at, _, referral_id = raw.partition("_")
+    try:
+        created_at = datetime.fromisoformat(at)
+    except ValueError:
+        created_at = None
+    if (
+        created_at is None
+        or created_at.tzinfo is None
+        or not fields.UUID_TEXT.fullmatch(referral_id)
+    ):
+        raise BadValueError("before must be the next_before of the page before")
+    return created_at, referral_id

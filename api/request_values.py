@@ -8,7 +8,7 @@ edge with the rule it broke, never stored (or counted) as it came.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from connectors.shopify import CORRELATION_HEADER
 from loyalty.fields import is_correlation_id, is_idempotency_key, is_locale
@@ -45,3 +45,13 @@ def idempotency_key(value: str | None) -> str:
     if value is None or not is_idempotency_key(value):
         raise BadValueError(IDEMPOTENCY_RULE)
     return value
+
+
+def int_query(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]; `default` when it is absent."""
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        raise BadValueError(f"{name} must be an integer between {low} and {high}")
+    return int(raw)

@@ -3,7 +3,7 @@
 Entries carry the balance's sequence number and are only ever replaced by a newer one (a Lua
 script compares and sets atomically). The flow refreshes an entry whenever the balance
 changes, which invalidates the old value; the API fills misses from MongoDB through the same
-guard, so a slow reader can never put an older balance back over a newer one.
+guard (connectors/redis_guard.py), so a slow reader never puts an older balance back.
 
 Every entry lives at most BALANCE_CACHE_SECONDS (the settings): if a refresh fails (Redis
 stalled or down), the old value expires within that time and reads fall back to MongoDB, so a
@@ -19,16 +19,8 @@ from datetime import datetime
 import redis
 import redis.asyncio as aioredis
 
-# KEYS[1] = entry; ARGV = seq, time to live in ms, then field, value pairs. Returns 1 if written.
-SET_IF_NEWER = """
-local current = redis.call('HGET', KEYS[1], 'seq')
-if current and tonumber(current) >= tonumber(ARGV[1]) then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], unpack(ARGV, 3))
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
+from connectors.redis_guard import SET_IF_NEWER
+
 # Entries without these fields (written by an earlier version) are read as misses.
 FIELDS = ("balance", "updated_at", "pending", "lifetime_earned", "next_expiry")
 

@@ -5,18 +5,33 @@ blocked, maybe later revoked). A batch is one upsert of the latest change per re
 applied only over an earlier one: earlier by the time of the order change that decided it,
 then by status rank. So a batch written again after a crash changes nothing, and never takes a
 referral back to an earlier status.
+
+The upsert returns the rows it changed (`ReferralRow`), which is what the Redis cache is
+refreshed with (connectors/referral_cache.py); the API reads the same rows, and both show a
+referral as `ReferralRow.document()`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
+from psycopg.rows import class_row
+
+from connectors.merchants import Pool
+from connectors.times import iso_z
 from loyalty import ids
 from loyalty.referrals import Referral, Status
 
 RANK = {Status.PENDING: 0, Status.COMPLETED: 1, Status.BLOCKED: 1, Status.REVOKED: 2}
+# What a stored referral is read as (ReferralRow's fields, in order).
+COLUMNS = """id::text AS referral_id, code, friend_id AS friend, order_id, advocate_id AS advocate,
+    status, reason, advocate_points, friend_points, release_at, decided_at, status_rank,
+    created_at, updated_at"""
 
-UPSERT = """
+# COLUMNS is a constant and every value a parameter: the f-strings build no query from input.
+UPSERT = f"""
 INSERT INTO referrals AS r
     (id, merchant_id, customer_id, friend_id, code, order_id, advocate_id, status, reason,
      advocate_points, friend_points, release_at, decided_at, status_rank)
@@ -36,7 +51,23 @@ ON CONFLICT (id) DO UPDATE SET
     decided_at = EXCLUDED.decided_at,
     status_rank = EXCLUDED.status_rank
 WHERE (r.decided_at, r.status_rank) < (EXCLUDED.decided_at, EXCLUDED.status_rank)
-"""
+RETURNING merchant_id::text AS merchant_id, {COLUMNS}
+"""  # noqa: S608
+BY_ID = f"""
+SELECT merchant_id::text AS merchant_id, {COLUMNS} FROM referrals
+WHERE id = %(id)s AND merchant_id = %(merchant)s
+"""  # noqa: S608
+# An advocate's referrals, newest first; (created_at, id) after the previous page's last.
+BY_ADVOCATE = f"""
+SELECT merchant_id::text AS merchant_id, {COLUMNS} FROM referrals
+WHERE merchant_id = %(merchant)s AND advocate_id = %(advocate)s
+  AND (created_at, id) < (%(before_at)s::timestamptz, %(before_id)s::uuid)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s
+"""  # noqa: S608
+# Versions count microseconds from here, so (decided_at, rank) fits in a double's 53 bits
+# (Redis's Lua compares numbers as doubles) until the 2090s.
+VERSION_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def latest_per_referral(records: list[Referral]) -> list[Referral]:
@@ -64,3 +95,101 @@ def upsert_params(records: list[Referral]) -> dict[str, list[Any]]:
         "decided_at": [r.at for r in records],
         "ranks": [RANK[r.status] for r in records],
     }
+
+
+@dataclass(frozen=True)
+class ReferralRow:
+    """A referral as stored."""
+
+    merchant_id: str
+    referral_id: str
+    code: str
+    friend: int
+    order_id: int
+    advocate: int | None
+    status: str
+    reason: str | None
+    advocate_points: int
+    friend_points: int
+    release_at: datetime | None
+    decided_at: datetime
+    status_rank: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def version(self) -> int:
+        """Grows with every change the upsert lets through: (decided_at, status_rank)."""
+        micros = (self.decided_at - VERSION_EPOCH) // _MICROSECOND
+        return micros * 4 + self.status_rank
+
+    def document(self) -> dict[str, Any]:
+        """The referral as the API shows it (and the cache holds it). Customers are their
+        Shopify ids; the advocate is null while the code's answer is awaited."""
+        return {
+            "referral_id": self.referral_id,
+            "code": self.code,
+            "status": self.status,
+            "reason": self.reason,
+            "advocate": None if self.advocate is None else {"customer_id": self.advocate},
+            "friend": {"customer_id": self.friend},
+            "order_id": self.order_id,
+            "rewards": {
+                "advocate_points": self.advocate_points,
+                "friend_points": self.friend_points,
+                "pending_until": None if self.release_at is None else iso_z(self.release_at),
+                "reversed": self.status == Status.REVOKED.value,
+            },
+            "decided_at": iso_z(self.decided_at),
+            "created_at": iso_z(self.created_at),
+            "updated_at": iso_z(self.updated_at),
+        }
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+# The first page's bound: after every referral ever created.
+NEWEST = (datetime(9999, 1, 1, tzinfo=UTC), "ffffffff-ffff-ffff-ffff-ffffffffffff")
+Page = tuple[datetime, str]  # (created_at, referral_id) of the previous page's last row
+
+
+class ReferralReads(Protocol):
+    async def by_id(self, merchant_id: str, referral_id: str) -> ReferralRow | None: ...
+
+    async def by_advocate(
+        self, merchant_id: str, advocate: int, before: Page, limit: int
+    ) -> list[ReferralRow]:
+        """The advocate's referrals created before `before`, newest first."""
+
+
+@dataclass(frozen=True)
+class PooledReferrals:
+    """Reads on the API's connection pool (PoolTimeout or OperationalError when PostgreSQL
+    cannot be reached: the API answers 503)."""
+
+    pool: Pool
+
+    async def by_id(self, merchant_id: str, referral_id: str) -> ReferralRow | None:
+        rows = await self._rows(BY_ID, {"id": referral_id, "merchant": merchant_id})
+        return rows[0] if rows else None
+
+    async def by_advocate(
+        self, merchant_id: str, advocate: int, before: Page, limit: int
+    ) -> list[ReferralRow]:
+        params = {
+            "merchant": merchant_id,
+            "advocate": advocate,
+            "before_at": before[0],
+            "before_id": before[1],
+            "limit": limit,
+        }
+        return await self._rows(BY_ADVOCATE, params)
+
+    async def _rows(self, query: str, params: dict[str, object]) -> list[ReferralRow]:
+        async with (
+            self.pool.connection() as conn,
+            conn.cursor(row_factory=class_row(ReferralRow)) as cur,
+        ):
+            await cur.execute(query, params)
+            return await cur.fetchall()

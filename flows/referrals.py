@@ -78,7 +78,7 @@ from loyalty.referrals import (
     apply_friend,
 )
 from sinks.kafka import ReliableKafkaSink, dead_letter_sink
-from sinks.postgres import ReferralsSink
+from sinks.postgres import CacheTarget, ReferralsSink
 
 log = logging.getLogger("loyalnest.flows.referrals")
 
@@ -298,7 +298,14 @@ def flow() -> Dataflow:
             friends=ReliableKafkaSink(brokers, settings.topic(REFERRAL_FRIENDS)),
             codes=ReliableKafkaSink(brokers, settings.topic(REFERRAL_COMMANDS)),
             points=ReliableKafkaSink(brokers, settings.topic(POINTS_COMMANDS)),
-            referrals=ReferralsSink(settings.postgres_url),
+            referrals=ReferralsSink(
+                settings.postgres_url,
+                CacheTarget(
+                    settings.redis_url,
+                    settings.redis_key_prefix,
+                    settings.referral_cache_seconds,
+                ),
+            ),
             dead_letters=dead_letter_sink(brokers, settings.topic(REFERRAL_DLQ)),
         ),
     )

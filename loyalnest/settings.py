@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     webhook_rate_limit: int = Field(default=40, ge=1)
     # Lifetime of every balance cache entry, so a failed cache update is stale at most this long.
     balance_cache_seconds: int = Field(default=5, ge=1)
+    # Lifetime of every referral cache entry (the referrals flow refreshes an entry on every
+    # change; this bounds how stale one whose refresh failed may be).
+    referral_cache_seconds: int = Field(default=60, ge=1)
     # Shops, known or unknown, the API keeps in memory (least recently used ones leave first).
     merchant_cache_entries: int = Field(default=10_000, ge=1)
     # How long the API serves a merchant's RFM picture (segment counts, scales) from memory.

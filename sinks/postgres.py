@@ -1,4 +1,5 @@
-"""Bytewax sinks into PostgreSQL: Core's `customers.rfm_score`, and `referrals`.
+"""Bytewax sinks into PostgreSQL: Core's `customers.rfm_score`, and `referrals` (with its Redis
+cache).
 
 The customers sink writes each batch as one upsert of the newest row per customer
 (connectors/customers.py), guarded by the event's sequence, so a batch written twice after a
@@ -16,9 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeAlias
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import psycopg
+import redis
 from bytewax.outputs import (
     DynamicSink,
     FixedPartitionedSink,
@@ -27,6 +30,9 @@ from bytewax.outputs import (
 )
 from bytewax.outputs import StatelessSinkPartition as DeadLetters
 from prometheus_client import Counter
+from psycopg.rows import class_row
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from connectors.customers import (
     KNOWN_MERCHANTS,
@@ -37,8 +43,9 @@ from connectors.customers import (
 )
 from connectors.dead_letters import dead_letter
 from connectors.kafka import SinkMessage, SourceMessage
+from connectors.referral_cache import ReferralCache
 from connectors.referral_records import UPSERT as UPSERT_REFERRALS
-from connectors.referral_records import latest_per_referral
+from connectors.referral_records import ReferralRow, latest_per_referral
 from connectors.referral_records import upsert_params as upsert_referrals
 from loyalty.referrals import Referral
 from sinks.retry import RetryPolicy
@@ -55,6 +62,9 @@ ROWS = Counter(
     "loyalnest_customers_sink_rows_total",
     "rfm.updated records the customers sink handled, by outcome",
     ["outcome"],  # applied, superseded (an older or repeated event), dead_letter
+)
+CACHE_ERRORS = Counter(
+    "loyalnest_referral_cache_errors_total", "Failed referral cache refreshes (entries expire)"
 )
 RETRIES = Counter(
     "loyalnest_customers_sink_retries_total", "Batches retried after a lost connection"
@@ -199,24 +209,60 @@ class ReferralsSinkError(RuntimeError):
     """PostgreSQL stayed unreachable through every retry; the flow must stop."""
 
 
-class _ReferralsPartition(StatelessSinkPartition[Referral]):
-    """One upsert per batch (connectors/referral_records.py), retried on a lost connection."""
+@dataclass(frozen=True)
+class CacheTarget:
+    """Where the referrals sink refreshes the Redis referral cache (connectors/referral_cache)."""
 
-    def __init__(self, url: str, retry: RetryPolicy, sleep: Callable[[float], None]) -> None:
+    url: str
+    prefix: str
+    ttl_seconds: int
+
+    def connect(self) -> tuple[redis.Redis, ReferralCache]:
+        # One attempt per batch, as the balance cache's sink: a stalled Redis holds the flow up
+        # for one timeout, and an entry it could not refresh expires within the TTL.
+        client = redis.Redis.from_url(
+            self.url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+        )
+        return client, ReferralCache(self.prefix, self.ttl_seconds)
+
+
+class _ReferralsPartition(StatelessSinkPartition[Referral]):
+    """One upsert per batch (connectors/referral_records.py), retried on a lost connection;
+    then the rows it changed refresh the cache (best effort: PostgreSQL is the truth)."""
+
+    def __init__(
+        self,
+        url: str,
+        cache: CacheTarget | None,
+        retry: RetryPolicy,
+        sleep: Callable[[float], None],
+    ) -> None:
         self._url = url
+        self._cache = None if cache is None else cache.connect()
         self._retry = retry
         self._sleep = sleep
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def write_batch(self, items: list[Referral]) -> None:
-        params = upsert_referrals(latest_per_referral(items))
+        changed = self._upsert(upsert_referrals(latest_per_referral(items)))
+        if changed and self._cache is not None:
+            client, cache = self._cache
+            try:
+                cache.put_many(client, changed)
+            except redis.RedisError as exc:
+                CACHE_ERRORS.inc()
+                log.warning("referral cache refresh failed for %d: %s", len(changed), exc)
+
+    def _upsert(self, params: dict[str, list[Any]]) -> list[ReferralRow]:
         delays = self._retry.delays()
         while True:
             try:
                 conn = self._connection()
-                conn.execute(UPSERT_REFERRALS, params)
+                with conn.cursor(row_factory=class_row(ReferralRow)) as cur:
+                    cur.execute(UPSERT_REFERRALS, params)
+                    changed = cur.fetchall()
                 conn.commit()
-                return
+                return changed
             except psycopg.OperationalError as exc:
                 self._close()
                 delay = next(delays, None)
@@ -227,6 +273,8 @@ class _ReferralsPartition(StatelessSinkPartition[Referral]):
 
     def close(self) -> None:
         self._close()
+        if self._cache is not None:
+            self._cache[0].close()
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
@@ -240,19 +288,22 @@ class _ReferralsPartition(StatelessSinkPartition[Referral]):
 
 
 class ReferralsSink(DynamicSink[Referral]):
-    """PostgreSQL `referrals`: each batch's latest change per referral, never going back."""
+    """PostgreSQL `referrals`: each batch's latest change per referral, never going back; and
+    the Redis cache of the rows that changed, when `cache` is given."""
 
     def __init__(
         self,
         postgres_url: str,
+        cache: CacheTarget | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._url = postgres_url
+        self._cache = cache
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
 
     def build(
         self, step_id: str, worker_index: int, worker_count: int
     ) -> StatelessSinkPartition[Referral]:
-        return _ReferralsPartition(self._url, self._retry, self._sleep)
+        return _ReferralsPartition(self._url, self._cache, self._retry, self._sleep)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+import grpc
 import psycopg
 import redis
 from pymongo.errors import DuplicateKeyError, ServerSelectionTimeoutError
@@ -26,6 +27,7 @@ from api.context import ApiContext
 from api.producer import Headers, ProduceError
 from connectors.merchants import Merchant
 from connectors.referral_links import ReferralLink
+from connectors.referral_records import Page, ReferralRow
 from connectors.store import merged
 from loyalnest import tokens
 from loyalnest.app_secrets import Secrets
@@ -142,6 +144,11 @@ class FakeRedis:
             raise redis.ConnectionError("connection refused (fake)")
         return dict(self.hashes.get(key, {}))
 
+    async def hget(self, key: str, name: str) -> bytes | None:
+        if self.down:
+            raise redis.ConnectionError("connection refused (fake)")
+        return self.hashes.get(key, {}).get(name.encode())
+
     async def eval(self, _script: str, _numkeys: int, *args: Any) -> int:
         if self.down:
             raise redis.ConnectionError("connection refused (fake)")
@@ -215,6 +222,36 @@ class FakeLinks:
 
 
 @dataclass
+class FakeReferrals:
+    """referrals as a list of rows; `down` fails like a lost pool."""
+
+    rows: list[ReferralRow] = field(default_factory=list)
+    down: bool = False
+
+    async def by_id(self, merchant_id: str, referral_id: str) -> ReferralRow | None:
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+        found = [
+            r for r in self.rows if (r.merchant_id, r.referral_id) == (merchant_id, referral_id)
+        ]
+        return found[0] if found else None
+
+    async def by_advocate(
+        self, merchant_id: str, advocate: int, before: Page, limit: int
+    ) -> list[ReferralRow]:
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+        mine = [
+            r
+            for r in self.rows
+            if r.merchant_id == merchant_id
+            and r.advocate == advocate
+            and (r.created_at, r.referral_id) < before
+        ]
+        return sorted(mine, key=lambda r: (r.created_at, r.referral_id), reverse=True)[:limit]
+
+
+@dataclass
 class FakePii:
     """The customers' personal data writer as a list of (merchant, data) kept."""
 
@@ -239,6 +276,7 @@ class FakeStores:
     )
     links: FakeLinks = field(default_factory=FakeLinks)
     pii: FakePii = field(default_factory=FakePii)
+    referrals: FakeReferrals = field(default_factory=FakeReferrals)
 
     def collection(self, name: str) -> FakeCollection:
         return self.mongo.database[name]
@@ -257,6 +295,7 @@ class FakeStores:
         )
         ctx.referral_links = self.links  # the cached properties, set before first use
         ctx.customer_pii = self.pii
+        ctx.referrals = self.referrals
         return ctx
 
     @contextmanager
@@ -273,3 +312,29 @@ def settings() -> Settings:
         mongo_database="unit",
         redis_key_prefix="unit:",
     )
+
+
+# ----------------------------------------------------------------------------------- gRPC
+
+
+class AbortedError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class FakeCall:
+    """The servicer context of one call: its metadata, and abort() as gRPC does it (raises)."""
+
+    metadata: tuple[tuple[str, str], ...]
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    async def abort(self, code: grpc.StatusCode, message: str) -> None:
+        raise AbortedError(code, message)
+
+
+def call(*scopes: str, shop: str = SHOP) -> Any:
+    return FakeCall((("authorization", f"Bearer {token(*scopes, shop=shop)}"),))

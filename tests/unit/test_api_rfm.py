@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,10 +30,11 @@ from tests.unit.api_fakes import (
     MERCHANT,
     OTHER_MERCHANT,
     OTHER_SHOP,
-    SHOP,
+    AbortedError,
+    FakeCall,
     FakeStores,
     auth,
-    token,
+    call,
 )
 
 AS_OF = day_number(datetime(2026, 3, 1, tzinfo=UTC))
@@ -164,29 +164,6 @@ def test_what_a_caller_may_not_see(
 
 
 # ----------------------------------------------------------------------------------- gRPC
-
-
-class AbortedError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class FakeCall:
-    """The servicer context of one call: its metadata, and abort() as gRPC does it (raises)."""
-
-    metadata: tuple[tuple[str, str], ...]
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self.metadata
-
-    async def abort(self, code: grpc.StatusCode, message: str) -> None:
-        raise AbortedError(code, message)
-
-
-def call(*scopes: str, shop: str = SHOP) -> Any:
-    return FakeCall((("authorization", f"Bearer {token(*scopes, shop=shop)}"),))
 
 
 def test_grpc_segment_counts_are_the_rest_ones(stores: FakeStores) -> None:
