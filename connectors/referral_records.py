@@ -21,6 +21,7 @@ from psycopg.rows import class_row
 
 from connectors.merchants import Pool
 from connectors.times import iso_z
+from loyalnest.topics import REFERRAL_COMPLETED, REFERRAL_REVOKED
 from loyalty import ids
 from loyalty.referrals import Referral, Status
 
@@ -68,6 +69,36 @@ LIMIT %(limit)s
 # Versions count microseconds from here, so (decided_at, rank) fits in a double's 53 bits
 # (Redis's Lua compares numbers as doubles) until the 2090s.
 VERSION_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+SCHEMA_VERSION = "1.0.0"
+
+
+def referral_event(r: Referral) -> tuple[str, dict[str, Any]] | None:
+    """The event a change of a referral announces, as (contract, record): `referral.completed`
+    (avro/referral_completed.avsc) or `referral.revoked` (avro/referral_revoked.avsc); None for
+    a pending or blocked one. The id is one per referral and status, so a replay's events are
+    recognisable repeats."""
+    if r.status not in (Status.COMPLETED, Status.REVOKED) or r.advocate is None:
+        return None
+    contract = REFERRAL_COMPLETED if r.status is Status.COMPLETED else REFERRAL_REVOKED
+    record: dict[str, Any] = {
+        "event_id": str(ids.event_id(contract, r.referral_id)),
+        "referral_id": r.referral_id,
+        "merchant_id": r.merchant_id,
+        "code": r.code,
+        "advocate_customer_id": r.advocate,
+        "friend_customer_id": r.friend,
+        "order_id": r.order_id,
+        "advocate_points": r.advocate_points,
+        "friend_points": r.friend_points,
+        "schema_version": SCHEMA_VERSION,
+    }
+    if r.status is Status.COMPLETED:
+        record |= {"release_at": r.release_at, "completed_at": r.at}
+    else:
+        record |= {"reason": None if r.reason is None else r.reason.value, "revoked_at": r.at}
+    return contract, record
 
 
 def latest_per_referral(records: list[Referral]) -> list[Referral]:

@@ -8,7 +8,10 @@ referral's status out.
     referral.friends ─ decode ─ key merchant:friend ─ friend-state ─┬─> claims: referral.commands
                                                                     ├─> rewards, reversals:
                                                                     │   points.commands
-                                                                    └─> PostgreSQL referrals
+                                                                    ├─> PostgreSQL referrals
+                                                                    │   (and its Redis cache)
+                                                                    └─> referral.completed,
+                                                                        referral.revoked (Avro)
     (anything unusable, from any step ─> referral.dlq)
 
 The rules are `loyalty/referral*.py`. Each keyed state reads exactly one log, so the order it
@@ -19,6 +22,7 @@ code's states talk through `referral.friends` and `referral.commands`, never dir
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,10 +31,13 @@ from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import Counter
 
+from connectors.avro import AvroEncoder, Encoder
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header_map
 from connectors.kafka import source as kafka_source
+from connectors.referral_records import referral_event
 from connectors.shopify import LOCALE_HEADER, SHOP_HEADER, TOPIC_HEADER, read_referral_terms
 from flows.common import (
     Rejected,
@@ -47,8 +54,10 @@ from loyalnest.settings import Settings
 from loyalnest.topics import (
     POINTS_COMMANDS,
     REFERRAL_COMMANDS,
+    REFERRAL_COMPLETED,
     REFERRAL_DLQ,
     REFERRAL_FRIENDS,
+    REFERRAL_REVOKED,
     SHOPIFY_ORDERS,
 )
 from loyalty import fields, ids, json_input
@@ -221,10 +230,31 @@ class ReferralSinks:
     codes: Sink[SinkMessage]
     points: Sink[SinkMessage]
     referrals: Sink[Referral]
+    events: Sink[SinkMessage]
     dead_letters: Sink[SinkMessage]
 
 
-def build(sources: ReferralSources, sinks: ReferralSinks) -> Dataflow:
+@dataclass(frozen=True)
+class EventEncoding:
+    """How referral changes become events: an Avro encoder per contract (a base topic name),
+    and the deployment's topic names."""
+
+    encoders: dict[str, Encoder]
+    topic: Callable[[str], str]
+
+    def message(self, referral: Referral) -> SinkMessage | None:
+        event = referral_event(referral)
+        if event is None:
+            return None
+        contract, record = event
+        return KafkaSinkMessage(
+            key=friend_key(referral.merchant_id, referral.friend),
+            value=self.encoders[contract](record),
+            topic=self.topic(contract),
+        )
+
+
+def build(sources: ReferralSources, sinks: ReferralSinks, events: EventEncoding) -> Dataflow:
     flow = Dataflow(FLOW)
 
     def stage(name: str, source: Source[SourceItem], decode: Any, step: Any, codec: Any) -> Any:
@@ -263,6 +293,9 @@ def build(sources: ReferralSources, sinks: ReferralSinks) -> Dataflow:
     referrals = op.filter_map("statuses", friends_out, only(Referral))
     op.inspect("count-referrals", referrals, lambda _s, r: DECIDED.labels(r.status.value).inc())
     op.output("referrals-out", referrals, sinks.referrals)
+    op.output(
+        "events-out", op.filter_map("event-messages", referrals, events.message), sinks.events
+    )
 
     dead_letters_out(
         FLOW,
@@ -288,6 +321,11 @@ def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.referrals:flow()"`."""
     settings = Settings()
     brokers = settings.kafka_brokers
+    registry = SchemaRegistryClient({"url": settings.schema_registry_url})
+    encoders: dict[str, Encoder] = {
+        topic: AvroEncoder.registered(registry, topic, settings.topic(topic))
+        for topic in (REFERRAL_COMPLETED, REFERRAL_REVOKED)
+    }
     return build(
         ReferralSources(
             orders=kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS)]),
@@ -306,6 +344,8 @@ def flow() -> Dataflow:
                     settings.referral_cache_seconds,
                 ),
             ),
+            events=ReliableKafkaSink(brokers),
             dead_letters=dead_letter_sink(brokers, settings.topic(REFERRAL_DLQ)),
         ),
+        EventEncoding(encoders, settings.topic),
     )

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loyalnest.topics import POINTS_EARNED, POINTS_EXPIRING, REWARD_REDEMPTION, RFM_UPDATED
+from loyalnest.topics import (
+    POINTS_EARNED,
+    POINTS_EXPIRING,
+    REFERRAL_COMPLETED,
+    REFERRAL_REVOKED,
+    REWARD_REDEMPTION,
+    RFM_UPDATED,
+)
 
 AVRO_DIR = Path(__file__).resolve().parents[1] / "avro"
 
@@ -14,6 +21,8 @@ TOPIC_SCHEMAS: dict[str, str] = {
     REWARD_REDEMPTION: "reward_redemption.avsc",
     POINTS_EXPIRING: "points_expiring.avsc",
     RFM_UPDATED: "rfm_updated.avsc",
+    REFERRAL_COMPLETED: "referral_completed.avsc",
+    REFERRAL_REVOKED: "referral_revoked.avsc",
 }
 
 

@@ -20,6 +20,8 @@ CUSTOMERS_DLQ = "customers.dlq"
 REFERRAL_COMMANDS = "referral.commands"
 REFERRAL_FRIENDS = "referral.friends"
 REFERRAL_DLQ = "referral.dlq"
+REFERRAL_COMPLETED = "referral.completed"
+REFERRAL_REVOKED = "referral.revoked"
 
 # Order webhooks and points commands are the source of truth the ledger is rebuilt from
 # (replay from offset 0), so they are kept forever; derived events use the broker default.
@@ -67,6 +69,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     # verdicts, which the friend's state decides from; kept forever for the same reason.
     TopicSpec(REFERRAL_FRIENDS, KEEP_FOREVER | SOURCE_RECORDS),
     TopicSpec(REFERRAL_DLQ, DEAD_LETTERS),
+    TopicSpec(REFERRAL_COMPLETED),
+    TopicSpec(REFERRAL_REVOKED),
 )
 
 

@@ -15,13 +15,22 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from connectors.avro import AvroDecoder
 from connectors.shopify import kafka_headers, partition_key
 from loyalnest.harness.deployment import Deployment, fresh_postgres
 from loyalnest.harness.processes import FlowProcess, wait_until
 from loyalnest.settings import Settings
-from loyalnest.topics import POINTS_COMMANDS, REFERRAL_COMMANDS, SHOPIFY_ORDERS
+from loyalnest.topics import (
+    POINTS_COMMANDS,
+    REFERRAL_COMMANDS,
+    REFERRAL_COMPLETED,
+    REFERRAL_REVOKED,
+    SHOPIFY_ORDERS,
+)
 from loyalty import ids
 from loyalty.commands import decode_command
 from loyalty.ledger import Kind, PointsChange
@@ -115,6 +124,13 @@ def statuses(url: str) -> dict[int, tuple[str, str | None]]:
     return {friend: (status, reason) for friend, status, reason in rows}
 
 
+def events(settings: Settings, env: Deployment, contract: str) -> list[dict[str, Any]]:
+    topic = env.topic(contract)
+    with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
+        decode = AvroDecoder.registered(registry, contract, topic)
+    return [decode(m.value) for m in read_log(settings, topic)]
+
+
 def rewards(settings: Settings, env: Deployment) -> list[PointsChange]:
     changes = [decode_command(m.value) for m in read_log(settings, env.topic(POINTS_COMMANDS))]
     return [c for c in changes if isinstance(c, PointsChange)]
@@ -147,6 +163,16 @@ def test_referrals_are_decided_once_and_a_replay_decides_the_same(
         (ADVOCATE, 500, Kind.BONUS),
         (9, 50, Kind.BONUS),
     ]
+    (completed,) = events(settings, rfm_env, REFERRAL_COMPLETED)
+    assert (completed["friend_customer_id"], completed["advocate_customer_id"]) == (9, ADVOCATE)
+    assert events(settings, rfm_env, REFERRAL_REVOKED) == []
+    # The flow cached each referral it stored, as the API shows it.
+    with redis.Redis.from_url(settings.redis_url) as client:
+        cached = client.hget(
+            f"{rfm_env.redis_prefix}referral:{MERCHANT}:{completed['referral_id']}", "document"
+        )
+    assert isinstance(cached, bytes)
+    assert json.loads(cached)["status"] == "completed"
 
     with psycopg.connect(core_url) as conn:
         conn.execute("DELETE FROM referrals")

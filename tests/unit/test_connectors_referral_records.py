@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
+import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from connectors.referral_records import RANK, latest_per_referral, upsert_params
-from loyalty.referrals import Reason, Referral, Status
+import fastavro
+
+from connectors.referral_records import RANK, latest_per_referral, referral_event, upsert_params
+from loyalnest.schemas import schema_text
+from loyalnest.topics import REFERRAL_COMPLETED, REFERRAL_REVOKED
+from loyalty.referrals import Reason, Referral, Status, referral_id
 
 AT = datetime(2026, 5, 1, tzinfo=UTC)
 MERCHANT = "0b7c6a1e-1111-4222-8333-444455556666"
@@ -29,3 +37,51 @@ def test_each_referrals_last_change_is_kept_in_arrival_order() -> None:
     assert params["statuses"] == ["blocked", "pending"]
     assert params["reasons"] == ["self_referral", None]
     assert params["ranks"] == [1, 0]
+
+
+def avro_round_trip(contract: str, record: dict[str, Any]) -> dict[str, Any]:
+    schema = fastavro.parse_schema(json.loads(schema_text(contract)))
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, schema, record)
+    out.seek(0)
+    read: dict[str, Any] = fastavro.schemaless_reader(out, schema, schema)  # type: ignore[assignment]
+    # uuid logical types read back as UUIDs: compare as the record gave them, text
+    return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in read.items()}
+
+
+def test_a_completion_and_a_revocation_are_events_that_fit_their_schemas() -> None:
+    rid = referral_id(MERCHANT, 9, 1)
+    completed = replace(
+        FIRST,
+        referral_id=rid,
+        status=Status.COMPLETED,
+        advocate=5,
+        advocate_points=500,
+        friend_points=50,
+        release_at=AT + timedelta(days=14),
+    )
+    revoked = replace(
+        completed, status=Status.REVOKED, reason=Reason.REFUNDED, at=AT + timedelta(1)
+    )
+
+    events = [referral_event(completed), referral_event(revoked)]
+
+    assert [e[0] for e in events if e] == [REFERRAL_COMPLETED, REFERRAL_REVOKED]
+    (_, done), (_, taken) = (e for e in events if e)
+    assert avro_round_trip(REFERRAL_COMPLETED, done) == done
+    assert avro_round_trip(REFERRAL_REVOKED, taken) == taken
+    assert (done["release_at"], done["completed_at"]) == (AT + timedelta(days=14), AT)
+    assert (taken["reason"], taken["revoked_at"], taken["advocate_points"]) == (
+        "refunded",
+        AT + timedelta(1),
+        500,
+    )
+    assert done["event_id"] != taken["event_id"]
+    assert referral_event(completed) == events[0]  # a replay's event is the same
+
+
+def test_pending_and_blocked_referrals_announce_nothing() -> None:
+    blocked = replace(FIRST, status=Status.BLOCKED, reason=Reason.IP_VELOCITY, advocate=5)
+
+    assert referral_event(FIRST) is None
+    assert referral_event(blocked) is None

@@ -13,9 +13,11 @@ from typing import Any
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+from connectors.avro import Encoder
 from connectors.kafka import SinkMessage, SourceMessage
 from connectors.shopify import kafka_headers
-from flows.referrals import ReferralSinks, ReferralSources, build
+from flows.referrals import EventEncoding, ReferralSinks, ReferralSources, build
+from loyalnest.topics import REFERRAL_COMPLETED, REFERRAL_REVOKED
 from loyalty import ids
 from loyalty.commands import decode_command
 from loyalty.ledger import Kind, PointsChange, Source
@@ -43,6 +45,10 @@ from loyalty.referrals import (
 SHOP = "friends.myshopify.com"
 MERCHANT = str(ids.merchant_id(SHOP))
 AT = datetime(2026, 5, 1, 12, tzinfo=UTC)
+# Events as JSON here (the Avro encoding is tested with the schemas, in the connector's tests).
+ENCODERS: dict[str, Encoder] = dict.fromkeys(
+    (REFERRAL_COMPLETED, REFERRAL_REVOKED), lambda r: json.dumps(r, default=str).encode()
+)
 TERMS = ReferralTerms(500, 50, Decimal("10.00"), 0)
 HASHER = Hasher(b"k" * 32)
 
@@ -68,6 +74,7 @@ class Run:
     to_codes: list[SinkMessage] = field(default_factory=list)
     to_points: list[SinkMessage] = field(default_factory=list)
     referrals: list[Referral] = field(default_factory=list)
+    events: list[SinkMessage] = field(default_factory=list)
     dead: list[SinkMessage] = field(default_factory=list)
 
     def go(self) -> Run:
@@ -80,8 +87,10 @@ class Run:
                 TestingSink(self.to_codes),
                 TestingSink(self.to_points),
                 TestingSink(self.referrals),
+                TestingSink(self.events),
                 TestingSink(self.dead),
             ),
+            EventEncoding(ENCODERS, lambda name: f"t.{name}"),
         )
         run_main(flow)  # type: ignore[no-untyped-call]
         return self
@@ -175,6 +184,11 @@ def test_the_verdict_completes_the_referral_and_posts_both_rewards() -> None:
         (Source.REFERRAL, Kind.BONUS)
     }
     assert {m.key for m in run.to_points} == {f"{MERCHANT}:5".encode(), f"{MERCHANT}:9".encode()}
+    (event,) = run.events  # the completion; the pending step announces nothing
+    assert (event.topic, event.key) == ("t.referral.completed", f"{MERCHANT}:9".encode())
+    announced = json.loads(event.value or b"")
+    assert (announced["advocate_customer_id"], announced["friend_customer_id"]) == (5, 9)
+    assert (announced["advocate_points"], announced["friend_points"]) == (500, 50)
 
 
 def test_records_that_cannot_be_used_are_dead_letters_with_their_step() -> None:
