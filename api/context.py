@@ -18,11 +18,13 @@ from pymongo.errors import ConnectionFailure
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from api.customer_events import CustomerEvents
 from api.expiring_cache import ExpiringCache
 from api.merchant_cache import MerchantCache
 from api.producer import AsyncProducer
 from connectors.balance_cache import BalanceCache
 from connectors.customer_pii import PiiKeeper, PiiWriter, postgres_write
+from connectors.customer_records import CustomerStore, PooledCustomers
 from connectors.merchants import Merchant, Pool, merchant_by_shop_pooled
 from connectors.referral_cache import ReferralCache
 from connectors.referral_links import LinkStore, PooledLinks
@@ -87,7 +89,17 @@ class ApiContext:
     def customer_pii(self) -> PiiKeeper:
         """Customers' personal data, written behind to PostgreSQL (the only place raw PII is
         kept)."""
-        return PiiWriter(postgres_write(self.pool, self.secrets.secrets_key))
+        write = postgres_write(self.pool, self.secrets.secrets_key, self.customer_events.announce)
+        return PiiWriter(write)
+
+    @cached_property
+    def customer_events(self) -> CustomerEvents:
+        return CustomerEvents(self.settings, self.producer)
+
+    @cached_property
+    def customers(self) -> CustomerStore:
+        """Core's customers, in PostgreSQL."""
+        return PooledCustomers(self.pool, self.secrets.secrets_key)
 
     @cached_property
     def referral_cache(self) -> ReferralCache:

@@ -7,7 +7,8 @@ the last moments as one statement (a write per webhook halved the API's ingest r
 best effort by design: ingestion never waits for PostgreSQL, and data lost to an outage or a
 crash comes again with the customer's next order. A row changes only when a hash does
 (pgcrypto's ciphertexts differ on every call, the hashes do not); what an order does not say is
-kept.
+kept. The rows a write creates or changes are announced (`customer.created`,
+`customer.updated`), as best effort as the write.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any, Protocol
 
 import psycopg
 from prometheus_client import Counter
+from psycopg.rows import class_row
 
+from connectors.customer_records import COLUMNS, CustomerRow
 from connectors.merchants import Pool
 from loyalty import ids
 from loyalty.pii import PersonalData
@@ -41,7 +44,7 @@ NOT_KEPT = Counter(
 )
 
 # Unique ids per statement (ON CONFLICT may touch a row once): the writer keeps the latest.
-UPSERT = """
+UPSERT = f"""
 INSERT INTO customers AS c
     (id, merchant_id, shopify_customer_id, email, email_hash, name_hash, address_hash)
 SELECT u.id, u.merchant, u.customer,
@@ -58,10 +61,13 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE (EXCLUDED.email_hash IS NOT NULL AND EXCLUDED.email_hash IS DISTINCT FROM c.email_hash)
    OR (EXCLUDED.name_hash IS NOT NULL AND EXCLUDED.name_hash IS DISTINCT FROM c.name_hash)
    OR (EXCLUDED.address_hash IS NOT NULL AND EXCLUDED.address_hash IS DISTINCT FROM c.address_hash)
-"""
+RETURNING {COLUMNS}, (xmax = 0) AS created
+"""  # noqa: S608 - COLUMNS is a constant; every value is a parameter
 
 Owned = tuple[str, PersonalData]  # (merchant id, the customer's data)
 Write = Callable[[list[Owned]], Awaitable[None]]
+# Told the rows a write created or changed (to announce them); never raises.
+Announce = Callable[[list[CustomerRow]], Awaitable[None]]
 
 
 def upsert_params(batch: list[Owned], secrets_key: str) -> dict[str, Any]:
@@ -77,10 +83,16 @@ def upsert_params(batch: list[Owned], secrets_key: str) -> dict[str, Any]:
     }
 
 
-def postgres_write(pool: Pool, secrets_key: str) -> Write:
+def postgres_write(pool: Pool, secrets_key: str, announce: Announce | None = None) -> Write:
     async def write(batch: list[Owned]) -> None:
-        async with pool.connection() as conn:
-            await conn.execute(UPSERT, upsert_params(batch, secrets_key))
+        async with (
+            pool.connection() as conn,
+            conn.cursor(row_factory=class_row(CustomerRow)) as cur,
+        ):
+            await cur.execute(UPSERT, upsert_params(batch, secrets_key))
+            changed = await cur.fetchall()
+        if changed and announce is not None:
+            await announce(changed)
 
     return write
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from loyalnest.topics import (
+    CUSTOMER_CREATED,
+    CUSTOMER_UPDATED,
     POINTS_EARNED,
     POINTS_EXPIRING,
     REFERRAL_COMPLETED,
@@ -23,6 +25,8 @@ TOPIC_SCHEMAS: dict[str, str] = {
     RFM_UPDATED: "rfm_updated.avsc",
     REFERRAL_COMPLETED: "referral_completed.avsc",
     REFERRAL_REVOKED: "referral_revoked.avsc",
+    CUSTOMER_CREATED: "customer_created.avsc",
+    CUSTOMER_UPDATED: "customer_updated.avsc",
 }
 
 

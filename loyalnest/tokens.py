@@ -15,6 +15,9 @@ SCOPE_ADJUST = "merchant:points:adjust"  # manual adjustments: add or deduct poi
 SCOPE_ANALYTICS = "merchant:analytics:view"  # RFM segment counts and customers' scores
 SCOPE_REFERRALS_MANAGE = "merchant:referrals:manage"  # create advocates' referral codes
 SCOPE_REFERRALS_VIEW = "merchant:referrals:view"  # read codes and referrals
+SCOPE_CUSTOMERS_MANAGE = "merchant:customers:manage"  # create customers (CreateCustomer)
+SCOPE_CUSTOMERS_VIEW = "merchant:customers:view"  # read customers, without raw personal data
+SCOPE_CUSTOMERS_PII = "merchant:customers:pii"  # ...and with it: a customer's raw email
 SCOPES = frozenset(
     {
         SCOPE_VIEW,
@@ -23,6 +26,9 @@ SCOPES = frozenset(
         SCOPE_ANALYTICS,
         SCOPE_REFERRALS_MANAGE,
         SCOPE_REFERRALS_VIEW,
+        SCOPE_CUSTOMERS_MANAGE,
+        SCOPE_CUSTOMERS_VIEW,
+        SCOPE_CUSTOMERS_PII,
     }
 )
 

@@ -22,6 +22,8 @@ REFERRAL_FRIENDS = "referral.friends"
 REFERRAL_DLQ = "referral.dlq"
 REFERRAL_COMPLETED = "referral.completed"
 REFERRAL_REVOKED = "referral.revoked"
+CUSTOMER_CREATED = "customer.created"
+CUSTOMER_UPDATED = "customer.updated"
 
 # Order webhooks and points commands are the source of truth the ledger is rebuilt from
 # (replay from offset 0), so they are kept forever; derived events use the broker default.
@@ -71,6 +73,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REFERRAL_DLQ, DEAD_LETTERS),
     TopicSpec(REFERRAL_COMPLETED),
     TopicSpec(REFERRAL_REVOKED),
+    TopicSpec(CUSTOMER_CREATED),
+    TopicSpec(CUSTOMER_UPDATED),
 )
 
 

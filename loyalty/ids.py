@@ -28,6 +28,11 @@ def customer_id(merchant: uuid.UUID | str, shopify_customer_id: int) -> uuid.UUI
     return uuid.uuid5(NAMESPACE, f"customer:{merchant}:{shopify_customer_id}")
 
 
+def email_customer_id(merchant: uuid.UUID | str, email_hash: str) -> uuid.UUID:
+    """A customer Core created from an email alone, before any Shopify id is known."""
+    return uuid.uuid5(NAMESPACE, f"customer-email:{merchant}:{email_hash}")
+
+
 def event_id(*parts: object) -> uuid.UUID:
     """An id for an event defined by its business key, e.g. (shop, order id, "earn")."""
     # JSON keeps the parts apart: ("a:b", "c") and ("a", "b:c") must not collide.

@@ -38,6 +38,16 @@ class Kind(Enum):
     IP = "ip"
 
 
+MAX_EMAIL = 254  # RFC 5321's limit on a forward path
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def is_email(text: str) -> bool:
+    """Plausibly an address: one @, something before it, a dotted domain, no spaces. Whether
+    it is deliverable is the merchant's business; this only refuses what cannot be one."""
+    return len(text) <= MAX_EMAIL and _EMAIL.fullmatch(text) is not None
+
+
 def normalize_email(email: str) -> str:
     """Lower-case, `+tag` removed, and for Gmail the dots of the local part removed (Gmail
     delivers `j.o.e+x@googlemail.com` to `joe@gmail.com`, so they are one person)."""

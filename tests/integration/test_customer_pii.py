@@ -11,6 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from connectors.customer_pii import PiiWriter, postgres_write
+from connectors.customer_records import CustomerRow, CustomerView, PooledCustomers, customer_event
 from connectors.merchants import upsert_merchant
 from loyalnest.bootstrap.migrations import apply_migrations, discover
 from loyalty import ids
@@ -42,17 +43,23 @@ def database(pg_url: str) -> str:
     return pg_url
 
 
-def save_all(url: str, saves: list[PersonalData]) -> None:
-    """Each through a new writer (so none skips what an earlier one wrote: the SQL decides)."""
+def save_all(url: str, saves: list[PersonalData]) -> list[CustomerRow]:
+    """Each through a new writer (so none skips what an earlier one wrote: the SQL decides);
+    the rows the writes announced."""
+    announced: list[CustomerRow] = []
+
+    async def announce(rows: list[CustomerRow]) -> None:
+        announced.extend(rows)
 
     async def run() -> None:
         async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
             for item in saves:
-                writer = PiiWriter(postgres_write(pool, KEY))
+                writer = PiiWriter(postgres_write(pool, KEY, announce))
                 writer.keep(MERCHANT, item)
                 await writer.close()
 
     asyncio.run(run())
+    return announced
 
 
 def row(url: str) -> tuple[object, ...]:
@@ -84,15 +91,53 @@ def test_the_email_is_stored_encrypted_and_reads_back_with_the_key(database: str
 
 
 def test_the_same_data_again_leaves_the_row_and_new_data_changes_it(database: str) -> None:
-    save_all(database, [data("ann@example.com")])
+    (created,) = save_all(database, [data("ann@example.com")])
     first = row(database)
-    save_all(database, [data("ann@example.com")])
+    assert save_all(database, [data("ann@example.com")]) == []  # nothing changed: no event
     assert row(database)[4] == first[4]  # updated_at: not rewritten
 
-    save_all(database, [data(None, first="Anna", address_hash="h1:" + "a" * 64)])
+    (updated,) = save_all(database, [data(None, first="Anna", address_hash="h1:" + "a" * 64)])
+    assert (created.created, updated.created) == (True, False)
+    assert created.customer_id == updated.customer_id == str(first[5])
+    assert (created.shopify_id, updated.name_hash) == (5, HASHER.name("Anna", "Lee"))
+    assert customer_event(created)[0] == "customer.created"
+    assert customer_event(updated)[0] == "customer.updated"
 
     email, _, name_hash, address_hash, updated_at, _ = row(database)
     assert email == "ann@example.com"  # an order without an email keeps the stored one
     assert name_hash == HASHER.name("Anna", "Lee")
     assert address_hash == "h1:" + "a" * 64
     assert updated_at != first[4]
+
+
+def test_a_customer_created_by_email_is_found_again_and_read_back_with_or_without_the_email(
+    database: str,
+) -> None:
+    save_all(database, [data("ann@example.com")])  # Ann, who has ordered (Shopify id 5)
+
+    async def run() -> list[object]:
+        async with AsyncConnectionPool(database, min_size=1, max_size=2, open=False) as pool:
+            customers = PooledCustomers(pool, KEY)
+            ann = await customers.create_by_email(
+                MERCHANT, "Ann@Example.com", HASHER.email("Ann@Example.com")
+            )
+            bo = await customers.create_by_email(MERCHANT, "bo@x.io", HASHER.email("bo@x.io"))
+            bo_again = await customers.create_by_email(MERCHANT, "bo@x.io", HASHER.email("bo@x.io"))
+            plain = await customers.get(MERCHANT, bo.customer_id, with_email=False)
+            full = await customers.get(MERCHANT, bo.customer_id, with_email=True)
+            elsewhere = await customers.get(
+                str(ids.merchant_id("x.myshopify.com")), bo.customer_id, True
+            )
+            return [ann, bo, bo_again, plain, full, elsewhere]
+
+    ann, bo, bo_again, plain, full, elsewhere = asyncio.run(run())
+    assert isinstance(ann, CustomerRow)
+    assert isinstance(bo, CustomerRow)
+    assert isinstance(bo_again, CustomerRow)
+    assert (ann.customer_id, ann.created) == (str(ids.customer_id(MERCHANT, 5)), False)
+    assert (bo.created, bo_again.created, bo.shopify_id) == (True, False, None)
+    assert bo_again.customer_id == bo.customer_id
+    assert isinstance(plain, CustomerView)
+    assert isinstance(full, CustomerView)
+    assert (plain.email, full.email) == (None, "bo@x.io")
+    assert elsewhere is None

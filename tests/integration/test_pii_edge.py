@@ -11,17 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import bson
+import grpc
 import httpx
 import psycopg
 import pymongo
 import pytest
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from connectors.avro import AvroDecoder
 from connectors.shopify import encode_body
 from connectors.store import BALANCES, ORDER_EVENTS, RFM_CUSTOMERS
 from loyalnest.harness.processes import FlowProcess
 from loyalnest.harness.shops import SECRETS_KEY
 from loyalnest.settings import Settings
+from loyalnest.tokens import SCOPE_CUSTOMERS_MANAGE, SCOPE_CUSTOMERS_PII, SCOPE_CUSTOMERS_VIEW
+from loyalnest.topics import CUSTOMER_CREATED
+from loyalnest_grpc.core.v1 import core_pb2, core_pb2_grpc
 from loyalty import ids
 from loyalty.pii import Hasher, merchant_key
 from tests.integration.api_harness import ApiStack, api_stack
@@ -101,6 +107,10 @@ def test_no_raw_email_leaves_the_edge(stack: ApiStack, settings: Settings) -> No
         stack.wait_for("every balance", lambda: _at_least(db[BALANCES], CUSTOMERS))
         stack.wait_for("the archive", lambda: _at_least(db[ORDER_EVENTS], 2 * CUSTOMERS))
         stack.wait_for("every RFM customer", lambda: _at_least(db[RFM_CUSTOMERS], CUSTOMERS))
+        created = stack.wait_for(
+            "every customer announced",
+            lambda: _at_least_events(stack, settings, CUSTOMER_CREATED, CUSTOMERS),
+        )
     finally:
         for flow in others:
             flow.stop()
@@ -112,6 +122,69 @@ def test_no_raw_email_leaves_the_edge(stack: ApiStack, settings: Settings) -> No
         for needle in (*raw, *lowered):
             assert needle not in data.lower(), f"a raw email in {place}"
     _customers_hold_the_emails(stack, {n: email(n) for n in range(CUSTOMERS)})
+    hasher = Hasher(merchant_key(SECRETS_KEY, stack.shop_a.merchant_id))
+    assert {(e["shopify_customer_id"], e["email_hash"]) for e in created} == {
+        (FIRST_CUSTOMER + n, hasher.email(email(n))) for n in range(CUSTOMERS)
+    }
+
+
+def test_core_creates_and_serves_customers_over_grpc_with_the_email_only_for_pii(
+    stack: ApiStack, settings: Settings
+) -> None:
+    def metadata(*scopes: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {stack.shop_a.token(*scopes)}"),)
+
+    address = "New.Person+promo@Gmail.com"
+    with grpc.insecure_channel(stack.api.grpc_target) as channel:
+        core = core_pb2_grpc.CoreServiceStub(channel)  # type: ignore[no-untyped-call]
+        made = core.CreateCustomer(
+            core_pb2.CreateCustomerRequest(email=address),
+            metadata=metadata(SCOPE_CUSTOMERS_MANAGE),
+        )
+        again = core.CreateCustomer(
+            core_pb2.CreateCustomerRequest(email="newperson@googlemail.com"),
+            metadata=metadata(SCOPE_CUSTOMERS_MANAGE),
+        )
+        asked = core_pb2.GetCustomerRequest(customer_id=made.customer_id)
+        plain = core.GetCustomer(asked, metadata=metadata(SCOPE_CUSTOMERS_VIEW))
+        full = core.GetCustomer(asked, metadata=metadata(SCOPE_CUSTOMERS_VIEW, SCOPE_CUSTOMERS_PII))
+        with pytest.raises(grpc.RpcError) as refused:
+            core.CreateCustomer(
+                core_pb2.CreateCustomerRequest(email="nope"),
+                metadata=metadata(SCOPE_CUSTOMERS_MANAGE),
+            )
+
+    assert (made.created, again.created, again.customer_id) == (True, False, made.customer_id)
+    assert not plain.HasField("email")
+    assert full.email == address
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    announced = stack.wait_for(
+        "the creation announced",
+        lambda: (
+            [
+                e
+                for e in _events(stack, settings, CUSTOMER_CREATED)
+                if str(e["customer_id"]) == made.customer_id
+            ]
+            or None
+        ),
+    )
+    assert {e["shopify_customer_id"] for e in announced} == {None}
+    assert len({e["event_id"] for e in announced}) == 1  # announced twice, as one event
+
+
+def _events(stack: ApiStack, settings: Settings, contract: str) -> list[dict[str, Any]]:
+    topic = stack.points.topic(contract)
+    with SchemaRegistryClient({"url": settings.schema_registry_url}) as registry:
+        decode = AvroDecoder.registered(registry, contract, topic)
+    return [decode(m.value) for m in read_log(settings, topic)]
+
+
+def _at_least_events(
+    stack: ApiStack, settings: Settings, contract: str, count: int
+) -> list[dict[str, Any]] | None:
+    found = _events(stack, settings, contract)
+    return found if len(found) >= count else None
 
 
 def _at_least(collection: Any, count: int) -> bool | None:

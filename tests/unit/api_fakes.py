@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from api.context import ApiContext
 from api.producer import Headers, ProduceError
+from connectors.customer_records import CustomerRow, CustomerView
 from connectors.merchants import Merchant
 from connectors.referral_links import ReferralLink
 from connectors.referral_records import Page, ReferralRow
@@ -252,6 +253,53 @@ class FakeReferrals:
 
 
 @dataclass
+class FakeCustomers:
+    """customers as a dict of (merchant, email hash) -> row; `emails` holds the raw emails."""
+
+    rows: dict[tuple[str, str], CustomerRow] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)
+    asked_with_email: list[bool] = field(default_factory=list)
+
+    async def create_by_email(self, merchant_id: str, email: str, email_hash: str) -> CustomerRow:
+        found = self.rows.get((merchant_id, email_hash))
+        if found is not None:
+            return replace(found, created=False)
+        at = datetime(2026, 11, 22, 8, tzinfo=UTC)
+        row = CustomerRow(
+            str(ids.email_customer_id(merchant_id, email_hash)),
+            merchant_id,
+            None,
+            email_hash,
+            None,
+            None,
+            at,
+            at,
+            created=True,
+        )
+        self.rows[(merchant_id, email_hash)] = row
+        self.emails[row.customer_id] = email
+        return row
+
+    async def get(
+        self, merchant_id: str, customer_id: str, with_email: bool
+    ) -> CustomerView | None:
+        self.asked_with_email.append(with_email)
+        for (merchant, _), row in self.rows.items():
+            if (merchant, row.customer_id) == (merchant_id, customer_id):
+                email = self.emails.get(customer_id) if with_email else None
+                return CustomerView(**(asdict(row) | {"email": email}))
+        return None
+
+
+@dataclass
+class FakeCustomerEvents:
+    announced: list[CustomerRow] = field(default_factory=list)
+
+    async def announce(self, rows: list[CustomerRow]) -> None:
+        self.announced.extend(rows)
+
+
+@dataclass
 class FakePii:
     """The customers' personal data writer as a list of (merchant, data) kept."""
 
@@ -277,6 +325,8 @@ class FakeStores:
     links: FakeLinks = field(default_factory=FakeLinks)
     pii: FakePii = field(default_factory=FakePii)
     referrals: FakeReferrals = field(default_factory=FakeReferrals)
+    customers: FakeCustomers = field(default_factory=FakeCustomers)
+    customer_events: FakeCustomerEvents = field(default_factory=FakeCustomerEvents)
 
     def collection(self, name: str) -> FakeCollection:
         return self.mongo.database[name]
@@ -296,6 +346,8 @@ class FakeStores:
         ctx.referral_links = self.links  # the cached properties, set before first use
         ctx.customer_pii = self.pii
         ctx.referrals = self.referrals
+        ctx.customers = self.customers
+        ctx.customer_events = cast(Any, self.customer_events)
         return ctx
 
     @contextmanager
