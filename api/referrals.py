@@ -58,7 +58,8 @@ async def create_referral_code(request: Request) -> JSONResponse:
 
 async def announce(ctx: ApiContext, merchant_id: str, link: ReferralLink) -> None:
     """Tell the referrals flow the code's advocate, on every request: a send lost after the
-    code was stored is made good by asking again (the flow keeps the first it hears)."""
+    code was stored is made good by asking again. Each announcement carries the advocate's
+    hashes as Core knows them now, which the flow adds to what it knew (loyalty/referrals.py)."""
     identity = await ctx.referral_links.advocate_identity(merchant_id, link.advocate)
     record = CodeCreated(merchant_id, link.code, identity, link.created_at)
     try:

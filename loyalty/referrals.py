@@ -386,12 +386,28 @@ def apply_code(
 ) -> tuple[CodeState | None, list[Verdict]]:
     if isinstance(item, CodeCreated):
         s = state or CodeState()
-        s.advocate = s.advocate or item.advocate  # a code never changes hands
+        s.advocate = _learned(s.advocate, item.advocate)
         return s, []
     if state is None or state.advocate is None:
         # No such code (yet): nothing is kept for it, so guessed codes cost no state.
         return state, [Verdict(item.merchant_id, item.friend.customer, item.referral_id, None)]
     return state, [_verdict(state, state.advocate, item)]
+
+
+def _learned(known: Identity | None, told: Identity) -> Identity:
+    """The advocate as known so far, completed by what a later announcement says (the API
+    announces the code on every request, with the advocate's hashes as Core then knows them).
+    A code never changes hands: an announcement naming another customer is ignored."""
+    if known is None:
+        return told
+    if known.customer != told.customer:
+        return known
+    return Identity(
+        known.customer,
+        known.email_hash or told.email_hash,
+        known.name_hash or told.name_hash,
+        known.address_hashes | told.address_hashes,
+    )
 
 
 def _verdict(s: CodeState, advocate: Identity, claim: Claim) -> Verdict:

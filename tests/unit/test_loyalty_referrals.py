@@ -327,6 +327,22 @@ def test_a_code_keeps_its_first_advocate() -> None:
     assert verdict == Verdict(MERCHANT, FRIEND, "r", ADVOCATE, None)
 
 
+def test_a_later_announcement_completes_what_the_code_knows_of_its_advocate() -> None:
+    code, _ = apply_code(None, created(Identity(ADVOCATE, email_hash="h1:adv")))
+    # The advocate's first order has since given Core their name and address.
+    later = Identity(ADVOCATE, "h1:other", "h1:name", frozenset({"h1:home"}))
+    code, _ = apply_code(code, created(later))
+    assert code is not None
+    assert code.advocate == Identity(ADVOCATE, "h1:adv", "h1:name", frozenset({"h1:home"}))
+    same_home = Claim(
+        MERCHANT, CODE, "r", Identity(FRIEND, address_hashes=frozenset({"h1:home"})), 1, T0, None
+    )
+
+    _, (verdict,) = apply_code(code, same_home)
+
+    assert verdict.block == Block.SELF_REFERRAL
+
+
 def test_a_blocked_verdict_names_its_check() -> None:
     state, (claim, _pending) = apply_friend(None, order())
     assert isinstance(claim, Claim)
