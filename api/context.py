@@ -26,6 +26,7 @@ from connectors.balance_cache import BalanceCache
 from connectors.customer_pii import PiiKeeper, PiiWriter, postgres_write
 from connectors.customer_records import CustomerStore, PooledCustomers
 from connectors.merchants import Merchant, Pool, merchant_by_shop_pooled
+from connectors.pool_checks import IdleCheck
 from connectors.referral_cache import ReferralCache
 from connectors.referral_links import LinkStore, PooledLinks
 from connectors.referral_records import PooledReferrals, ReferralReads
@@ -40,7 +41,9 @@ log = logging.getLogger("loyalnest.api.context")
 MAX_RECORD_BYTES = 2 * 1024 * 1024
 MONGO_TIMEOUT_MS = 3000  # server selection: how long a request waits for an absent MongoDB
 REDIS_TIMEOUT = 1.0  # seconds; one attempt, no retries (see ApiContext.open)
-POOL_SIZE = 4  # PostgreSQL connections: merchants are cached, so lookups are rare
+# PostgreSQL connections: merchant lookups are cached, but referral and customer calls query
+# on every request.
+POOL_SIZE = 8
 POOL_TIMEOUT = 3.0  # seconds a lookup waits for a connection before it is a 503
 TRANSLATIONS_RETRY = 5.0  # seconds between attempts to load them while MongoDB is away
 BALANCE_TEXT = "points.balance"
@@ -149,13 +152,17 @@ class ApiContext:
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             settings.mongo_url, serverSelectionTimeoutMS=MONGO_TIMEOUT_MS
         )
+        idle = IdleCheck()  # a restarted server's dead sockets, asked only after idling
         pool: Pool = AsyncConnectionPool(
             settings.postgres_url,
             min_size=1,
             max_size=POOL_SIZE,
             timeout=POOL_TIMEOUT,
-            kwargs={"connect_timeout": int(POOL_TIMEOUT)},
-            check=AsyncConnectionPool.check_connection,  # a restarted server's dead sockets
+            # Every call is one statement, or statements that need no transaction together:
+            # autocommit spares each a BEGIN and a COMMIT round trip.
+            kwargs={"connect_timeout": int(POOL_TIMEOUT), "autocommit": True},
+            check=idle.check,
+            reset=idle.reset,
             open=False,
         )
         await pool.open(wait=False)  # PostgreSQL may be down now: lookups are then 503s

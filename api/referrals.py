@@ -60,8 +60,7 @@ async def announce(ctx: ApiContext, merchant_id: str, link: ReferralLink) -> Non
     """Tell the referrals flow the code's advocate, on every request: a send lost after the
     code was stored is made good by asking again. Each announcement carries the advocate's
     hashes as Core knows them now, which the flow adds to what it knew (loyalty/referrals.py)."""
-    identity = await ctx.referral_links.advocate_identity(merchant_id, link.advocate)
-    record = CodeCreated(merchant_id, link.code, identity, link.created_at)
+    record = CodeCreated(merchant_id, link.code, link.identity, link.created_at)
     try:
         await ctx.producer.send(
             ctx.settings.topic(REFERRAL_COMMANDS),
@@ -82,7 +81,7 @@ async def get_referral_code(request: Request) -> JSONResponse:
     link = await ctx.referral_links.by_code(principal.merchant_id, code)
     if link is None:
         raise HTTPException(404, "referral code not found")
-    counts = await ctx.referral_links.counts(principal.merchant_id, code)
+    counts = link.referrals or {}
     referrals = {status.value: counts.get(status.value, 0) for status in Status}
     return JSONResponse(view(link, principal.shop) | {"referrals": referrals})
 

@@ -20,28 +20,33 @@ from loyalty.referral_fraud import Identity
 
 MAX_ATTEMPTS = 8  # 31^8 codes: even a merchant with millions of advocates needs two at most
 
-INSERT = """
-INSERT INTO referral_links (merchant_id, code, advocate_id, customer_id)
-VALUES (%(merchant)s, %(code)s, %(advocate)s, %(customer)s)
-ON CONFLICT DO NOTHING
-RETURNING code, advocate_id AS advocate, created_at
-"""
-BY_ADVOCATE = """
-SELECT code, advocate_id AS advocate, created_at FROM referral_links
-WHERE merchant_id = %(merchant)s AND advocate_id = %(advocate)s
-"""
-# The advocate's hashes, kept by the API from their own orders (connectors/customer_pii.py).
-IDENTITY = "SELECT email_hash, name_hash, address_hash FROM customers WHERE id = %(id)s"
-# How the code's referrals stand (the referrals flow keeps `referrals`).
-COUNTS = """
-SELECT status, count(*) FROM referrals
-WHERE merchant_id = %(merchant)s AND code = %(code)s
-GROUP BY status
-"""
-BY_CODE = """
-SELECT code, advocate_id AS advocate, created_at FROM referral_links
-WHERE merchant_id = %(merchant)s AND code = %(code)s
-"""
+# A link comes back with its advocate's hashes, kept by the API from their own orders
+# (connectors/customer_pii.py): what the referrals flow's self-referral check compares.
+LINK = """l.code, l.advocate_id AS advocate, l.created_at, c.email_hash, c.name_hash,
+    c.address_hash"""
+INSERT = f"""
+WITH inserted AS (
+    INSERT INTO referral_links (merchant_id, code, advocate_id, customer_id)
+    VALUES (%(merchant)s, %(code)s, %(advocate)s, %(customer)s)
+    ON CONFLICT DO NOTHING
+    RETURNING merchant_id, code, advocate_id, customer_id, created_at
+)
+SELECT {LINK} FROM inserted l LEFT JOIN customers c ON c.id = l.customer_id
+"""  # noqa: S608 - LINK is a constant; every value is a parameter
+BY_ADVOCATE = f"""
+SELECT {LINK} FROM referral_links l LEFT JOIN customers c ON c.id = l.customer_id
+WHERE l.merchant_id = %(merchant)s AND l.advocate_id = %(advocate)s
+"""  # noqa: S608
+# The code with how its referrals stand (the referrals flow keeps `referrals`).
+BY_CODE = f"""
+SELECT {LINK},
+       (SELECT COALESCE(jsonb_object_agg(status, n), '{{}}'::jsonb)
+        FROM (SELECT status, count(*) AS n FROM referrals r
+              WHERE r.merchant_id = l.merchant_id AND r.code = l.code
+              GROUP BY status) AS counted) AS referrals
+FROM referral_links l LEFT JOIN customers c ON c.id = l.customer_id
+WHERE l.merchant_id = %(merchant)s AND l.code = %(code)s
+"""  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,16 @@ class ReferralLink:
     code: str
     advocate: int  # the advocate's Shopify customer id
     created_at: datetime
+    # The advocate's keyed hashes as Core knows them (None: unknown)
+    email_hash: str | None = None
+    name_hash: str | None = None
+    address_hash: str | None = None
+    referrals: dict[str, int] | None = None  # by status; read with the code only
+
+    @property
+    def identity(self) -> Identity:
+        addresses = frozenset({self.address_hash}) if self.address_hash else frozenset()
+        return Identity(self.advocate, self.email_hash, self.name_hash, addresses)
 
     def url(self, shop: str) -> str:
         """The link an advocate shares: the store's home page naming the code, which a
@@ -62,13 +77,8 @@ class LinkStore(Protocol):
 
     async def by_advocate(self, merchant_id: str, advocate: int) -> ReferralLink | None: ...
 
-    async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None: ...
-
-    async def advocate_identity(self, merchant_id: str, advocate: int) -> Identity:
-        """The advocate as the customers table knows them (hashes; none if unknown)."""
-
-    async def counts(self, merchant_id: str, code: str) -> dict[str, int]:
-        """The code's referrals by status (statuses without any left out)."""
+    async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None:
+        """With `referrals` counted by status (statuses without any left out)."""
 
 
 class CodeSpaceError(RuntimeError):
@@ -108,21 +118,6 @@ class PooledLinks:
 
     async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None:
         return await self._one(BY_CODE, {"merchant": merchant_id, "code": code})
-
-    async def advocate_identity(self, merchant_id: str, advocate: int) -> Identity:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(IDENTITY, {"id": ids.customer_id(merchant_id, advocate)})
-            row = await cur.fetchone()
-        if row is None:
-            return Identity(advocate)
-        email_hash, name_hash, address_hash = (v if isinstance(v, str) else None for v in row)
-        addresses = frozenset({address_hash}) if address_hash else frozenset()
-        return Identity(advocate, email_hash, name_hash, addresses)
-
-    async def counts(self, merchant_id: str, code: str) -> dict[str, int]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(COUNTS, {"merchant": merchant_id, "code": code})
-            return {str(status): int(str(n)) for status, n in await cur.fetchall()}
 
     async def _one(self, query: str, params: dict[str, object]) -> ReferralLink | None:
         async with (

@@ -14,7 +14,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from connectors.merchants import upsert_merchant
-from connectors.referral_links import PooledLinks, advocate_link
+from connectors.referral_links import PooledLinks, ReferralLink, advocate_link
 from loyalnest.bootstrap.migrations import apply_migrations, discover
 from loyalty import ids
 from loyalty.pii import merchant_key
@@ -104,12 +104,14 @@ def test_the_advocates_identity_is_their_customers_rows_hashes(database: str) ->
             (ids.customer_id(MERCHANT, 42), MERCHANT, email_hash, address_hash),
         )
 
-    async def work(links: PooledLinks) -> tuple[Identity, Identity]:
-        return await links.advocate_identity(MERCHANT, 42), await links.advocate_identity(
-            MERCHANT, 43
-        )
+    async def work(links: PooledLinks) -> tuple[Identity, Identity, Identity]:
+        created, _ = await advocate_link(links, KEY, MERCHANT, 42)
+        again, _ = await advocate_link(links, KEY, MERCHANT, 42)
+        stranger, _ = await advocate_link(links, KEY, MERCHANT, 43)
+        assert again.identity == created.identity  # read back, as when it was inserted
+        return created.identity, again.identity, stranger.identity
 
-    known, unknown = asyncio.run(with_links(database, work))
+    known, _, unknown = asyncio.run(with_links(database, work))
 
     assert known == Identity(42, email_hash, None, frozenset({address_hash}))
     assert unknown == Identity(43)
@@ -131,7 +133,13 @@ def test_a_codes_referrals_are_counted_by_status(database: str) -> None:
             (MERCHANT,),
         )
 
-    async def work(links: PooledLinks) -> dict[str, int]:
-        return await links.counts(MERCHANT, "ABCD2345")
+    async def work(links: PooledLinks) -> tuple[ReferralLink | None, ReferralLink | None]:
+        await links.insert(MERCHANT, "ABCD2345", 7)
+        await links.insert(MERCHANT, "EFGH2345", 8)
+        return await links.by_code(MERCHANT, "ABCD2345"), await links.by_code(MERCHANT, "EFGH2345")
 
-    assert asyncio.run(with_links(database, work)) == {"completed": 2, "blocked": 1, "pending": 1}
+    counted, none_yet = asyncio.run(with_links(database, work))
+    assert counted is not None
+    assert none_yet is not None
+    assert counted.referrals == {"completed": 2, "blocked": 1, "pending": 1}
+    assert none_yet.referrals == {}

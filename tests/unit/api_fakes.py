@@ -200,26 +200,32 @@ class FakeLinks:
             return None
         link = ReferralLink(code, advocate, datetime(2026, 11, 22, 8, tzinfo=UTC))
         self.links[(merchant_id, code)] = link
-        return link
+        return self._known(merchant_id, link)
 
     async def by_advocate(self, merchant_id: str, advocate: int) -> ReferralLink | None:
         self._check()
         found = [
             v for (m, _), v in self.links.items() if m == merchant_id and v.advocate == advocate
         ]
-        return found[0] if found else None
+        return self._known(merchant_id, found[0]) if found else None
 
     async def by_code(self, merchant_id: str, code: str) -> ReferralLink | None:
         self._check()
-        return self.links.get((merchant_id, code))
+        link = self.links.get((merchant_id, code))
+        if link is None:
+            return None
+        counts = dict(self.referral_counts.get((merchant_id, code), {}))
+        return replace(self._known(merchant_id, link), referrals=counts)
 
-    async def advocate_identity(self, merchant_id: str, advocate: int) -> Identity:
-        self._check()
-        return self.identities.get((merchant_id, advocate), Identity(advocate))
-
-    async def counts(self, merchant_id: str, code: str) -> dict[str, int]:
-        self._check()
-        return dict(self.referral_counts.get((merchant_id, code), {}))
+    def _known(self, merchant_id: str, link: ReferralLink) -> ReferralLink:
+        """The link with its advocate's hashes, as the customers table would join them."""
+        who = self.identities.get((merchant_id, link.advocate))
+        if who is None:
+            return link
+        address = next(iter(who.address_hashes), None)
+        return replace(
+            link, email_hash=who.email_hash, name_hash=who.name_hash, address_hash=address
+        )
 
 
 @dataclass
