@@ -54,18 +54,27 @@ IP_MEMORY = 4 * IP_LIMIT
 
 @dataclass(frozen=True)
 class IpReferrals:
-    """An IP's recent referrals (their orders' event times), newest last, at most IP_MEMORY."""
+    """An IP's recent referrals (their orders' event times), newest last, at most IP_MEMORY;
+    and the ids of the last IP_MEMORY counted, so that a claim delivered again (its friend's
+    state re-sends it after a crash) is not counted twice."""
 
     times: tuple[datetime, ...] = ()
+    referral_ids: tuple[str, ...] = ()
 
-    def blocks(self, at: datetime) -> bool:
-        """Whether a referral at `at` from this IP is one too many."""
+    def blocks(self, at: datetime, referral_id: str) -> bool:
+        """Whether the referral at `at` from this IP is one too many (itself not counted, if
+        it was before)."""
         within = sum(1 for t in self.times if at - IP_WINDOW < t <= at)
+        if referral_id in self.referral_ids:
+            within -= 1
         return within + 1 >= IP_LIMIT
 
-    def with_referral(self, at: datetime) -> IpReferrals:
+    def with_referral(self, at: datetime, referral_id: str) -> IpReferrals:
         """The record after a referral at `at` (blocked or not: each one is an attempt)."""
+        if referral_id in self.referral_ids:
+            return self
         kept = sorted((*self.times, at))
         newest = kept[-1]
         recent = [t for t in kept if t > newest - IP_WINDOW]
-        return IpReferrals(tuple(recent[-IP_MEMORY:]))
+        ids = (*self.referral_ids, referral_id)[-IP_MEMORY:]
+        return IpReferrals(tuple(recent[-IP_MEMORY:]), ids)

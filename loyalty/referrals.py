@@ -208,6 +208,10 @@ def _supersede(s: FriendState, at: datetime) -> list[FriendOutput]:
     if referral.status == Status.COMPLETED:
         return _revoke(referral, order, Reason.NOT_FIRST_ORDER, at)
     if referral.status == Status.PENDING:
+        # The earlier order may have been received before the referred one (it sat on
+        # another partition): a change is never dated before the one it follows, or the
+        # status store, which keeps the latest, would keep the referral as it was.
+        at = max(at, referral.at)
         return [replace(referral, status=Status.BLOCKED, reason=Reason.NOT_FIRST_ORDER, at=at)]
     return []
 
@@ -274,6 +278,7 @@ def _revoke_if_void(s: FriendState, at: datetime) -> list[FriendOutput]:
 
 def _revoke(referral: Referral, o: FriendOrder, reason: Reason, at: datetime) -> list[FriendOutput]:
     """The referral revoked, and both rewards reversed (pending ones then never release)."""
+    at = max(at, referral.at)  # see _supersede
     revoked = replace(referral, status=Status.REVOKED, reason=reason, at=at)
     reversals = [
         _reversal(o, referral, "advocate", referral.advocate, referral.advocate_points, at),
@@ -416,9 +421,9 @@ def _verdict(s: CodeState, advocate: Identity, claim: Claim) -> Verdict:
         block = Block.SELF_REFERRAL
     elif claim.ip_hash is not None:
         seen = s.ips.pop(claim.ip_hash, IpReferrals())
-        if seen.blocks(claim.placed_at):
+        if seen.blocks(claim.placed_at, claim.referral_id):
             block = Block.IP_VELOCITY
-        s.ips[claim.ip_hash] = seen.with_referral(claim.placed_at)  # most recent last
+        s.ips[claim.ip_hash] = seen.with_referral(claim.placed_at, claim.referral_id)
         while len(s.ips) > MAX_IPS:
             del s.ips[next(iter(s.ips))]
     friend = claim.friend.customer

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connectors.referral_records import RANK
 from loyalty.commands import decode_command, encode_change
 from loyalty.customers import BalanceSnapshot, CustomerState, apply_customer
 from loyalty.ledger import Kind, PointsChange, Source
@@ -447,3 +448,38 @@ def test_any_delivery_order_ends_with_the_rules_rewards(
     final = {r.referral_id: r for r in run.records}  # each referral's last record
     standing_friends = [r.friend for r in final.values() if r.status == Status.COMPLETED]
     assert len(standing_friends) == len(set(standing_friends)) == standing  # once per friend
+
+
+def test_an_earlier_order_received_earlier_still_dates_its_revocation_after_the_referral() -> None:
+    run = Both()
+    # The referred order: placed on day 2, received an hour later.
+    run.send(order(2, placed=timedelta(days=2), at=timedelta(hours=1)))
+    completed = run.last()
+    # The friend's first order, placed day 0 and received on day 1, read only now (it was on
+    # another partition): it revokes the referral.
+    run.send(order(1, placed=timedelta(0), code=None, at=timedelta(days=1)))
+
+    revoked = run.last()
+    assert (revoked.status, revoked.reason) == (Status.REVOKED, Reason.NOT_FIRST_ORDER)
+    # Dated no earlier than the change it follows, so the status store (which keeps the
+    # latest by date) takes it.
+    assert revoked.at == completed.at
+    assert RANK[revoked.status] > RANK[completed.status]
+
+
+def test_a_claim_delivered_twice_counts_once_towards_the_ip_limit() -> None:
+    code, _ = apply_code(None, created())
+    claims = [
+        Claim(MERCHANT, CODE, f"r{n}", Identity(1000 + n), n, T0 + timedelta(hours=n), "h1:ip")
+        for n in range(IP_LIMIT - 1)
+    ]
+    for claim in claims:
+        code, _ = apply_code(code, claim)
+        code, _ = apply_code(code, claim)  # re-sent after a crash of the friend's state
+    ninth = claims[-1]
+
+    _, (again,) = apply_code(code, ninth)
+    _, (tenth,) = apply_code(code, replace(ninth, referral_id="r-new", order_id=99))
+
+    assert again.block is None  # as the first answer was
+    assert tenth.block == Block.IP_VELOCITY
