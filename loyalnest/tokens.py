@@ -42,6 +42,7 @@ class Principal:
     merchant_id: str
     shop: str
     scopes: frozenset[str]
+    expires_at: float = float("inf")  # the token's `exp` (Unix time)
 
 
 def issue(
@@ -76,4 +77,5 @@ def verify(secret: str, token: str) -> Principal:
         merchant_id=str(claims["sub"]),
         shop=str(claims.get("shop", "")),
         scopes=frozenset(str(claims.get("scope", "")).split()),
+        expires_at=float(claims["exp"]),
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
+from api import auth
 from api.auth import AuthError, Refusal, authenticate, http_error
 from api.grpc_calls import rpc_error
 from loyalnest import tokens
@@ -75,3 +76,26 @@ def test_grpc_answers_unauthenticated_and_permission_denied() -> None:
     assert unauthenticated.message == "missing bearer token"
     assert forbidden.code == grpc.StatusCode.PERMISSION_DENIED
     assert forbidden.message == f"token lacks {tokens.SCOPE_VIEW}"
+
+
+def test_a_token_is_checked_once_until_it_expires_then_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = datetime.now(UTC).timestamp()
+    caller = tokens.Principal("m-1", "s.myshopify.com", frozenset({tokens.SCOPE_VIEW}), now + 300)
+    checked: list[str] = []
+
+    def checking(secret: str, text: str) -> tokens.Principal:
+        checked.append(text)
+        if len(checked) > 1:  # as jwt.decode says once `exp` has passed
+            raise tokens.TokenError("Signature has expired")
+        return caller
+
+    monkeypatch.setattr(auth, "verify", checking)
+
+    assert auth.verified(SECRET, "t-1", now) == caller
+    assert auth.verified(SECRET, "t-1", now + 299) == caller
+    assert checked == ["t-1"]  # the second use was not checked again
+    with pytest.raises(tokens.TokenError, match="expired"):
+        auth.verified(SECRET, "t-1", now + 300)  # at `exp`: checked again, and refused
+    assert checked == ["t-1", "t-1"]
