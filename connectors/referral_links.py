@@ -24,14 +24,22 @@ MAX_ATTEMPTS = 8  # 31^8 codes: even a merchant with millions of advocates needs
 # (connectors/customer_pii.py): what the referrals flow's self-referral check compares.
 LINK = """l.code, l.advocate_id AS advocate, l.created_at, c.email_hash, c.name_hash,
     c.address_hash"""
-INSERT = f"""
-WITH inserted AS (
+# The advocate's link: theirs if they have one, else this code's, inserted; nothing when the
+# code is another advocate's (or a concurrent request inserted theirs first). One round trip.
+CLAIM = f"""
+WITH existing AS (
+    SELECT merchant_id, code, advocate_id, customer_id, created_at FROM referral_links
+    WHERE merchant_id = %(merchant)s AND advocate_id = %(advocate)s
+), inserted AS (
     INSERT INTO referral_links (merchant_id, code, advocate_id, customer_id)
-    VALUES (%(merchant)s, %(code)s, %(advocate)s, %(customer)s)
+    SELECT %(merchant)s::uuid, %(code)s::text, %(advocate)s::bigint, %(customer)s::uuid
+    WHERE NOT EXISTS (SELECT 1 FROM existing)
     ON CONFLICT DO NOTHING
     RETURNING merchant_id, code, advocate_id, customer_id, created_at
+), found AS (
+    SELECT *, false AS created FROM existing UNION ALL SELECT *, true AS created FROM inserted
 )
-SELECT {LINK} FROM inserted l LEFT JOIN customers c ON c.id = l.customer_id
+SELECT {LINK}, l.created FROM found l LEFT JOIN customers c ON c.id = l.customer_id
 """  # noqa: S608 - LINK is a constant; every value is a parameter
 BY_ADVOCATE = f"""
 SELECT {LINK} FROM referral_links l LEFT JOIN customers c ON c.id = l.customer_id
@@ -59,6 +67,7 @@ class ReferralLink:
     name_hash: str | None = None
     address_hash: str | None = None
     referrals: dict[str, int] | None = None  # by status; read with the code only
+    created: bool = False  # by the statement that returned it
 
     @property
     def identity(self) -> Identity:
@@ -72,8 +81,9 @@ class ReferralLink:
 
 
 class LinkStore(Protocol):
-    async def insert(self, merchant_id: str, code: str, advocate: int) -> ReferralLink | None:
-        """The new link, or None if the code or the advocate already has one."""
+    async def claim(self, merchant_id: str, advocate: int, code: str) -> ReferralLink | None:
+        """The advocate's link if they have one, else a new one with `code` (`created`); None
+        if the code is another advocate's, or the advocate's link was being created."""
 
     async def by_advocate(self, merchant_id: str, advocate: int) -> ReferralLink | None: ...
 
@@ -90,12 +100,9 @@ async def advocate_link(
 ) -> tuple[ReferralLink, bool]:
     """The advocate's link, and whether this call created it."""
     for attempt in range(MAX_ATTEMPTS):
-        existing = await store.by_advocate(merchant_id, advocate)
-        if existing is not None:
-            return existing, False
-        created = await store.insert(merchant_id, advocate_code(key, advocate, attempt), advocate)
-        if created is not None:
-            return created, True
+        link = await store.claim(merchant_id, advocate, advocate_code(key, advocate, attempt))
+        if link is not None:
+            return link, link.created
         # Either the advocate's link was created meanwhile (found on the next round), or this
         # code is another advocate's (the next attempt's code is tried).
     raise CodeSpaceError(f"no free referral code for advocate {advocate} in {MAX_ATTEMPTS} tries")
@@ -108,10 +115,10 @@ class PooledLinks:
 
     pool: Pool
 
-    async def insert(self, merchant_id: str, code: str, advocate: int) -> ReferralLink | None:
+    async def claim(self, merchant_id: str, advocate: int, code: str) -> ReferralLink | None:
         customer = ids.customer_id(merchant_id, advocate)
         params = {"merchant": merchant_id, "code": code, "advocate": advocate, "customer": customer}
-        return await self._one(INSERT, params)
+        return await self._one(CLAIM, params)
 
     async def by_advocate(self, merchant_id: str, advocate: int) -> ReferralLink | None:
         return await self._one(BY_ADVOCATE, {"merchant": merchant_id, "advocate": advocate})

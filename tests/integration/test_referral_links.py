@@ -134,8 +134,8 @@ def test_a_codes_referrals_are_counted_by_status(database: str) -> None:
         )
 
     async def work(links: PooledLinks) -> tuple[ReferralLink | None, ReferralLink | None]:
-        await links.insert(MERCHANT, "ABCD2345", 7)
-        await links.insert(MERCHANT, "EFGH2345", 8)
+        await links.claim(MERCHANT, 7, "ABCD2345")
+        await links.claim(MERCHANT, 8, "EFGH2345")
         return await links.by_code(MERCHANT, "ABCD2345"), await links.by_code(MERCHANT, "EFGH2345")
 
     counted, none_yet = asyncio.run(with_links(database, work))

@@ -194,13 +194,15 @@ class FakeLinks:
         if self.down:
             raise psycopg.OperationalError("connection refused")
 
-    async def insert(self, merchant_id: str, code: str, advocate: int) -> ReferralLink | None:
-        self._check()
-        if (merchant_id, code) in self.links or await self.by_advocate(merchant_id, advocate):
+    async def claim(self, merchant_id: str, advocate: int, code: str) -> ReferralLink | None:
+        existing = await self.by_advocate(merchant_id, advocate)
+        if existing is not None:
+            return existing
+        if (merchant_id, code) in self.links:
             return None
         link = ReferralLink(code, advocate, datetime(2026, 11, 22, 8, tzinfo=UTC))
         self.links[(merchant_id, code)] = link
-        return self._known(merchant_id, link)
+        return replace(self._known(merchant_id, link), created=True)
 
     async def by_advocate(self, merchant_id: str, advocate: int) -> ReferralLink | None:
         self._check()
