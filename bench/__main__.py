@@ -18,6 +18,8 @@ from bench import (
     ingest,
     pipeline,
     probe,
+    referral_api,
+    referral_flow,
     rfm_ageing,
     rfm_api,
     rfm_flow,
@@ -43,6 +45,8 @@ BENCHMARKS = {
     "rfm": "rfm_flow",
     "rfm-ageing": "rfm_ageing",
     "rfm-api": "rfm_api",
+    "referrals": "referral_flow",
+    "referral-api": "referral_api",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
@@ -56,6 +60,8 @@ TARGETS: dict[str, Targets] = {
     "rfm_flow": rfm_flow.TARGETS,
     "rfm_ageing": rfm_ageing.TARGETS,
     "rfm_api": rfm_api.TARGETS,
+    "referral_flow": referral_flow.TARGETS,
+    "referral_api": referral_api.TARGETS,
 }
 
 
@@ -131,6 +137,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--rfm-api-requests", type=count, default=20_000, help="rfm-api: requests of each call"
     )
     parser.add_argument("--rfm-api-connections", type=count, default=32)
+    parser.add_argument(
+        "--referral-orders", type=count, default=100_000, help="referrals: orders, 7%% referred"
+    )
+    parser.add_argument(
+        "--referral-api-advocates", type=count, default=10_000, help="referral-api: new codes"
+    )
+    parser.add_argument(
+        "--referral-api-referrals", type=count, default=10_000, help="referral-api: half cached"
+    )
+    parser.add_argument(
+        "--referral-api-requests",
+        type=count,
+        default=20_000,
+        help="referral-api: requests of each call after the codes' creation",
+    )
+    parser.add_argument("--referral-api-connections", type=count, default=32)
     args = parser.parse_args(argv)
     if args.rfm_orders_per_customer < 1:
         parser.error("--rfm-orders-per-customer must be at least 1")
@@ -173,6 +195,14 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
         ),
         "rfm_api": lambda: rfm_api.measure(
             settings, args.rfm_api_customers, args.rfm_api_requests, args.rfm_api_connections
+        ),
+        "referral_flow": lambda: referral_flow.measure(settings, args.referral_orders),
+        "referral_api": lambda: referral_api.measure(
+            settings,
+            args.referral_api_advocates,
+            args.referral_api_referrals,
+            args.referral_api_requests,
+            args.referral_api_connections,
         ),
     }
 
