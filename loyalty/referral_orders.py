@@ -37,6 +37,9 @@ class Extras:
     ip_hash: str | None = None
 
 
+NO_EXTRAS = Extras()
+
+
 @dataclass(frozen=True)
 class ReferralUpdate:
     """One order webhook for the order stage, with the terms the API attached to it."""
@@ -60,7 +63,7 @@ class ReferralOrder:
     test: bool = False
     refunded: Decimal = ZERO
     refund_ids: tuple[int, ...] = ()
-    extras: Extras = Extras()
+    extras: Extras = NO_EXTRAS
     terms: ReferralTerms = DEFAULT_REFERRAL_TERMS
     locale: str = "en"
 
@@ -139,15 +142,19 @@ def _friend_order(order: ReferralOrder, update: ReferralUpdate, order_id: int) -
 def extras_of(body: dict[str, Any]) -> Extras:
     """What a redacted order body says for referrals: the code it names, and its customer's
     and browser's hashes. Only hashes are taken: a body that somehow still holds a raw value
-    (one produced before the API redacted) gives nothing, so no raw PII reaches flow state."""
+    (one produced before the API redacted) gives nothing, so no raw PII reaches flow state.
+    An order naming no code can never be a referral, so its hashes are not kept at all (most
+    orders: their state stays small)."""
     found = attribution(body)
+    if found is None:
+        return NO_EXTRAS
     customer = body.get("customer") if isinstance(body.get("customer"), dict) else {}
     assert isinstance(customer, dict)
     addresses = [customer.get("default_address"), *(body.get(n) for n in ADDRESS_OBJECTS)]
     details = body.get("client_details") if isinstance(body.get("client_details"), dict) else {}
     assert isinstance(details, dict)
     return Extras(
-        code=None if found is None else found.code,
+        code=found.code,
         email_hash=_hash(customer.get("email")) or _hash(body.get("email")),
         name_hash=_hash(customer.get(NAME_HASH)),
         address_hashes=frozenset(

@@ -152,3 +152,9 @@ def test_a_body_with_raw_values_gives_no_personal_value() -> None:
     extras = extras_of(RAW_BODY)
 
     assert extras == Extras(code="ABCD2345")
+
+
+def test_an_order_naming_no_code_keeps_no_hashes() -> None:
+    body = {k: v for k, v in RAW_BODY.items() if k != "discount_codes"}
+
+    assert extras_of(redact_order(body, Hasher(b"k" * 32))) == Extras()
