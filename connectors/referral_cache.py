@@ -1,5 +1,6 @@
 """The Redis referral cache, `referral:{merchant_id}:{referral_id}`: written by the referrals
-flow (the rows each upsert changed, connectors/referral_records.py), read by the API.
+flow (each batch's referrals as they stand once stored, connectors/referral_records.py), read
+by the API.
 
 An entry holds the referral's document as the API shows it (JSON, served as it is) and its
 version; it is only ever replaced by a newer version (connectors/redis_guard.py). So a change

@@ -6,9 +6,11 @@ applied only over an earlier one: earlier by the time of the order change that d
 then by status rank. So a batch written again after a crash changes nothing, and never takes a
 referral back to an earlier status.
 
-The upsert returns the rows it changed (`ReferralRow`), which is what the Redis cache is
-refreshed with (connectors/referral_cache.py); the API reads the same rows, and both show a
-referral as `ReferralRow.document()`.
+After the upsert the batch's referrals are read back as they stand (`ReferralRow`, BY_IDS), and
+refresh the Redis cache (connectors/referral_cache.py): all of them, not only those the upsert
+changed, so a refresh lost to a crash after the commit is made by the batch written again
+(the cache's version guard drops what it already holds). The API reads the same rows, and
+both show a referral as `ReferralRow.document()`.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ COLUMNS = """id::text AS referral_id, code, friend_id AS friend, order_id, advoc
     status, reason, advocate_points, friend_points, release_at, decided_at, status_rank,
     created_at, updated_at"""
 
-# COLUMNS is a constant and every value a parameter: the f-strings build no query from input.
-UPSERT = f"""
+UPSERT = """
 INSERT INTO referrals AS r
     (id, merchant_id, customer_id, friend_id, code, order_id, advocate_id, status, reason,
      advocate_points, friend_points, release_at, decided_at, status_rank)
@@ -52,7 +53,11 @@ ON CONFLICT (id) DO UPDATE SET
     decided_at = EXCLUDED.decided_at,
     status_rank = EXCLUDED.status_rank
 WHERE (r.decided_at, r.status_rank) < (EXCLUDED.decided_at, EXCLUDED.status_rank)
-RETURNING merchant_id::text AS merchant_id, {COLUMNS}
+"""
+# COLUMNS is a constant and every value a parameter: the f-strings build no query from input.
+# The batch's referrals as they stand after its upsert, to refresh their cache entries.
+BY_IDS = f"""
+SELECT merchant_id::text AS merchant_id, {COLUMNS} FROM referrals WHERE id = ANY(%(ids)s::uuid[])
 """  # noqa: S608
 BY_ID = f"""
 SELECT merchant_id::text AS merchant_id, {COLUMNS} FROM referrals

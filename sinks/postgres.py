@@ -44,6 +44,7 @@ from connectors.customers import (
 from connectors.dead_letters import dead_letter
 from connectors.kafka import SinkMessage, SourceMessage
 from connectors.referral_cache import ReferralCache
+from connectors.referral_records import BY_IDS as REFERRALS_BY_IDS
 from connectors.referral_records import UPSERT as UPSERT_REFERRALS
 from connectors.referral_records import ReferralRow, latest_per_referral
 from connectors.referral_records import upsert_params as upsert_referrals
@@ -228,7 +229,8 @@ class CacheTarget:
 
 class _ReferralsPartition(StatelessSinkPartition[Referral]):
     """One upsert per batch (connectors/referral_records.py), retried on a lost connection;
-    then the rows it changed refresh the cache (best effort: PostgreSQL is the truth)."""
+    then the batch's rows as they stand refresh the cache (best effort: PostgreSQL is the
+    truth, and an entry whose refresh failed expires)."""
 
     def __init__(
         self,
@@ -244,14 +246,14 @@ class _ReferralsPartition(StatelessSinkPartition[Referral]):
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def write_batch(self, items: list[Referral]) -> None:
-        changed = self._upsert(upsert_referrals(latest_per_referral(items)))
-        if changed and self._cache is not None:
+        current = self._upsert(upsert_referrals(latest_per_referral(items)))
+        if current and self._cache is not None:
             client, cache = self._cache
             try:
-                cache.put_many(client, changed)
+                cache.put_many(client, current)
             except redis.RedisError as exc:
                 CACHE_ERRORS.inc()
-                log.warning("referral cache refresh failed for %d: %s", len(changed), exc)
+                log.warning("referral cache refresh failed for %d: %s", len(current), exc)
 
     def _upsert(self, params: dict[str, list[Any]]) -> list[ReferralRow]:
         delays = self._retry.delays()
@@ -260,9 +262,10 @@ class _ReferralsPartition(StatelessSinkPartition[Referral]):
                 conn = self._connection()
                 with conn.cursor(row_factory=class_row(ReferralRow)) as cur:
                     cur.execute(UPSERT_REFERRALS, params)
-                    changed = cur.fetchall()
+                    cur.execute(REFERRALS_BY_IDS, {"ids": params["ids"]})
+                    current = cur.fetchall()
                 conn.commit()
-                return changed
+                return current
             except psycopg.OperationalError as exc:
                 self._close()
                 delay = next(delays, None)

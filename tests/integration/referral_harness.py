@@ -7,20 +7,32 @@ runs in phases, so that what must happen before something else has happened befo
 
 1. history: a friend's first order without a code, a first referral, an unknown code, and
    nine referrals from one browser IP;
-2. the bulk: more than 2,000 referred friends, every fraud case, duplicated deliveries;
-3. refunds and cancellations (some before the review period ends, one after), and a tenth
-   referral from the IP more than seven days after the others;
+2. the bulk: more than 2,000 referred friends, every fraud case, duplicated deliveries; and
+   friends whose earlier paid order comes right behind the referred one, on its partition;
+3. refunds and cancellations (some before the review period ends, one after), a tenth
+   referral from the IP more than seven days after the others, and friends' earlier paid
+   orders arriving after their referred order was completed;
 4. the clock job ticks, after every review period.
 
 Phases, because some outcomes depend on the order in which records from different partitions
 reach a keyed state: which referrals from one IP are the tenth and later depends on the order
 the claims reach the code's state, and a friend's earlier order arriving after the referred one
-supersedes it. Deciding the history first makes every outcome here one the rules fix.
+supersedes it (a completed referral is revoked, a pending one blocked). Deciding the history
+first makes every outcome here one the rules fix.
+
+Out-of-order first orders (`_late_first_orders`): the earlier order is stamped before the
+referred one (the API received it first) but reaches the flow after it: in a later phase, or in
+the same phase right behind it on the same partition of shopify.orders. There the order stage
+reads it just after the referred one (and, in one batch, runs it after it too: Bytewax runs a
+batch's keys, shop:order, in key order, and its id is the higher), so it is on referral.friends
+long before the code's verdict can be, which takes two more trips through Kafka.
 
 The oracle is written from the rules as the issue states them, not from the flows' code: each
 case says what its referral becomes; balances are order earns (whole points, rounded down),
 rewards and their reversals; a reward is pending while its release time is after the latest
-time the customer's commands (or a tick) carried.
+time the customer's commands (or a tick) carried. A change of a referral is never dated before
+the change it follows. Events: one `referral.completed` per referral that was ever completed,
+one `referral.revoked` per revoked one.
 """
 
 from __future__ import annotations
@@ -28,11 +40,12 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+from loyalnest.topics import REFERRAL_COMPLETED, REFERRAL_REVOKED
 from loyalty import ids
 from loyalty.pii import Hasher, merchant_key, redact_order
 from loyalty.policy import Policy
@@ -130,6 +143,14 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Revocation:
+    """When a completed referral is revoked, and why."""
+
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What the order's referral ends as (before any revocation), and who the advocate is."""
 
@@ -153,6 +174,11 @@ class Order:
     variants: bool = False  # orders/create (unpaid), orders/paid, orders/updated
     events: list[Event] = field(default_factory=list)
     outcome: Outcome | None = None  # None: names no code
+    # The friend's earlier paid order, received after this one though stamped before it.
+    earlier: Order | None = field(default=None, compare=False, repr=False)
+    # Produced right behind this order's webhooks (same phase, same partition).
+    behind: Order | None = field(default=None, compare=False, repr=False)
+    partition: int | None = None  # of shopify.orders, when the order must be on a given one
 
     @property
     def key(self) -> str:
@@ -162,12 +188,33 @@ class Order:
     def referral_id(self) -> str:
         return referral_id(self.merchant.merchant_id, self.buyer.customer, self.order_id)
 
-    def revoked(self, phase: int) -> Event | None:
+    def revocation(self, phase: int) -> Revocation | None:
+        """A completed referral is revoked by the event that voids its order, or by the
+        friend's earlier paid order turning up (not_first_order): dated no earlier than its
+        completion (a change is never dated before the one it follows)."""
         o = self.outcome
-        if o is None or o.revoked_by is None:
+        if o is None or o.status != "completed":
             return None
-        event = self.events[o.revoked_by]
-        return event if event.phase <= phase else None
+        if o.revoked_by is not None:
+            event = self.events[o.revoked_by]
+            if event.phase <= phase:
+                assert o.revoke_reason is not None
+                return Revocation(max(event.at, self.paid_at), o.revoke_reason)
+        e = self.earlier
+        if e is not None and e.phase <= phase:
+            assert e.phase > self.phase  # completed first: it arrived in a later phase
+            return Revocation(max(e.paid_at, self.paid_at), "not_first_order")
+        return None
+
+    def decided_at(self, phase: int) -> datetime:
+        """The time of the referral's latest change up to `phase`."""
+        revocation = self.revocation(phase)
+        if revocation is not None:
+            return revocation.at
+        e = self.earlier
+        if e is not None and e.phase == self.phase:  # blocked while pending
+            return max(e.paid_at, self.paid_at)
+        return self.paid_at
 
 
 @dataclass(frozen=True)
@@ -177,6 +224,12 @@ class Delivery:
     body: dict[str, Any]  # redacted, as the API produces it
     at: datetime  # when the API received it: the record's timestamp
     phase: int
+    sent: datetime | None = None  # where it is produced in its phase; None: at `at`
+    partition: int | None = None  # of shopify.orders; None: the key's
+
+    @property
+    def position(self) -> tuple[int, datetime]:
+        return (self.phase, self.at if self.sent is None else self.sent)
 
 
 @dataclass
@@ -439,6 +492,7 @@ def build(bulk_a: int = 1_200, bulk_b: int = 860, seed: int = 10) -> Scenario:
     for i, order in enumerate(phase2):
         order.paid_at = at + i * step
     orders += phase2
+    orders += _late_first_orders(a, b, code, at + len(phase2) * step, step)
 
     # 3. Later: the IP's next referral falls outside the week of the first nine and the three.
     orders.append(
@@ -528,6 +582,84 @@ def _voids(
     ]
 
 
+def _late_first_orders(
+    a: Merchant, b: Merchant, code: Callable[[Merchant, int], str], start: datetime, step: timedelta
+) -> list[Order]:
+    """Friends whose earlier paid order reaches the flow after their referred one, though the
+    API received it first (its timestamp is two hours earlier). The referred order comes at
+    the end of the bulk. The earlier one comes either
+
+    - in the next phase, once the referral is completed: the referral is revoked as
+      not_first_order, both rewards reversed (shop B's before they were released); if the
+      earlier order names a code, it is the friend's referral from then on; or
+    - in the same phase right behind it, on the same partition with a higher order id, so that
+      the order stage tells the friend's state of it while the referral waits for the code's
+      verdict: the referral is blocked as not_first_order.
+    """
+    orders: list[Order] = []
+    completed, pending = VOIDS, BULK
+
+    def pair(
+        n: int,
+        m: Merchant,
+        adv: int,
+        arrives: int,
+        earlier_code: str | None = None,
+        earlier_outcome: Outcome | None = None,
+        variants: tuple[bool, bool] = (False, False),
+    ) -> None:
+        friend_n = 9400 + n
+        paid_at = start + len(orders) * step
+        referred = Order(
+            m,
+            94_001 + 10 * n,
+            friend(friend_n),
+            Decimal("70.00"),
+            paid_at,
+            BULK,
+            code(m, adv),
+            source=("discount", "note", "landing")[n % 3],
+            variants=variants[0],
+            outcome=(
+                Outcome("completed", advocate=adv)
+                if arrives > BULK
+                else Outcome("blocked", "not_first_order")
+            ),
+        )
+        earlier = Order(
+            m,
+            94_002 + 10 * n,  # the higher id: after the referred one where the flow sorts keys
+            friend(friend_n),
+            Decimal("40.00"),
+            paid_at - timedelta(hours=2),
+            arrives,
+            earlier_code,
+            variants=variants[1],
+            outcome=earlier_outcome,
+        )
+        referred.earlier = earlier
+        if arrives == BULK:
+            assert earlier_code is None  # else the order of arrival would decide the reason
+            earlier.behind = referred
+            referred.partition = earlier.partition = 0
+        orders.extend((referred, earlier))
+
+    # (a) A completed referral, then the friend's earlier order without a code: revoked.
+    pair(1, a, 23, completed, variants=(True, False))
+    pair(2, a, 24, completed, variants=(False, True))
+    pair(3, b, 21, completed)  # rewards still pending: reversed, never released
+    # (b) The earlier order right behind the referred one: blocked while pending.
+    pair(4, a, 25, pending)
+    pair(5, a, 26, pending)
+    pair(6, b, 22, pending)
+    # (c) The earlier order names a code: the referral moves to it.
+    pair(7, a, 27, completed, code(a, 28), Outcome("completed", advocate=28))
+    pair(8, a, 29, completed, code(a, 29), Outcome("completed", advocate=29))
+    pair(9, b, 23, completed, code(b, 20), Outcome("completed", advocate=20))
+    pair(10, a, 30, completed, UNKNOWN_CODE, Outcome("blocked", "unknown_code"))
+    return orders
+
+
 def _body(order: Order, status: str, cancelled_at: datetime | None = None) -> dict[str, Any]:
     p = order.buyer
     placed = order.paid_at - timedelta(minutes=30)
@@ -572,6 +704,7 @@ def _deliveries(orders: list[Order], rng: random.Random) -> tuple[list[Delivery]
     out: list[Delivery] = []
     for order in orders:
         m = order.merchant
+        first = len(out)
         if order.variants:
             out.append(
                 Delivery(
@@ -606,13 +739,19 @@ def _deliveries(orders: list[Order], rng: random.Random) -> tuple[list[Delivery]
                 out.append(
                     Delivery(m, event.topic, _body(order, "paid", event.at), event.at, event.phase)
                 )
-    duplicates = [
-        Delivery(
-            d.merchant, d.topic, d.body, d.at + timedelta(seconds=rng.randint(1, 600)), d.phase
-        )
-        for d in rng.sample(out, round(len(out) * DUPLICATE_SHARE))
-    ]
-    return sorted(out + duplicates, key=lambda d: (d.phase, d.at)), len(duplicates)
+        if order.behind is not None:  # right behind the order's webhooks, on its partition
+            assert not order.behind.variants
+            assert not order.events
+            behind = order.behind.paid_at + timedelta(microseconds=1)
+            out[first:] = [replace(d, sent=behind) for d in out[first:]]
+        if order.partition is not None:
+            out[first:] = [replace(d, partition=order.partition) for d in out[first:]]
+    duplicates = []
+    for d in rng.sample(out, round(len(out) * DUPLICATE_SHARE)):
+        later = timedelta(seconds=rng.randint(1, 600))
+        sent = None if d.sent is None else d.sent + later
+        duplicates.append(replace(d, at=d.at + later, sent=sent))
+    return sorted(out + duplicates, key=lambda d: d.position), len(duplicates)
 
 
 # -------------------------------------------------------------------------------- oracle
@@ -649,7 +788,7 @@ def expected_rows(scenario: Scenario, phase: int) -> dict[str, Row]:
         terms = order.merchant.terms
         completed = o.status == "completed"
         review = timedelta(days=terms.review_days)
-        revoked = order.revoked(phase)
+        revoked = order.revocation(phase)
         rows[order.referral_id] = Row(
             merchant_id=order.merchant.merchant_id,
             friend=order.buyer.customer,
@@ -657,13 +796,51 @@ def expected_rows(scenario: Scenario, phase: int) -> dict[str, Row]:
             code=order.code.strip().upper(),
             advocate=o.advocate,
             status="revoked" if revoked is not None else o.status,
-            reason=o.revoke_reason if revoked is not None else o.reason,
+            reason=revoked.reason if revoked is not None else o.reason,
             advocate_points=terms.advocate_points if completed else 0,
             friend_points=terms.friend_points if completed else 0,
             release_at=order.paid_at + review if completed and terms.review_days else None,
-            decided_at=revoked.at if revoked is not None else order.paid_at,
+            decided_at=order.decided_at(phase),
         )
     return rows
+
+
+EventRecord = dict[str, Any]  # an event's fields but its event_id and schema_version
+
+
+def expected_events(scenario: Scenario, phase: int) -> dict[str, dict[str, EventRecord]]:
+    """By contract (referral.completed, referral.revoked), by referral id: the one event each
+    referral completed (even if revoked since) or revoked up to `phase` announces."""
+    completed: dict[str, EventRecord] = {}
+    revoked: dict[str, EventRecord] = {}
+    for order in scenario.orders:
+        o = order.outcome
+        if o is None or o.status != "completed" or order.phase > phase:
+            continue
+        assert order.code is not None
+        terms = order.merchant.terms
+        review = timedelta(days=terms.review_days)
+        common: EventRecord = {
+            "referral_id": order.referral_id,
+            "merchant_id": order.merchant.merchant_id,
+            "code": order.code.strip().upper(),
+            "advocate_customer_id": o.advocate,
+            "friend_customer_id": order.buyer.customer,
+            "order_id": order.order_id,
+            "advocate_points": terms.advocate_points,
+            "friend_points": terms.friend_points,
+        }
+        completed[order.referral_id] = common | {
+            "release_at": order.paid_at + review if terms.review_days else None,
+            "completed_at": order.paid_at,
+        }
+        revocation = order.revocation(phase)
+        if revocation is not None:
+            revoked[order.referral_id] = common | {
+                "reason": revocation.reason,
+                "revoked_at": revocation.at,
+            }
+    return {REFERRAL_COMPLETED: completed, REFERRAL_REVOKED: revoked}
 
 
 @dataclass(frozen=True)
@@ -719,7 +896,7 @@ def moves(scenario: Scenario, phase: int) -> dict[str, list[Move]]:
         assert o.advocate is not None
         terms = m.terms
         release = order.paid_at + timedelta(days=terms.review_days) if terms.review_days else None
-        revoked = order.revoked(phase)
+        revoked = order.revocation(phase)
         for role, who, points in (
             ("advocate", f"{m.merchant_id}:{o.advocate}", terms.advocate_points),
             ("friend", order.key, terms.friend_points),

@@ -3,34 +3,46 @@
 More than 2,000 referred friends of two merchants (one paying rewards at once, one holding them
 for a ten-day review), a fifth of the webhooks delivered twice and many orders as create, paid
 and updated; every fraud case; revocations by full and partial refunds and by cancellations,
-before and after the review period; the clock job releasing what is still pending. Both flows
-are SIGKILLed mid-stream and restarted on their recovery stores, and the referrals flow is then
-replayed from offset 0 with a fresh recovery store.
+before and after the review period; friends' earlier paid orders arriving after their referred
+one (revoking a completed referral, blocking a pending one, or becoming the referral); the
+clock job releasing what is still pending. Both flows are SIGKILLed mid-stream and restarted on
+their recovery stores, and the referrals flow is then replayed from offset 0 with a fresh
+recovery store.
 
 The judge is tests/integration/referral_harness.py: each case's referral as the rules say, and
 every advocate's and friend's balance document computed from order earns, rewards and
 reversals. PostgreSQL `referrals`, MongoDB `point_balances` and the referral entries of
 `points_transactions` must equal it after each phase, and the replay must leave all three as
-they were. Time is the records' own: webhooks carry the time the API received them, and the
-clock job is run for one given instant.
+they were. So must the flow's other outputs: each row's Redis cache entry holds the row's
+document, and `referral.completed` / `referral.revoked` carry one event per referral completed
+/ revoked, with the oracle's fields (repeated after a SIGKILL or the replay, with the same id).
+Time is the records' own: webhooks carry the time the API received them, and the clock job is
+run for one given instant.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
-from collections import Counter
+import uuid
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pymongo
 import pytest
-from confluent_kafka import Producer
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from psycopg.rows import class_row
 from pymongo.database import Database
 
+from connectors.avro import AvroDecoder
+from connectors.referral_records import COLUMNS, ReferralRow
 from connectors.shopify import encode_body, kafka_headers, partition_key
 from loyalnest.harness.deployment import Deployment, fresh_postgres, isolated_deployment
 from loyalnest.harness.processes import ROOT, FlowProcess, wait_until
@@ -39,15 +51,22 @@ from loyalnest.topics import (
     POINTS_COMMANDS,
     POINTS_DLQ,
     REFERRAL_COMMANDS,
+    REFERRAL_COMPLETED,
     REFERRAL_DLQ,
     REFERRAL_FRIENDS,
+    REFERRAL_REVOKED,
     SHOPIFY_ORDERS,
 )
 from loyalty import ids
 from loyalty.commands import customer_key, encode_adjustment
 from loyalty.customers import Adjustment
-from loyalty.referral_commands import decode_friend_record, encode_code_created, referral_key
-from loyalty.referrals import FriendOrder
+from loyalty.referral_commands import (
+    decode_code_record,
+    decode_friend_record,
+    encode_code_created,
+    referral_key,
+)
+from loyalty.referrals import Claim, FriendOrder
 from tests.integration.points_harness import read_log
 from tests.integration.referral_harness import (
     BULK,
@@ -60,9 +79,11 @@ from tests.integration.referral_harness import (
     VOIDS,
     Balance,
     Delivery,
+    EventRecord,
     Row,
     Scenario,
     build,
+    expected_events,
     expected_points,
     expected_rows,
 )
@@ -71,6 +92,8 @@ pytestmark = pytest.mark.integration
 
 TIMEOUT = 240.0  # per wait, generous: other jobs may share this machine's two CPUs
 MARKER = 99_000  # customers of the markers that tell the points flow has read to the end
+ANY_PARTITION = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks by key
+CACHE_SECONDS = 3_600  # the referral cache's TTL here: no entry expires during the test
 CASES = {
     ("completed", None),
     ("blocked", "self_referral"),
@@ -82,6 +105,7 @@ CASES = {
     ("revoked", "refunded"),
     ("revoked", "cancelled"),
     ("revoked", "below_minimum"),
+    ("revoked", "not_first_order"),
 }
 
 
@@ -126,6 +150,7 @@ class Flows:
                 flow="referrals",
                 recovery=self.referrals_recovery,
                 POSTGRES_URL=self.core_url,
+                REFERRAL_CACHE_SECONDS=str(CACHE_SECONDS),
             )
         if points:
             self.points = FlowProcess(
@@ -204,6 +229,7 @@ def produce(settings: Settings, env: Deployment, deliveries: list[Delivery]) -> 
             value=encode_body(d.body),
             headers=kafka_headers(delivery, f"corr-{n}", d.merchant.policy, d.merchant.terms),
             timestamp=millis(d.at),
+            partition=ANY_PARTITION if d.partition is None else d.partition,
         )
         out.poll(0)
     assert out.flush(60) == 0
@@ -267,6 +293,133 @@ def full_rows(core_url: str) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
+def read_values(settings: Settings, topic: str) -> list[bytes | None]:
+    """Every record's value on a topic, its partitions read together to their ends (much
+    quicker than one after the other: the broker holds each fetch of an empty one)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"refscale-{uuid.uuid4()}",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        values: list[bytes | None] = []
+        ended: set[int] = set()
+        while len(ended) < len(partitions):
+            m = consumer.poll(10)
+            assert m is not None, f"no end of {topic} in sight"
+            error = m.error()
+            if error is None:
+                values.append(m.value())
+            elif error.code() == KafkaError._PARTITION_EOF:
+                ended.add(cast(int, m.partition()))
+            else:
+                raise AssertionError(f"reading {topic}: {error}")
+        return values
+    finally:
+        consumer.close()
+
+
+def referral_rows(core_url: str) -> list[ReferralRow]:
+    """The stored referrals as the API and the cache show them."""
+    query = f"SELECT merchant_id::text AS merchant_id, {COLUMNS} FROM referrals"  # noqa: S608
+    with (
+        psycopg.connect(core_url) as conn,
+        conn.cursor(row_factory=class_row(ReferralRow)) as cur,
+    ):
+        cur.execute(query)
+        return cur.fetchall()
+
+
+class Outputs:
+    """The referrals flow's outputs besides its rows and commands: the Redis referral cache
+    and the Avro events."""
+
+    def __init__(self, settings: Settings, env: Deployment, core_url: str) -> None:
+        self.settings, self.env, self.core_url = settings, env, core_url
+        self.cache_prefix = f"{env.redis_prefix}referral:"
+        self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        self.decoders: dict[str, AvroDecoder] = {}
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def cache_keys(self) -> set[str]:
+        return set(self.redis.scan_iter(match=f"{self.cache_prefix}*", count=1_000))
+
+    def forget_cache(self) -> None:
+        """A fresh start: no entries."""
+        keys = sorted(self.cache_keys())
+        if keys:
+            self.redis.unlink(*keys)
+
+    def cache_mismatch(self) -> str | None:
+        """Whether some row's entry (`referral:{merchant}:{id}`) does not hold the row's
+        document, or outlives the TTL, or an entry has no row. Strict also after a SIGKILL:
+        a refresh the kill cut short, after its upsert's commit, is made by the restarted
+        flow, which writes the same batch again and refreshes every row of it."""
+        rows = {
+            f"{self.cache_prefix}{r.merchant_id}:{r.referral_id}": r
+            for r in referral_rows(self.core_url)
+        }
+        pipe = self.redis.pipeline(transaction=False)
+        for key in rows:
+            pipe.hget(key, "document")
+            pipe.pttl(key)
+        found = pipe.execute()
+        entries = zip(rows, found[0::2], found[1::2], strict=True)
+        got: dict[str, Any] = {}
+        want = {key: row.document() for key, row in rows.items()}
+        for key, document, ttl in entries:
+            if document is not None and not 0 < ttl <= CACHE_SECONDS * 1000:
+                return f"cache entry {key} lives {ttl} ms"
+            got[key] = None if document is None else json.loads(document)
+        got |= dict.fromkeys(self.cache_keys() - rows.keys(), "an entry without a row")
+        return diff("cached referrals", got, want)
+
+    def events(self, contract: str) -> list[dict[str, Any]]:
+        """Every event on the contract's topic, decoded (the flow registered its schema when
+        it started)."""
+        topic = self.env.topic(contract)
+        decode = self.decoders.get(contract)
+        if decode is None:
+            with SchemaRegistryClient({"url": self.settings.schema_registry_url}) as registry:
+                decode = self.decoders[contract] = AvroDecoder.registered(registry, contract, topic)
+        return [decode(value) for value in read_values(self.settings, topic)]
+
+    def events_mismatch(self, want: dict[str, dict[str, EventRecord]]) -> str | None:
+        """Whether the events differ from the oracle's: one event id per referral, its copies
+        (after a SIGKILL, a replay) all alike, its fields the oracle's."""
+        for contract, expected in want.items():
+            copies: dict[str, list[EventRecord]] = defaultdict(list)
+            for event in self.events(contract):
+                record = dict(event)
+                event_id = str(record.pop("event_id"))
+                assert record.pop("schema_version") == "1.0.0"
+                for field in ("referral_id", "merchant_id"):
+                    record[field] = str(record[field])
+                copies[event_id].append(record)
+            unlike = [i for i, c in copies.items() if any(r != c[0] for r in c)]
+            if unlike:
+                return f"{contract}: the copies of event {unlike[0]} differ: {copies[unlike[0]]}"
+            ids_of: dict[str, set[str]] = defaultdict(set)
+            for event_id, c in copies.items():
+                ids_of[c[0]["referral_id"]].add(event_id)
+            several = [r for r, i in ids_of.items() if len(i) > 1]
+            if several:
+                return f"{contract}: referral {several[0]} has events {sorted(ids_of[several[0]])}"
+            got = {c[0]["referral_id"]: c[0] for c in copies.values()}
+            found = diff(contract, got, expected)
+            if found is not None:
+                return found
+        return None
+
+
 def balance_of(db: Database[Any], key: str) -> Balance:
     found = stored_balances(db).get(key)
     assert found is not None, key
@@ -309,16 +462,19 @@ def diff(what: str, got: dict[Any, Any], want: dict[Any, Any]) -> str | None:
 
 
 def phase_mismatch(
-    scenario: Scenario, phase: int, core_url: str, db: Database[Any]
+    scenario: Scenario, phase: int, core_url: str, db: Database[Any], outputs: Outputs
 ) -> Callable[[], str | None]:
     rows = expected_rows(scenario, phase)
     points = expected_points(scenario, phase)
+    events = expected_events(scenario, phase)
 
     def mismatch() -> str | None:
         return (
             diff("referrals", stored_rows(core_url), rows)
             or diff("balances", stored_balances(db), points.balances)
             or diff("referral ledger entries", referral_ledger(db), points.ledger)
+            or outputs.cache_mismatch()
+            or outputs.events_mismatch(events)
         )
 
     return mismatch
@@ -350,6 +506,12 @@ def friend_orders_logged(settings: Settings, env: Deployment, orders: set[int]) 
             seen.add(record.order_id)
     missing = orders - seen
     return f"orders {sorted(missing)} not on referral.friends yet" if missing else None
+
+
+def claimed(settings: Settings, env: Deployment) -> set[str]:
+    """The referrals the friends' states asked a code about (claims on referral.commands)."""
+    records = map(decode_code_record, read_values(settings, env.topic(REFERRAL_COMMANDS)))
+    return {r.referral_id for r in records if isinstance(r, Claim)}
 
 
 def referral_commands(settings: Settings, env: Deployment) -> Counter[bytes]:
@@ -385,13 +547,22 @@ def test_2000_referred_friends_fraud_revocations_and_review_survive_sigkill_and_
     assert cases["blocked", "self_referral"] == 4  # same customer, email, name, address
     bulk_b = next(o for o in scenario.orders if o.merchant == SHOP_B and o.order_id >= 100_000)
     early, late = scenario.order(93_001), scenario.order(93_005)  # revoked before/after release
+    # Friends' earlier paid orders, received after the referred one though stamped before it.
+    pairs = [(o, o.earlier) for o in scenario.orders if o.earlier is not None]
+    assert all(e.paid_at < o.paid_at and e.phase >= o.phase for o, e in pairs)
+    behind = [o for o, e in pairs if e.phase == o.phase]  # arriving while it is pending
+    assert len(behind) == 3
+    assert cases["revoked", "not_first_order"] == len(pairs) - len(behind) == 7
+    assert sum(e.code is not None for _, e in pairs) == 4  # the referral moves to it
+    in_review = scenario.order(94_031)  # shop B: revoked while its rewards were pending
     flows = Flows(env, core_url, tmp_path)
+    outputs = Outputs(settings, env, core_url)
     produce_codes(settings, env, scenario)
     flows.start()
     try:
         # 1. History: what later orders are judged against is decided first.
         produce(settings, env, scenario.phase(HISTORY))
-        settle("the history", phase_mismatch(scenario, HISTORY, core_url, db), flows)
+        settle("the history", phase_mismatch(scenario, HISTORY, core_url, db, outputs), flows)
         settle(
             "the first order of friend 9004 on referral.friends",
             lambda: friend_orders_logged(settings, env, {90_041}),
@@ -409,45 +580,55 @@ def test_2000_referred_friends_fraud_revocations_and_review_survive_sigkill_and_
         assert decided_at_kill < wanted  # mid-stream: the rest is not even produced yet
         produce(settings, env, bulk[cut:])
         flows.start()
-        settle("the bulk", phase_mismatch(scenario, BULK, core_url, db), flows)
+        settle("the bulk", phase_mismatch(scenario, BULK, core_url, db, outputs), flows)
         earned = balance_of(db, bulk_b.key).balance
         assert balance_of(db, bulk_b.key).pending == SHOP_B.terms.friend_points  # under review
+        # The earlier orders right behind their referred one came while it was pending: each
+        # was claimed (asked its code), then blocked as not_first_order before the answer.
+        asked = claimed(settings, env)
+        assert all(o.referral_id in asked for o in behind), [o.order_id for o in behind]
 
         # 3. Refunds and cancellations; the IP's referral after its week.
         produce(settings, env, scenario.phase(VOIDS))
-        settle("the revocations", phase_mismatch(scenario, VOIDS, core_url, db), flows)
+        settle("the revocations", phase_mismatch(scenario, VOIDS, core_url, db, outputs), flows)
         held = sum(b.pending for b in stored_balances(db).values())
         assert held > 0  # shop B's rewards wait for their review period
         ledger = referral_ledger(db)
         for role in ("advocate", "friend"):
             # Revoked in review: reversed from pending, never released...
-            assert ("release", f"referral:{early.referral_id}:{role}") not in ledger
-            assert ledger["reverse", f"{early.referral_id}:{role}"] == 1
+            for revoked in (early, in_review):
+                assert ("release", f"referral:{revoked.referral_id}:{role}") not in ledger
+                assert ledger["reverse", f"{revoked.referral_id}:{role}"] == 1
             # ...revoked after it: released when the refund's time came, then reversed.
             assert ledger["release", f"referral:{late.referral_id}:{role}"] == 1
             assert ledger["reverse", f"{late.referral_id}:{role}"] == 1
+        # Revoked by an earlier order stamped before the completion: dated at the completion.
+        revoked_late = stored_rows(core_url)[in_review.referral_id]
+        assert (revoked_late.status, revoked_late.reason) == ("revoked", "not_first_order")
+        assert revoked_late.decided_at == in_review.paid_at
 
         # 4. The clock job, after every review period: what is still pending is released.
         log = run_clock(env, TICK_AT)
         assert " due, " in log
-        settle("the releases", phase_mismatch(scenario, TICKS, core_url, db), flows)
+        settle("the releases", phase_mismatch(scenario, TICKS, core_url, db, outputs), flows)
         assert sum(b.pending for b in stored_balances(db).values()) == 0
         after_review = balance_of(db, bulk_b.key)
         assert after_review.balance == earned + SHOP_B.terms.friend_points
         assert after_review.due_at is None
-        # One reward per friend: never two referral bonuses for one friend.
-        friend_bonuses = Counter(
-            d["_id"]
-            for d in db.points_transactions.aggregate(
-                [
-                    {"$match": {"source": "referral", "type": "bonus"}},
-                    {"$match": {"source_id": {"$regex": ":friend$"}}},
-                    {"$group": {"_id": "$customer_id", "n": {"$sum": 1}}},
-                    {"$match": {"n": {"$gt": 1}}},
-                ]
-            )
+        # One reward per friend: never two referral bonuses standing for one friend (a friend
+        # whose earlier order became the referral had the first one reversed).
+        standing: dict[str, set[str]] = defaultdict(set)
+        friend_entries = db.points_transactions.find(
+            {"source": "referral", "source_id": {"$regex": ":friend$"}},
+            {"customer_id": 1, "type": 1, "source_id": 1},
         )
-        assert not friend_bonuses
+        for d in sorted(friend_entries, key=lambda d: d["type"] != "bonus"):  # bonuses first
+            if d["type"] == "bonus":
+                standing[d["customer_id"]].add(d["source_id"])
+            else:
+                standing[d["customer_id"]].discard(d["source_id"])
+        assert all(len(rewards) <= 1 for rewards in standing.values())
+        assert sum(len(s) == 0 for s in standing.values()) > 0  # revoked ones: none left
 
         # Replay from offset 0, fresh recovery store, no rows: the same rows, and the points
         # flow applies none of the re-posted rewards twice.
@@ -458,11 +639,18 @@ def test_2000_referred_friends_fraud_revocations_and_review_survive_sigkill_and_
         posted = referral_commands(settings, env)
         with psycopg.connect(core_url) as conn:
             conn.execute("DELETE FROM referrals")
+        outputs.forget_cache()  # a fresh store: its cache goes with it
         flows.referrals_recovery = tmp_path / "referrals-replay-recovery"
         flows.start(points=False)
         settle(
             "the replayed referrals",
             lambda: None if full_rows(core_url) == rows_before else "rows differ",
+            flows,
+        )
+        replayed = expected_events(scenario, TICKS)
+        settle(
+            "the replayed cache and events",
+            lambda: outputs.cache_mismatch() or outputs.events_mismatch(replayed),
             flows,
         )
         settle(
@@ -489,8 +677,12 @@ def test_2000_referred_friends_fraud_revocations_and_review_survive_sigkill_and_
             key=lambda d: str(d["_id"]),
         )
         assert entries == ledger_before
-        assert phase_mismatch(scenario, TICKS, core_url, db)() is None
+        assert phase_mismatch(scenario, TICKS, core_url, db, outputs)() is None
         assert list(read_log(settings, env.topic(REFERRAL_DLQ))) == []
         assert list(read_log(settings, env.topic(POINTS_DLQ))) == []
+        # The replay announced every referral again, under the same event ids.
+        repeated = [outputs.events(c) for c in (REFERRAL_COMPLETED, REFERRAL_REVOKED)]
+        assert all(len(e) >= 2 * len(replayed[c]) for e, c in zip(repeated, replayed, strict=True))
     finally:
         flows.stop()
+        outputs.close()
