@@ -55,7 +55,7 @@ from bench.report import Targets, at_least, at_most
 from bench.stackenv import bench_env
 from connectors.referral_cache import ReferralCache
 from connectors.referral_links import MAX_ATTEMPTS
-from connectors.referral_records import UPSERT, ReferralRow, upsert_params
+from connectors.referral_records import BY_IDS, UPSERT, ReferralRow, upsert_params
 from loyalnest.harness.deployment import Deployment, fresh_postgres
 from loyalnest.harness.processes import ApiProcess
 from loyalnest.harness.shops import SECRETS_KEY, Shop, add_merchants
@@ -172,10 +172,13 @@ def store_referrals(postgres_url: str, records: list[Referral]) -> list[Referral
     rows: list[ReferralRow] = []
     with psycopg.connect(postgres_url) as conn:
         for i in range(0, len(records), UPSERT_BATCH):
+            params = upsert_params(records[i : i + UPSERT_BATCH])
             with conn.cursor(row_factory=class_row(ReferralRow)) as cur:
-                cur.execute(UPSERT, upsert_params(records[i : i + UPSERT_BATCH]))
-                rows.extend(cur.fetchall())
+                cur.execute(UPSERT, params)
+                cur.execute(BY_IDS, {"ids": params["ids"]})
+                stored = {row.referral_id: row for row in cur.fetchall()}
             conn.commit()
+            rows.extend(stored[rid] for rid in params["ids"] if rid in stored)
     if len(rows) != len(records):
         raise RuntimeError(f"{len(rows)} of {len(records)} referrals stored")
     return rows
