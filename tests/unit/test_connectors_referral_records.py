@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import io
-import json
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import fastavro
 
 from connectors.referral_records import RANK, latest_per_referral, referral_event, upsert_params
-from loyalnest.schemas import schema_text
 from loyalnest.topics import REFERRAL_COMPLETED, REFERRAL_REVOKED
 from loyalty.referrals import Reason, Referral, Status, referral_id
+from tests.unit.avro_records import avro_round_trip
 
 AT = datetime(2026, 5, 1, tzinfo=UTC)
 MERCHANT = "0b7c6a1e-1111-4222-8333-444455556666"
@@ -37,16 +31,6 @@ def test_each_referrals_last_change_is_kept_in_arrival_order() -> None:
     assert params["statuses"] == ["blocked", "pending"]
     assert params["reasons"] == ["self_referral", None]
     assert params["ranks"] == [1, 0]
-
-
-def avro_round_trip(contract: str, record: dict[str, Any]) -> dict[str, Any]:
-    schema = fastavro.parse_schema(json.loads(schema_text(contract)))
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, schema, record)
-    out.seek(0)
-    read: dict[str, Any] = fastavro.schemaless_reader(out, schema, schema)  # type: ignore[assignment]
-    # uuid logical types read back as UUIDs: compare as the record gave them, text
-    return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in read.items()}
 
 
 def test_a_completion_and_a_revocation_are_events_that_fit_their_schemas() -> None:
