@@ -1,18 +1,19 @@
-"""`python -m api`: REST (uvicorn) and gRPC in one process and one event loop."""
+"""`python -m api`: REST (uvicorn) and gRPC in one process and one event loop (uvloop: its
+C event loop spends less CPU per request than asyncio's, with the HTTP parser in C as well)."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import sys
 
 import uvicorn
+import uvloop
 
 from api.app import create_app
 from api.context import ApiContext
 from api.grpc_service import create_server
-from api.request_limits import MAX_HEADER_BYTES
+from api.http_protocol import BoundedHeadProtocol
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.settings import Settings
 
@@ -27,10 +28,7 @@ async def serve(settings: Settings, secrets: Secrets) -> None:
             port=settings.api_http_port,
             log_level="warning",
             access_log=False,
-            # h11, with its limit on a request head still arriving set here rather than left to
-            # the library's default; RequestLimits refuses a complete head over the same size.
-            http="h11",
-            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            http=BoundedHeadProtocol,  # httptools, with a bound on a head still arriving
         )
     )
     await grpc_server.start()
@@ -54,7 +52,7 @@ def main() -> int:
     except SecretsError as exc:
         print(f"python -m api: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings, secrets))
+    uvloop.run(serve(settings, secrets))
     return 0
 
 

@@ -1,8 +1,8 @@
 """Request size limits for every HTTP endpoint, as one pure ASGI middleware.
 
 Headers: more than MAX_HEADER_BYTES in all (names and values) is 431 before the app runs.
-(uvicorn's h11 limit, set to the same size in api/__main__.py, only bounds a head that has not
-arrived whole yet, i.e. one trickled in; a head read in one go reaches us, and stops here.)
+(The HTTP protocol, api/http_protocol.py, bounds a head that has not arrived whole yet, i.e.
+one trickled in, to the same size; a head read in one go reaches us, and stops here.)
 
 Bodies: a declared Content-Length over the limit is answered 413 at once, before the app runs
 or a byte of the body is read; a body without one (chunked) is counted as it streams in, and
@@ -73,7 +73,7 @@ class RequestLimits:
 
 def _content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit():  # h11 refused any other form
+        if name == b"content-length" and value.isdigit():  # the parser refused any other form
             # Compared as text past 18 digits: int() refuses very long digit strings.
             return int(value) if len(value) <= 18 else 10**18
     return None

@@ -384,6 +384,64 @@ def test_request_headers_over_16_kib_are_refused(stack: ApiStack, client: httpx.
     assert response.status_code == 431
 
 
+def exchange_raw(stack: ApiStack, *parts: bytes) -> bytes:
+    """Send `parts` one by one on a fresh connection; everything the server says until it
+    closes the connection (a request's `Connection: close` or a refusal; else a 5 s timeout
+    fails the test)."""
+    with socket.create_connection(("127.0.0.1", stack.api.http_port), timeout=5) as sock:
+        for part in parts:
+            sock.sendall(part)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply
+
+
+def header_lines(total: int) -> list[bytes]:
+    line = b"X-Pad: " + b"x" * 1000 + b"\r\n"
+    return [line] * (total // len(line))
+
+
+def test_a_head_trickled_past_16_kib_is_431_before_it_ends(stack: ApiStack) -> None:
+    """The head never ends: the server refuses it once it has buffered 16 KiB of it. (The
+    last line sent is the one that passes 16 KiB: nothing is left unread when the server
+    closes, which would reset the connection instead.)"""
+    start = b"GET /health HTTP/1.1\r\nHost: api\r\n"
+    lines = header_lines(17_200)
+    assert len(start) + sum(map(len, lines[:-1])) < 16_384 < len(start) + sum(map(len, lines))
+
+    reply = exchange_raw(stack, start, *lines)
+
+    assert reply.startswith(b"HTTP/1.1 431 "), reply[:200]
+    assert reply.endswith(b"request headers larger than 16384 bytes")
+
+
+def test_a_head_trickled_under_16_kib_is_served(stack: ApiStack) -> None:
+    start = b"GET /health HTTP/1.1\r\nHost: api\r\nConnection: close\r\n"
+
+    reply = exchange_raw(stack, start, *header_lines(15_000), b"\r\n")
+
+    assert reply.startswith(b"HTTP/1.1 200 "), reply[:200]
+
+
+def test_requests_whose_bodies_pass_16_kib_in_one_read_are_served(stack: ApiStack) -> None:
+    """Two keep-alive requests in one send, each with a 60 KiB body: the bytes after a head
+    are not counted against it (each reply is the redemption's 400, not a 431)."""
+    body = json.dumps({**redemption_body(1), "points": "x" * 60_000}).encode()
+    head = (
+        "POST /v1/redemptions HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {stack.shop_a.token(SCOPE_REDEEM)}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+    )
+    first = (head + f"Idempotency-Key: {uuid.uuid4()}\r\n\r\n").encode() + body
+    last = (head + f"Idempotency-Key: {uuid.uuid4()}\r\nConnection: close\r\n\r\n").encode()
+
+    reply = exchange_raw(stack, first + last + body)
+
+    assert reply.count(b"HTTP/1.1 400 ") == 2, reply[:400]
+    assert b" 431 " not in reply
+
+
 # ---------------------------------------------------------------------------- locales
 
 
