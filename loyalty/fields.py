@@ -27,6 +27,9 @@ PREVIEW = 40
 _MONEY = re.compile(
     rf"[0-9]{{1,{MONEY_INTEGER_DIGITS}}}(?:\.[0-9]{{1,{MONEY_DECIMAL_PLACES}}})?", re.ASCII
 )
+# A money setting a merchant types (numeric(12, 2) columns): no leading zeros, ten digits before
+# the point, two after.
+SETTING_MONEY = re.compile(r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?", re.ASCII)
 _RATE = re.compile(rf"[0-9]{{1,5}}(?:\.[0-9]{{1,{RATE_DECIMAL_PLACES}}})?", re.ASCII)
 # Every shop's permanent domain: a handle of letters, digits and hyphens on myshopify.com.
 _SHOP = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\.myshopify\.com", re.ASCII)

@@ -13,19 +13,17 @@ Like the points terms (loyalty/policy.py), they are set per merchant in PostgreS
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 
 from loyalty.errors import InvalidEventError
-from loyalty.fields import preview
+from loyalty.fields import SETTING_MONEY, preview
 from loyalty.policy import parse_days
 
 MAX_REFERRAL_POINTS = 1_000_000
 MAX_REVIEW_DAYS = 365
 # The column is numeric(12, 2): ten digits before the point.
 MAX_MIN_SUBTOTAL = Decimal("9999999999.99")
-_MONEY = re.compile(r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,7 @@ def referral_points(text: str, name: str) -> int:
 
 def min_subtotal(text: str) -> Decimal:
     """The minimum qualifying subtotal, from a flag: a plain decimal, at most 2 places."""
-    if not _MONEY.fullmatch(text):
+    if not SETTING_MONEY.fullmatch(text):
         raise InvalidEventError(
             f"referral minimum subtotal must be a decimal from 0 to {MAX_MIN_SUBTOTAL} with at "
             f"most 2 decimal places, got {preview(text)}"

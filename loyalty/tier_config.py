@@ -16,11 +16,12 @@ invalid is refused with a message naming the field (`InvalidTiersError`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TypeVar
+
+from loyalty.fields import SETTING_MONEY
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -29,7 +30,6 @@ MAX_NAME = 40
 MAX_ENTRY_BONUS = 1_000_000
 MAX_MULTIPLIER = Decimal(10)
 MAX_THRESHOLD = Decimal("9999999999.99")
-_DECIMAL = re.compile(r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?", re.ASCII)
 
 
 class InvalidTiersError(ValueError):
@@ -154,7 +154,7 @@ def _decimal(value: object) -> Decimal | None:
         value = format(value, "f")
     if isinstance(value, float):  # a JSON number read as float: its shortest form
         value = repr(value)
-    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+    if not isinstance(value, str) or not SETTING_MONEY.fullmatch(value):
         return None
     return Decimal(value)
 
