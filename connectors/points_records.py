@@ -70,6 +70,8 @@ def ledger_document(entry: LedgerEntry, translations: Translations) -> dict[str,
         document["adjustment_id"] = entry.adjustment_id
         document["reason"] = entry.reason
         document["delta"] = entry.spendable_delta
+    if entry.multiplier is not None:  # the tier rate behind an order's points, as text
+        document["multiplier"] = str(entry.multiplier)
     return document
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage
@@ -49,6 +49,7 @@ from flows.common import (
     keyed_outputs,
     keyed_state,
     only,
+    pickled,
 )
 from loyalnest.settings import Settings
 from loyalnest.topics import (
@@ -96,18 +97,10 @@ ERRORS = Counter("referral_errors_total", "Messages sent to referral.dlq", ["ste
 DECIDED = Counter("referrals_total", "Referral changes decided", ["status"])
 
 
-def _pickled(state: Any) -> tuple[Any, ...]:
-    return (state,)
-
-
-def _unpickled(row: object) -> Any:
-    return cast(tuple[Any, ...], row)[0]
-
-
 # Each key holds its state pickled as it is (small dataclasses of plain values).
-ORDER_STATES: StateCodec[ReferralOrder] = StateCodec(_pickled, _unpickled)
-FRIEND_STATES: StateCodec[FriendState] = StateCodec(_pickled, _unpickled)
-CODE_STATES: StateCodec[CodeState] = StateCodec(_pickled, _unpickled)
+ORDER_STATES: StateCodec[ReferralOrder] = pickled()
+FRIEND_STATES: StateCodec[FriendState] = pickled()
+CODE_STATES: StateCodec[CodeState] = pickled()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import psycopg
@@ -19,12 +20,12 @@ from confluent_kafka import Producer
 from connectors.adjustments import BadAdjustmentError, adjustment_memo, adjustment_points
 from connectors.merchants import SettingsUpdate, merchant_by_shop, upsert_merchant
 from connectors.shopify import encode_body, kafka_headers, partition_key
-from loyalnest import points_adjust, rfm_settings, tokens
+from loyalnest import points_adjust, rfm_settings, tier_settings, tokens
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
-from loyalty import fields
+from loyalty import fields, tier_config
 from loyalty.errors import InvalidEventError
 from loyalty.fields import is_idempotency_key, is_locale, parse_id
 from loyalty.policy import (
@@ -41,6 +42,7 @@ from loyalty.referral_terms import (
     referral_points,
     review_days,
 )
+from loyalty.tier_config import InvalidTiersError
 
 T = TypeVar("T")
 MAX_WAIT = 600.0  # seconds `points adjust --wait` may wait for the decision
@@ -351,6 +353,18 @@ def parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds to wait for the points flow's decision (default 10)",
     )
+    tiers = commands.add_parser("tiers", help="VIP tiers")
+    tier_cmds = tiers.add_subparsers(dest="action", required=True)
+    set_cmd = tier_cmds.add_parser(
+        "set",
+        help="add a version of the merchant's tiers from a JSON file (prints JSON)",
+        description=f"{tier_settings.__doc__}\n{tier_config.__doc__}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    set_cmd.add_argument("--shop", type=shop_arg, required=True)
+    set_cmd.add_argument("--file", type=Path, required=True)
+    show = tier_cmds.add_parser("show", help="the merchant's latest tiers (prints JSON)")
+    show.add_argument("--shop", type=shop_arg, required=True)
     samples = commands.add_parser("sample-orders", help="produce sample Shopify orders to Kafka")
     samples.add_argument("--shop", default="demo.myshopify.com")
     samples.add_argument("--count", type=int, default=20)
@@ -385,6 +399,15 @@ def main(argv: list[str] | None = None) -> int:
                 settings, args.shop, rfm_settings.thresholds_of(args)
             )
         except (InvalidEventError, LookupError) as exc:
+            print(f"loyalnest: {exc}", file=sys.stderr)
+            return 2
+    elif args.command == "tiers":
+        try:
+            if args.action == "set":
+                result = tier_settings.set_tiers(settings, args.shop, args.file)
+            else:
+                result = tier_settings.show_tiers(settings, args.shop)
+        except (InvalidTiersError, LookupError) as exc:
             print(f"loyalnest: {exc}", file=sys.stderr)
             return 2
     elif args.command == "merchants":

@@ -5,8 +5,9 @@ what it reads into records. Every CLOCK_INTERVAL_SECONDS it takes `now` and
 
 - produces one `clock.tick` record to `clock.ticks`, for flows that age as a whole (RFM);
 - asks `point_balances` which customers are due (`due_at <= now`, written by the points flow
-  with every balance) and produces one `points.tick` command at `now` for each of them to
-  `points.commands`, keyed like every other command of that customer.
+  with every balance), and PostgreSQL `customer_tiers` which customers' tiers are (written by
+  the tiers flow), and produces one `points.tick` command at `now` for each of them to
+  `points.commands`, keyed like every other command of that customer. Both flows read it.
 
 The points flow then makes everything due up to `now` happen at its own due time, so the first
 tick after downtime expires points with their own dates, and a replay decides the same.
@@ -30,10 +31,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import psycopg
 from confluent_kafka import KafkaError, Message, Producer
+from psycopg.rows import dict_row
 from pymongo.database import Database
 
 from connectors.store import BALANCES
+from connectors.tier_records import DUE_TIERS
 from loyalnest.rounds import (
     Clock,
     TickProducer,
@@ -147,6 +151,24 @@ def due_documents(balances: Balances, now: datetime) -> Iterable[Mapping[str, An
     return balances.find({"due_at": {"$lte": now}}, DUE_FIELDS, batch_size=CURSOR_BATCH)
 
 
+DueSource = Callable[[datetime], Iterable[Mapping[str, Any]]]
+
+
+def due_tiers(postgres_url: str) -> DueSource:
+    """The customers whose tiers are due at `now`, read with a server-side cursor."""
+
+    def due(now: datetime) -> Iterable[Mapping[str, Any]]:
+        with (
+            psycopg.connect(postgres_url) as conn,
+            conn.cursor("due_tiers", row_factory=dict_row) as cur,
+        ):
+            cur.itersize = CURSOR_BATCH
+            cur.execute(DUE_TIERS, {"now": now})
+            yield from cur
+
+    return due
+
+
 class ClockJob:
     """Rounds of ticks: each takes its time from the caller, never from the wall clock."""
 
@@ -158,8 +180,10 @@ class ClockJob:
         commands_topic: str,
         ticks_topic: str,
         recent: RecentTicks | None = None,
+        tiers: DueSource | None = None,
     ) -> None:
         self.balances = balances
+        self.tiers = tiers
         self.producer = producer
         self.commands_topic = commands_topic
         self.ticks_topic = ticks_topic
@@ -169,7 +193,10 @@ class ClockJob:
 
     def run_round(self, now: datetime) -> Round:
         """One clock tick and a tick for every customer due at `now`, all acknowledged."""
-        return self.send(now, due_documents(self.balances, as_utc(now)))
+        documents = due_documents(self.balances, as_utc(now))
+        if self.tiers is not None:
+            documents = itertools.chain(documents, self.tiers(as_utc(now)))
+        return self.send(now, documents)
 
     def send(self, now: datetime, documents: Iterable[Mapping[str, Any]]) -> Round:
         """Tick `documents` (due balance documents) and the clock as of `now`; raise ClockError
@@ -264,6 +291,7 @@ def _clock_rounds(settings: Settings, db: Database[Any]) -> Callable[[datetime],
         kafka_producer(settings),
         commands_topic=settings.topic(POINTS_COMMANDS),
         ticks_topic=settings.topic(CLOCK_TICKS),
+        tiers=due_tiers(settings.postgres_url),
     )
     log.info("ticking every %ds", settings.clock_interval_seconds)
     return job.run_round

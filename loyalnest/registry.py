@@ -44,6 +44,8 @@ JOBS: tuple[RegisteredJob, ...] = (
     flow("customers", "flows.customers:flow()", 3),
     # Referrals: codes, claims and verdicts through their own logs; rewards to points.commands.
     flow("referrals", "flows.referrals:flow()", 4),
+    # VIP tiers: from order changes on points.commands; assignments and bonuses back to it.
+    flow("tiers", "flows.tiers:flow()", 5),
     # Time as data: a points.tick per due customer every CLOCK_INTERVAL_SECONDS. No health
     # check: a dead clock is restarted like any job, and its rounds are logged.
     RegisteredJob("clock", Kind.MODULE, "loyalnest.clock"),

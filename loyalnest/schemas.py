@@ -13,6 +13,7 @@ from loyalnest.topics import (
     REFERRAL_REVOKED,
     REWARD_REDEMPTION,
     RFM_UPDATED,
+    VIP_TIER_ASSIGNED,
 )
 
 AVRO_DIR = Path(__file__).resolve().parents[1] / "avro"
@@ -27,6 +28,7 @@ TOPIC_SCHEMAS: dict[str, str] = {
     REFERRAL_REVOKED: "referral_revoked.avsc",
     CUSTOMER_CREATED: "customer_created.avsc",
     CUSTOMER_UPDATED: "customer_updated.avsc",
+    VIP_TIER_ASSIGNED: "vip_tier_assigned.avsc",
 }
 
 

@@ -22,6 +22,8 @@ REFERRAL_FRIENDS = "referral.friends"
 REFERRAL_DLQ = "referral.dlq"
 REFERRAL_COMPLETED = "referral.completed"
 REFERRAL_REVOKED = "referral.revoked"
+VIP_TIER_ASSIGNED = "vip_tier.assigned"
+TIERS_DLQ = "tiers.dlq"
 CUSTOMER_CREATED = "customer.created"
 CUSTOMER_UPDATED = "customer.updated"
 
@@ -73,6 +75,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REFERRAL_DLQ, DEAD_LETTERS),
     TopicSpec(REFERRAL_COMPLETED),
     TopicSpec(REFERRAL_REVOKED),
+    TopicSpec(VIP_TIER_ASSIGNED),
+    TopicSpec(TIERS_DLQ, DEAD_LETTERS),
     TopicSpec(CUSTOMER_CREATED),
     TopicSpec(CUSTOMER_UPDATED),
 )

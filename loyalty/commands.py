@@ -10,26 +10,31 @@ tool; points are integers and times ISO-8601 UTC. Four types:
 - `points.redeem`: a redemption the API accepted.
 - `points.adjust`: a merchant's manual adjustment.
 - `points.tick`: the clock reaching a customer (see loyalnest/clock.py).
+- `points.tier`: the customer's VIP tier as the tiers flow assigned it, with the multiplier
+  the customer's later order earns get (see flows/tiers.py).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from loyalty import fields, json_input
-from loyalty.customers import MAX_ADJUSTMENT, Adjustment, Redemption, Tick
+from loyalty.customers import MAX_ADJUSTMENT, Adjustment, Redemption, Tick, TierChange
 from loyalty.errors import InvalidEventError
 from loyalty.i18n import TEXT_KEYS
 from loyalty.ledger import CHANGE_KINDS, ORDER_SOURCES, Kind, PointsChange, Source, Terms
 from loyalty.limits import MAX_INT64, MAX_POINTS, MAX_REWARD_ID, MAX_TEXT, MIN_INT64
 from loyalty.policy import DEFAULT_WARNING_DAYS, MAX_WARNING_DAYS, Expiry, days_in_range
+from loyalty.tier_config import InvalidTiersError, parse_multiplier
 
 CHANGE = "points.change"
 REDEEM = "points.redeem"
 ADJUST = "points.adjust"
 TICK = "points.tick"
+TIER = "points.tier"
 MAX_REASON = 200
 _CHANGE_KEY = re.compile(r"earn|cancel|refund:[1-9][0-9]{0,18}", re.ASCII)
 _SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9:._-]{0,199}", re.ASCII)
@@ -62,6 +67,8 @@ def encode_change(change: PointsChange) -> bytes:
         body["release_at"] = terms.release_at.isoformat() if terms.release_at else None
         body["expiry"] = str(terms.expiry)
         body["warning_days"] = terms.warning_days
+    if change.amount is not None:
+        body["amount"] = format(change.amount, "f")
     return _dump(body)
 
 
@@ -110,7 +117,21 @@ def encode_tick(tick: Tick) -> bytes:
     )
 
 
-Command = PointsChange | Redemption | Adjustment | Tick
+def encode_tier(change: TierChange) -> bytes:
+    return _dump(
+        {
+            "type": TIER,
+            "merchant_id": change.merchant_id,
+            "customer": change.customer,
+            "revision": change.revision,
+            "tier": change.tier,
+            "multiplier": str(change.multiplier),
+            "at": change.at.isoformat(),
+        }
+    )
+
+
+Command = PointsChange | Redemption | Adjustment | Tick | TierChange
 
 
 def decode_command(raw: bytes | None) -> Command:
@@ -125,6 +146,8 @@ def decode_command(raw: bytes | None) -> Command:
         return _redemption(body)
     if kind == ADJUST:
         return _adjustment(body)
+    if kind == TIER:
+        return _tier(body)
     if kind == TICK:
         return Tick(
             _uuid(body, "merchant_id"),
@@ -156,7 +179,36 @@ def _change(body: dict[str, Any]) -> PointsChange:
         refund_id=fields.identifier(body, "refund_id") if refund is not None else None,
         correlation_id=_correlation(body),
         terms=_terms(body),
+        amount=_amount(body, source),
     )
+
+
+def _tier(body: dict[str, Any]) -> TierChange:
+    revision = _int64(body, "revision")
+    if revision <= 0:
+        raise InvalidEventError(f"revision must be positive, got {revision}")
+    tier = body.get("tier")
+    if tier is not None:
+        tier = _text(body, "tier")
+    try:
+        multiplier = parse_multiplier(body.get("multiplier"))
+    except InvalidTiersError as e:
+        raise InvalidEventError(str(e)) from None
+    return TierChange(
+        merchant_id=_uuid(body, "merchant_id"),
+        customer=fields.identifier(body, "customer"),
+        revision=revision,
+        tier=tier,
+        multiplier=multiplier,
+        at=fields.required_time(body, "at"),
+    )
+
+
+def _amount(body: dict[str, Any], source: Source) -> Decimal | None:
+    amount = fields.optional_money(body, "amount")
+    if amount is not None and source not in ORDER_SOURCES:
+        raise InvalidEventError("amount is only for order changes")
+    return amount
 
 
 def _source(body: dict[str, Any]) -> tuple[Source, str, str | None]:

@@ -17,19 +17,26 @@ exactly, and a replay from offset 0 makes the same decisions. Nothing here reads
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 from loyalty import ids
 from loyalty.dedup import RecentIds
 from loyalty.errors import InvalidEventError
+from loyalty.exact import floor_div
 from loyalty.ledger import Kind, PointsChange, Source
 from loyalty.limits import MAX_INT64, MAX_POINTS, MIN_INT64
 from loyalty.lots import Held, Lots, expiry_warning_at, inactivity_due, lot_expiry
 from loyalty.policy import DEFAULT_WARNING_DAYS, NO_EXPIRY, Expiry
 
 MAX_ADJUSTMENT = 1_000_000
+ONE = Decimal(1)
+# How long an order earned under a tier multiplier remembers it, so that its refunds take back
+# multiplied points. Older ones are forgotten at the customer's next multiplied earn; a refund
+# of a forgotten order takes back the base points the order stage names.
+BOOST_MEMORY = timedelta(days=400)
 # What keeps a balance alive under inactivity expiry: points coming in or going out on purpose.
 ACTIVITY = frozenset({Kind.EARN, Kind.BONUS, Kind.ADJUST, Kind.RELEASE, Kind.SPEND})
 
@@ -83,6 +90,29 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class TierChange:
+    """The customer's VIP tier as the tiers flow assigned it: the multiplier order earns get
+    from here on in this customer's log. `revision` counts the customer's assignments, so a
+    re-sent older one (the tiers flow's replay) never undoes a newer one."""
+
+    merchant_id: str
+    customer: int
+    revision: int
+    tier: str | None
+    multiplier: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Boost:
+    """An order earned under a multiplier: the rate, and the base points not yet reversed."""
+
+    multiplier: Decimal
+    base: int
+    at: datetime
+
+
+@dataclass(frozen=True)
 class LedgerEntry:
     """One applied change: what moved, the balances after it, and its place in the sequence."""
 
@@ -107,6 +137,7 @@ class LedgerEntry:
     adjustment_id: str | None = None
     reason: str | None = None
     correlation_id: str | None = None
+    multiplier: Decimal | None = None  # an order earn or reversal under a tier multiplier
 
 
 @dataclass(frozen=True)
@@ -181,9 +212,15 @@ class CustomerState:
     held: dict[str, Held] | None = None  # pending points, by origin (None: none, the rule)
     lots: Lots = field(default_factory=Lots)
     recent: RecentIds = field(default_factory=RecentIds)
+    tier: TierChange | None = None  # the latest tier assignment applied
+    boosts: dict[int, Boost] | None = None  # multiplied orders, by order id (None: none)
+
+    @property
+    def multiplier(self) -> Decimal:
+        return ONE if self.tier is None else self.tier.multiplier
 
 
-CustomerInput = PointsChange | Redemption | Adjustment | Tick
+CustomerInput = PointsChange | Redemption | Adjustment | Tick | TierChange
 CustomerOutput = (
     LedgerEntry | RedemptionOutcome | AdjustmentOutcome | ExpiryWarning | BalanceSnapshot
 )
@@ -253,6 +290,8 @@ def apply_customer(
     before = _shown(c)
     if isinstance(item, Tick):
         _advance(run, item.at)
+    elif isinstance(item, TierChange):
+        _assign_tier(run, item)
     else:
         _apply_command(run, item)
     after = _shown(c)
@@ -282,6 +321,15 @@ def _apply_command(run: _Run, item: PointsChange | Redemption | Adjustment) -> N
         _credit_change(run, item)
 
 
+def _assign_tier(run: _Run, change: TierChange) -> None:
+    """A newer assignment replaces the multiplier; an older or repeated one changes nothing."""
+    c = run.state
+    if c.tier is not None and change.revision <= c.tier.revision:
+        return
+    _advance(run, change.at)
+    c.tier = change
+
+
 def _command_id(item: PointsChange | Adjustment) -> str:
     if isinstance(item, Adjustment):
         return str(ids.event_id(item.merchant_id, Source.ADJUSTMENT.value, item.adjustment_id))
@@ -306,39 +354,82 @@ def _credit_change(run: _Run, change: PointsChange) -> None:
     if change.kind == Kind.EARN:
         # The terms of the latest earn are the merchant's current ones: they apply from now on.
         c.expiry, c.warning_days = terms.expiry, terms.warning_days
-    c.lifetime_earned += change.points
+    points, multiplier = _boosted_earn(c, change)
+    c.lifetime_earned += points
     held = terms.release_at is not None and terms.release_at > (c.clock or change.at)
     if held:
         assert terms.release_at is not None
         pending = c.held if c.held is not None else {}
         c.held = pending
         pending[change.origin] = Held.add(
-            pending.get(change.origin), change.points, terms.release_at, change.at, terms.expiry
+            pending.get(change.origin), points, terms.release_at, change.at, terms.expiry
         )
     # An order's earn held pending says so; other sources keep their own description.
     text_key = "points.earned.pending" if held and change.source == Source.ORDER else None
     run.post(
         change.kind,
-        change.points,
+        points,
         text_key or change.text_key,
         change.at,
         change.source,
         change.source_id,
-        spendable=0 if held else change.points,
-        pending=change.points if held else 0,
+        spendable=0 if held else points,
+        pending=points if held else 0,
         event_id=change.event_id,
+        multiplier=multiplier,
         **_refs(change),
     )
     if not held:
-        c.lots.credit(c.balance - change.points, c.balance, lot_expiry(change.at, c.expiry))
+        c.lots.credit(c.balance - points, c.balance, lot_expiry(change.at, c.expiry))
+
+
+def _times(points: int, multiplier: Decimal) -> int:
+    """floor(points x multiplier), exactly: a tier never gives a fraction or rounds up."""
+    return floor_div(Decimal(points) * multiplier, ONE)
+
+
+def _boosted_earn(c: CustomerState, change: PointsChange) -> tuple[int, Decimal | None]:
+    """An order earn's points under the customer's tier multiplier (only order earns: bonuses
+    and adjustments never are), remembering the rate for the order's reversals."""
+    multiplier = c.multiplier
+    if change.source != Source.ORDER or change.order_id is None or multiplier == ONE:
+        return change.points, None
+    boosts = {
+        order_id: boost
+        for order_id, boost in (c.boosts or {}).items()
+        if boost.at + BOOST_MEMORY > change.at
+    }
+    boosts[change.order_id] = Boost(multiplier, change.points, change.at)
+    c.boosts = boosts
+    return _times(change.points, multiplier), multiplier
+
+
+def _boosted_reversal(c: CustomerState, change: PointsChange) -> tuple[int, Decimal | None]:
+    """A reversal of a multiplied order takes back multiplied points, cumulatively: the base
+    points left after it, multiplied, are what the order still gives, so partial refunds add
+    up to exactly a full one."""
+    boost = None
+    if c.boosts is not None and change.order_id is not None:
+        boost = c.boosts.get(change.order_id)
+    if boost is None or c.boosts is None or change.order_id is None:
+        return change.points, None
+    left = max(0, boost.base - change.points)
+    points = _times(boost.base, boost.multiplier) - _times(left, boost.multiplier)
+    if left:
+        c.boosts[change.order_id] = Boost(boost.multiplier, left, boost.at)
+    else:
+        del c.boosts[change.order_id]
+        c.boosts = c.boosts or None
+    return points, boost.multiplier
 
 
 def _reverse(run: _Run, change: PointsChange) -> None:
     """Pending points of the same origin go first: a refund before release never touches the
     spendable balance. What remains comes off the spendable balance, newest lots first."""
     c = run.state
+    points, multiplier = _boosted_reversal(c, change)
     held = c.held.get(change.origin) if c.held else None
-    from_pending = min(change.points, held.points) if held else 0
+    from_pending = min(points, held.points) if held else 0
     if held is not None and c.held is not None:
         rest = held.take(from_pending)
         if rest is None:
@@ -346,11 +437,11 @@ def _reverse(run: _Run, change: PointsChange) -> None:
             c.held = c.held or None
         else:
             c.held[change.origin] = rest
-    from_spendable = change.points - from_pending
-    c.lifetime_earned -= change.points
+    from_spendable = points - from_pending
+    c.lifetime_earned -= points
     run.post(
         Kind.REVERSE,
-        change.points,
+        points,
         change.text_key,
         change.at,
         change.source,
@@ -358,6 +449,7 @@ def _reverse(run: _Run, change: PointsChange) -> None:
         spendable=-from_spendable,
         pending=-from_pending,
         event_id=change.event_id,
+        multiplier=multiplier,
         **_refs(change),
     )
     c.lots.debit_newest(from_spendable, c.balance)

@@ -114,6 +114,9 @@ class PointsChange:
     refund_id: int | None = None
     correlation_id: str | None = None
     terms: Terms = Terms()
+    # Order changes: the money behind the points (the earn basis, a refund's basis, what a
+    # cancellation takes back), for the tiers' `amount_spent`. None on records written before.
+    amount: Decimal | None = None
 
     # Cached: both are read several times per change on the flow's hot path (uuid5 each).
     @cached_property
@@ -157,6 +160,9 @@ class OrderState:
     cancelled: bool = False
     skip_reason: SkipReason | None = None
     refunded: Decimal = ZERO
+    # The money the reversals sent so far took back (their `amount`s): a refund too small to
+    # reverse a point is carried by the next reversal, so the amounts add up exactly.
+    amount_reversed: Decimal = ZERO
     # Refunds by id in arrival order: (subtotal, tax) until reversed, then None, kept only to
     # recognize a redelivery. None until the first refund: most orders never get one.
     refunds: dict[int, tuple[Decimal, Decimal] | None] | None = None
@@ -195,7 +201,7 @@ def _on_order(order: OrderState, update: OrderUpdate, facts: OrderFacts) -> list
         order.skip_reason = reason
         return [Skipped(ids.normalize_shop(update.shop), update.order_id, reason)]
     order.basis, order.earned = basis, points
-    earn = _change(order, update, Kind.EARN, points, "earn", "points.earned.order")
+    earn = _change(order, update, Kind.EARN, points, "earn", "points.earned.order", basis)
     return [earn, *_reverse_refunds(order, update)]
 
 
@@ -217,7 +223,10 @@ def _on_cancel(order: OrderState, update: OrderUpdate) -> list[OrderOutput]:
     if remaining <= 0:
         return []
     order.reversed += remaining
-    return [_change(order, update, Kind.REVERSE, remaining, "cancel", "points.reversed.cancel")]
+    amount = _amount_reversed(order, order.basis)
+    return [
+        _change(order, update, Kind.REVERSE, remaining, "cancel", "points.reversed.cancel", amount)
+    ]
 
 
 def _on_refund(order: OrderState, update: OrderUpdate, refund: RefundFacts) -> list[OrderOutput]:
@@ -245,6 +254,7 @@ def _reverse_refunds(order: OrderState, update: OrderUpdate) -> list[OrderOutput
         delta = reversal_target(order.earned, order.basis, order.refunded) - order.reversed
         if delta > 0:
             order.reversed += delta
+            amount = _amount_reversed(order, min(order.refunded, order.basis))
             changes.append(
                 _change(
                     order,
@@ -253,10 +263,18 @@ def _reverse_refunds(order: OrderState, update: OrderUpdate) -> list[OrderOutput
                     delta,
                     f"refund:{refund_id}",
                     "points.reversed.refund",
+                    amount,
                     refund_id=refund_id,
                 )
             )
     return changes
+
+
+def _amount_reversed(order: OrderState, total: Decimal) -> Decimal:
+    """The money a reversal takes back: what `total` (all reversed so far, with it) adds."""
+    amount = max(EXACT.subtract(total, order.amount_reversed), ZERO)
+    order.amount_reversed = EXACT.add(order.amount_reversed, amount)
+    return amount
 
 
 def _change(
@@ -266,6 +284,7 @@ def _change(
     points: int,
     key: str,
     text_key: str,
+    amount: Decimal,
     refund_id: int | None = None,
 ) -> PointsChange:
     assert order.customer is not None  # only orders with a customer ever earn
@@ -290,6 +309,7 @@ def _change(
         refund_id=refund_id,
         correlation_id=update.correlation_id,
         terms=_terms(update) if kind == Kind.EARN else Terms(),
+        amount=amount,
     )
 
 

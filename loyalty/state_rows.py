@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from loyalty.customers import CustomerState
+from loyalty.customers import Boost, CustomerState, TierChange
 from loyalty.dedup import RecentIds
 from loyalty.ledger import OrderState, SkipReason
 from loyalty.lots import Held, Lot, Lots
@@ -30,6 +30,8 @@ ORDER_ROW_VERSION = 1
 CUSTOMER_ROW_VERSION = 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_ORDER_ROW_BEFORE_AMOUNTS = 9  # an order row's length before reversals carried amounts
+_ROW_BEFORE_TIERS = 18  # a customer row's length before the tier and the boosts were added
 # OrderState's two booleans, in one int.
 _TAXES_INCLUDED = 1
 _CANCELLED = 2
@@ -90,12 +92,15 @@ def order_row(state: OrderState) -> Row:
         skip,
         str(state.refunded),
         refunds,
+        str(state.amount_reversed),
     )
 
 
 def order_from_row(row: object) -> OrderState:
-    _, customer, flags, basis, earned, reversed_, skip, refunded, refunds = _check(
-        row, ORDER_ROW_VERSION, "order"
+    checked = _check(row, ORDER_ROW_VERSION, "order")
+    # Rows kept before reversals carried amounts end at the refunds: nothing was sent then.
+    _, customer, flags, basis, earned, reversed_, skip, refunded, refunds, amount_reversed = (
+        (*checked, "0") if len(checked) == _ORDER_ROW_BEFORE_AMOUNTS else checked
     )
     return OrderState(
         customer=customer,
@@ -107,6 +112,7 @@ def order_from_row(row: object) -> OrderState:
         skip_reason=None if skip is None else SkipReason(skip),
         refunded=Decimal(refunded),
         refunds=None if refunds is None else {r[0]: _refund_amounts(r) for r in refunds},
+        amount_reversed=Decimal(amount_reversed),
     )
 
 
@@ -145,7 +151,28 @@ def customer_row(state: CustomerState) -> Row:
         recent.days.tobytes(),
         recent.oldest_day,
         recent.horizon_day,
+        _tier_row(state.tier),
+        _boosts_row(state.boosts),
     )
+
+
+def _tier_row(tier: TierChange | None) -> Row | None:
+    if tier is None:
+        return None
+    return (
+        tier.merchant_id,
+        tier.customer,
+        tier.revision,
+        tier.tier,
+        str(tier.multiplier),
+        _micros(tier.at),
+    )
+
+
+def _boosts_row(boosts: dict[int, Boost] | None) -> Row | None:
+    if boosts is None:
+        return None
+    return tuple((i, str(b.multiplier), b.base, _micros(b.at)) for i, b in boosts.items())
 
 
 def customer_from_row(row: object) -> CustomerState:
@@ -168,7 +195,9 @@ def customer_from_row(row: object) -> CustomerState:
         days,
         oldest_day,
         horizon_day,
-    ) = _check(row, CUSTOMER_ROW_VERSION, "customer")
+        tier,
+        boosts,
+    ) = _with_tiers(_check(row, CUSTOMER_ROW_VERSION, "customer"))
     return CustomerState(
         balance=balance,
         pending=pending,
@@ -185,7 +214,24 @@ def customer_from_row(row: object) -> CustomerState:
         held=None if held is None else {h[0]: _held(h) for h in held},
         lots=Lots([Lot(_time(at), points, warned) for at, points, warned in lots]),
         recent=RecentIds(_array("Q", keys), _array("l", days), oldest_day, horizon_day),
+        tier=None if tier is None else _tier(tier),
+        boosts=None if boosts is None else {b[0]: _boost(b) for b in boosts},
     )
+
+
+def _with_tiers(row: Row) -> Row:
+    """Rows kept before tiers existed end without the tier and the boosts: they had none."""
+    return (*row, None, None) if len(row) == _ROW_BEFORE_TIERS else row
+
+
+def _tier(row: Row) -> TierChange:
+    merchant_id, customer, revision, name, multiplier, at = row
+    return TierChange(merchant_id, customer, revision, name, Decimal(multiplier), _time(at))
+
+
+def _boost(row: Row) -> Boost:
+    _, multiplier, base, at = row
+    return Boost(Decimal(multiplier), base, _time(at))
 
 
 def _held(row: Row) -> Held:

@@ -115,7 +115,7 @@ def _tier(item: object, i: int, metric: Metric) -> Tier:
     return Tier(
         name=name.strip(),
         threshold=_threshold(item.get("threshold"), f"{at}.threshold", metric),
-        multiplier=_multiplier(item.get("multiplier", "1"), f"{at}.multiplier"),
+        multiplier=parse_multiplier(item.get("multiplier", "1"), f"{at}.multiplier"),
         entry_bonus=_entry_bonus(item.get("entry_bonus", 0), f"{at}.entry_bonus"),
     )
 
@@ -131,7 +131,7 @@ def _threshold(value: object, at: str, metric: Metric) -> Decimal:
     return amount
 
 
-def _multiplier(value: object, at: str) -> Decimal:
+def parse_multiplier(value: object, at: str = "multiplier") -> Decimal:
     multiplier = _decimal(value)
     if multiplier is None or not 1 <= multiplier <= MAX_MULTIPLIER:
         raise InvalidTiersError(f'{at} must be a decimal from 1 to 10 such as "1.5"')
@@ -150,7 +150,9 @@ def _decimal(value: object) -> Decimal | None:
     """A decimal string or JSON number with at most 10 digits before the point and 2 after."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | Decimal):
+    if isinstance(value, int):
+        value = str(value)
+    if isinstance(value, Decimal):
         value = format(value, "f")
     if isinstance(value, float):  # a JSON number read as float: its shortest form
         value = repr(value)

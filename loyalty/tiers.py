@@ -48,7 +48,7 @@ def year_start(year: int) -> datetime:
 
 @dataclass(frozen=True)
 class OrderMetric:
-    at: datetime  # the order's time: what it counts towards
+    at: datetime  # when the order counts (its time, or its points' release): and where
     amount: Decimal  # net of reversals (never below zero)
 
 
@@ -109,17 +109,23 @@ def qualified(value: Decimal, tiers: Iterable[Tier]) -> int | None:
 
 
 def progress(metric: CustomerMetric, period: Period, as_of: datetime) -> Decimal:
-    """The metric in the current period as of `as_of`."""
+    """The metric in the current period as of `as_of`. An order dated later (pending points,
+    which count from their release) does not count yet."""
+    until = as_of + _INSTANT
     if period is Period.CALENDAR_YEAR:
-        return metric.between(year_start(as_of.year), year_start(as_of.year + 1))
+        return metric.between(year_start(as_of.year), until)
     if period is Period.ROLLING_12_MONTHS:
-        # Orders after the moment 12 months ago, up to and including `as_of`: an order stops
-        # counting exactly 12 months after it was placed.
-        return metric.between(months_later(as_of, -12) + _INSTANT, as_of + _INSTANT)
-    return metric.total()
+        # An order counts up to, not including, the same moment 12 months later (for one of
+        # 29 February, the 28th): exactly when `period_end` says it stops.
+        return sum(
+            (o.amount for o in metric.orders.values() if o.at <= as_of < months_later(o.at, 12)),
+            ZERO,
+        )
+    return metric.settled + metric.between(_BEGINNING, until)
 
 
 _INSTANT = timedelta(microseconds=1)
+_BEGINNING = datetime.min.replace(tzinfo=UTC)
 
 
 def held(metric: CustomerMetric, config: TierConfig, as_of: datetime) -> int | None:
@@ -151,14 +157,15 @@ def entry_bonuses(
     at: datetime,
 ) -> list[Tier]:
     """The tiers whose entry bonus a move from `previous` to `current` pays at `at`: every
-    tier above `previous` up to `current` with a bonus not already paid in its period."""
+    tier above `previous` up to `current` with a bonus not already paid in its period.
+    `paid`: when each tier's bonus was last paid, by its name casefolded (as tier ids are)."""
     if current is None or (previous is not None and current <= previous):
         return []
     start = 0 if previous is None else previous + 1
     return [
         tier
         for tier in config.tiers[start : current + 1]
-        if tier.entry_bonus > 0 and may_pay(config.period, paid.get(tier.name), at)
+        if tier.entry_bonus > 0 and may_pay(config.period, paid.get(tier.name.casefold()), at)
     ]
 
 

@@ -485,6 +485,7 @@ def test_refund_before_earn_is_reversed_right_after_the_earn() -> None:
         locale="en",
         at=AT,
         refund_id=5,
+        amount=Decimal("25.00"),
     )
 
 

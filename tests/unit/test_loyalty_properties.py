@@ -52,6 +52,7 @@ from loyalty.customers import (
     RedemptionStatus,
     Status,
     Tick,
+    TierChange,
     apply_customer,
     due_at,
     next_expiry,
@@ -797,7 +798,7 @@ def command_records(values: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
 def check_command(item: Command) -> None:
     assert is_id(item.customer)
     assert item.at.tzinfo is not None
-    if isinstance(item, Tick):
+    if isinstance(item, Tick | TierChange):
         assert item.merchant_id == str(uuid.UUID(item.merchant_id))
         return
     assert fields.is_locale(item.locale)
@@ -911,8 +912,8 @@ def id_of(item: Command) -> str | None:
         return item.redemption_id
     if isinstance(item, Adjustment):
         return str(ids.event_id(item.merchant_id, Source.ADJUSTMENT.value, item.adjustment_id))
-    if isinstance(item, Tick):
-        return None
+    if isinstance(item, Tick | TierChange):
+        return None  # a tier assignment is ordered by its revision instead
     return item.event_id
 
 

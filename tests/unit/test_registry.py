@@ -38,7 +38,7 @@ def test_every_flow_target_names_a_flow_factory(job: RegisteredJob) -> None:
     assert callable(getattr(importlib.import_module(module), factory))
 
 
-def test_the_registered_flows_are_points_order_archive_rfm_customers_and_referrals(
+def test_the_registered_flows_are_points_order_archive_rfm_customers_referrals_and_tiers(
     settings: Settings,
 ) -> None:
     assert [(job.name, job.target, job.port(settings)) for job in registry.flows()] == [
@@ -47,6 +47,7 @@ def test_the_registered_flows_are_points_order_archive_rfm_customers_and_referra
         ("rfm", "flows.rfm:flow()", 4002),
         ("customers", "flows.customers:flow()", 4003),
         ("referrals", "flows.referrals:flow()", 4004),
+        ("tiers", "flows.tiers:flow()", 4005),
     ]
 
 

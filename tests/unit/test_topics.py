@@ -16,6 +16,7 @@ from loyalnest.topics import (
     RFM_DLQ,
     SHOPIFY_ORDERS,
     SOURCE_RECORD_BYTES,
+    TIERS_DLQ,
     TOPICS,
 )
 
@@ -38,6 +39,7 @@ def test_every_flows_dead_letter_topic_is_specified() -> None:
         RFM_DLQ,
         CUSTOMERS_DLQ,
         REFERRAL_DLQ,
+        TIERS_DLQ,
     }
 
 

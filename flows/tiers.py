@@ -1,0 +1,230 @@
+"""The tiers flow: customers' VIP tiers from their order changes, under each merchant's tiers.
+
+    points.commands ─ decode (order changes, ticks; the rest is not ours) ─ key merchant:customer
+        ─ tier-state ─┬─> points.tier and entry bonuses: points.commands
+                      ├─> vip_tier.assigned (Avro)
+                      └─> PostgreSQL customer_tiers (the API's read model; due_at for the clock)
+    (anything unusable ─> tiers.dlq)
+
+It reads the same log the points flow's customer stage applies, so it sees each customer's
+order earns and reversals (base points, before any multiplier, and their amounts) in the order
+they were applied, and the clock's ticks. What it sends back travels on that log too: the
+customer stage applies a tier's multiplier to the order earns after the assignment in its log,
+so a replay applies exactly the same multipliers. Its own records (tier assignments, bonuses)
+are not order changes: it never counts them, so a tier cannot feed its own progress.
+
+The rules are `loyalty/tier_customers.py`; the configuration in force at each input's time
+comes from `connectors/tier_configs.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaSinkMessage
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.outputs import Sink
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from prometheus_client import Counter
+
+from connectors.avro import AvroEncoder, Encoder
+from connectors.kafka import SinkMessage, SourceItem, SourceMessage
+from connectors.kafka import source as kafka_source
+from connectors.tier_configs import postgres_history
+from connectors.tier_records import tier_event
+from flows.common import (
+    Rejected,
+    StateCodec,
+    dead_letters_out,
+    guarded_decode,
+    guarded_state,
+    keyed_outputs,
+    keyed_state,
+    only,
+    pickled,
+)
+from loyalnest.settings import Settings
+from loyalnest.topics import POINTS_COMMANDS, TIERS_DLQ, VIP_TIER_ASSIGNED
+from loyalty.commands import customer_key, decode_command, encode_change, encode_tier
+from loyalty.customers import Tick
+from loyalty.ledger import ORDER_SOURCES, Kind, PointsChange
+from loyalty.tier_config import TierConfig
+from loyalty.tier_customers import (
+    OrderCount,
+    TierCustomer,
+    TierInput,
+    TierMove,
+    TierSnapshot,
+    TierTick,
+    apply_tiers,
+)
+from sinks.kafka import ReliableKafkaSink, dead_letter_sink
+from sinks.tiers import CustomerTiersSink
+
+log = logging.getLogger("loyalnest.flows.tiers")
+
+FLOW = "tiers"
+ERRORS = Counter("tier_errors_total", "Messages sent to tiers.dlq", ["step"])
+MOVES = Counter("tier_moves_total", "Customers' tier changes", ["direction"])
+ZERO = Decimal(0)
+# Only these command types can concern tiers; the others are skipped before parsing.
+_OURS = (b'"type":"points.change"', b'"type":"points.tick"')
+
+ConfigAt = Callable[[str, datetime], TierConfig | None]
+
+
+STATES: StateCodec[TierCustomer] = pickled()  # a few orders' worth of plain values
+
+
+@dataclass(frozen=True)
+class Keyed:
+    message: SourceMessage
+    item: TierInput
+    config: TierConfig | None  # the merchant's tiers in force at the input's time
+    key: str  # merchant:customer
+
+
+@dataclass(frozen=True)
+class ToPoints:
+    message: SinkMessage
+
+
+@dataclass(frozen=True)
+class Event:
+    message: SinkMessage
+    up: bool
+
+
+def tier_input(raw: bytes | None) -> TierInput | None:
+    """What a points.commands record means to tiers: an order change, a tick, or nothing."""
+    if raw is None or not any(kind in raw for kind in _OURS):
+        return None
+    command = decode_command(raw)
+    if isinstance(command, Tick):
+        return TierTick(command.merchant_id, command.customer, command.at)
+    if not isinstance(command, PointsChange) or command.source not in ORDER_SOURCES:
+        return None  # bonuses, referral rewards, pending releases: never counted
+    assert command.order_id is not None  # order sources always name their order
+    sign = 1 if command.kind is Kind.EARN else -1
+    release = command.terms.release_at
+    return OrderCount(
+        shop=command.shop,
+        customer=command.customer,
+        order_id=command.order_id,
+        at=command.at,
+        counts_from=release if release is not None and release > command.at else command.at,
+        points=sign * command.points,
+        amount=sign * (command.amount or ZERO),
+        locale=command.locale,
+    )
+
+
+def decoder(config_at: ConfigAt) -> Callable[[SourceMessage], Keyed | None]:
+    def decode(message: SourceMessage) -> Keyed | None:
+        item = tier_input(message.value)
+        if item is None:
+            return None
+        config = config_at(item.merchant_id, item.at)
+        return Keyed(message, item, config, f"{item.merchant_id}:{item.customer}")
+
+    return decode
+
+
+@dataclass(frozen=True)
+class EventEncoding:
+    encoder: Encoder
+    topic: str
+
+    def message(self, move: TierMove) -> Event:
+        value = self.encoder(tier_event(move))
+        key = customer_key(move.merchant_id, move.customer)
+        return Event(KafkaSinkMessage(key=key, value=value, topic=self.topic), move.up)
+
+
+Output = ToPoints | Event | TierSnapshot
+
+
+def outputs_of(items: list[Any], events: EventEncoding) -> list[Output]:
+    """Each decision as the records it makes, all encoded before the state is kept."""
+    out: list[Output] = []
+    for item in items:
+        if isinstance(item, TierMove):
+            key = customer_key(item.merchant_id, item.customer)
+            out.append(ToPoints(KafkaSinkMessage(key=key, value=encode_tier(item.change()))))
+            out.append(events.message(item))
+        elif isinstance(item, PointsChange):
+            key = customer_key(item.merchant_id, item.customer)
+            out.append(ToPoints(KafkaSinkMessage(key=key, value=encode_change(item))))
+        else:
+            out.append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class TierSinks:
+    points: Sink[SinkMessage]
+    events: Sink[SinkMessage]
+    tiers: Sink[TierSnapshot]
+    dead_letters: Sink[SinkMessage]
+
+
+def build(
+    commands: Source[SourceItem], sinks: TierSinks, config_at: ConfigAt, events: EventEncoding
+) -> Dataflow:
+    flow = Dataflow(FLOW)
+    decoded = op.map(
+        "decode",
+        op.input("commands-in", flow, commands),
+        guarded_decode("decode", decoder(config_at)),
+    )
+    keyed = op.key_on("key", op.filter_map("ours", decoded, only(Keyed)), lambda k: k.key)
+
+    def step(state: TierCustomer | None, k: Keyed) -> tuple[TierCustomer | None, list[Output]]:
+        new_state, items = apply_tiers(state, k.item, k.config)
+        return new_state, outputs_of(list(items), events)
+
+    state = guarded_state("tier-state", step, lambda k: k.message)
+    out = op.flat_map(
+        "tier-outputs", keyed_state("tier-state", keyed, state, STATES), keyed_outputs
+    )
+    to_points = op.filter_map("to-points", out, only(ToPoints))
+    op.output("points-out", op.map("point-messages", to_points, lambda t: t.message), sinks.points)
+    moved = op.filter_map("moves", out, only(Event))
+    op.inspect("count-moves", moved, lambda _s, e: MOVES.labels("up" if e.up else "down").inc())
+    op.output("events-out", op.map("event-messages", moved, lambda e: e.message), sinks.events)
+    op.output("tiers-out", op.filter_map("snapshots", out, only(TierSnapshot)), sinks.tiers)
+    dead_letters_out(
+        FLOW, sinks.dead_letters, count_rejected, [("commands", decoded), ("tier-state", out)]
+    )
+    return flow
+
+
+def count_rejected(rejected: Rejected) -> None:
+    ERRORS.labels(rejected.step).inc()
+
+
+def flow() -> Dataflow:
+    """Production wiring, for `python -m bytewax.run "flows.tiers:flow()"`."""
+    settings = Settings()
+    brokers = settings.kafka_brokers
+    registry = SchemaRegistryClient({"url": settings.schema_registry_url})
+    topic = settings.topic(VIP_TIER_ASSIGNED)
+    history = postgres_history(settings.postgres_url)
+    return build(
+        kafka_source(brokers, [settings.topic(POINTS_COMMANDS)]),
+        TierSinks(
+            points=ReliableKafkaSink(brokers, settings.topic(POINTS_COMMANDS)),
+            events=ReliableKafkaSink(brokers),
+            tiers=CustomerTiersSink(settings.postgres_url),
+            dead_letters=dead_letter_sink(brokers, settings.topic(TIERS_DLQ)),
+        ),
+        history.config_at,
+        EventEncoding(AvroEncoder.registered(registry, VIP_TIER_ASSIGNED, topic), topic),
+    )
