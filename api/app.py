@@ -27,6 +27,13 @@ from api.referrals import (
 from api.request_limits import RequestLimits
 from api.request_values import BadValueError
 from api.rfm import get_customer_rfm, get_segments
+from api.tiers import (
+    get_customer_tier,
+    get_tier_counts,
+    get_tiers,
+    preview_tiers,
+    put_tiers,
+)
 from api.webhooks import shopify_webhook
 from loyalnest.app_secrets import load_secrets
 from loyalnest.settings import Settings
@@ -45,6 +52,11 @@ ROUTES = [
     Route("/v1/referrals/codes/{code}", get_referral_code, methods=["GET"]),
     Route("/v1/referrals/{referral_id}", get_referral, methods=["GET"]),
     Route("/v1/customers/{customer_id}/referrals", get_advocate_referrals, methods=["GET"]),
+    Route("/v1/tiers", get_tiers, methods=["GET"]),
+    Route("/v1/tiers", put_tiers, methods=["PUT"]),
+    Route("/v1/tiers/counts", get_tier_counts, methods=["GET"]),
+    Route("/v1/tiers/preview", preview_tiers, methods=["POST"]),
+    Route("/v1/customers/{customer_id}/tier", get_customer_tier, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -32,6 +32,8 @@ from connectors.referral_links import LinkStore, PooledLinks
 from connectors.referral_records import PooledReferrals, ReferralReads
 from connectors.rfm_records import StoredPicture, stored_picture
 from connectors.store import RFM_MERCHANTS, TRANSLATIONS, merged
+from connectors.tier_configs import TierVersion
+from connectors.tier_reads import PooledTiers, TierStore
 from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
 from loyalty.i18n import DEFAULT_LOCALE
@@ -86,6 +88,20 @@ class ApiContext:
 
         return ExpiringCache(
             load, self.settings.merchant_cache_entries, self.settings.rfm_picture_seconds
+        )
+
+    @cached_property
+    def tiers(self) -> TierStore:
+        """VIP tiers in PostgreSQL: versions, customers' stored tiers, counts."""
+        return PooledTiers(self.pool)
+
+    @cached_property
+    def tier_versions(self) -> ExpiringCache[list[TierVersion]]:
+        """Merchants' tier versions, each read at most once per TIER_CONFIG_SECONDS."""
+        return ExpiringCache(
+            self.tiers.versions,
+            self.settings.merchant_cache_entries,
+            self.settings.tier_config_seconds,
         )
 
     @cached_property

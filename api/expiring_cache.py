@@ -52,6 +52,10 @@ class ExpiringCache(Generic[V]):
         # shield: one caller giving up (a dropped connection) must not cancel the others' lookup
         return await asyncio.shield(lookup)
 
+    def forget(self, key: str) -> None:
+        """The next get loads again (this process changed the value)."""
+        self._entries.pop(key, None)
+
     async def _refresh(self, key: str) -> V:
         value = await self._load(key)
         self._entries[key] = (self._clock() + self._ttl, value)

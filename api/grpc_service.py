@@ -13,6 +13,7 @@ from api.context import ApiContext
 from api.grpc_calls import RpcError, answer, caller, customer_arg, own_merchant
 from api.grpc_referrals import REFERRAL_SERVICE, add_referral_services
 from api.grpc_rfm import RFM_SERVICES, add_rfm_services
+from api.grpc_tiers import TIERS_SERVICE, add_tier_services
 from api.request_limits import DEFAULT_LIMIT
 from api.request_values import BadValueError, requested_locale
 from loyalnest.tokens import SCOPE_VIEW
@@ -76,9 +77,10 @@ async def create_server(ctx: ApiContext, host: str, port: int) -> grpc.aio.Serve
     )
     add_rfm_services(ctx, server)
     add_referral_services(ctx, server)
+    add_tier_services(ctx, server)
     checker = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    for name in ("", SERVICE, *RFM_SERVICES, REFERRAL_SERVICE):
+    for name in ("", SERVICE, *RFM_SERVICES, REFERRAL_SERVICE, TIERS_SERVICE):
         await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     server.add_insecure_port(f"{host}:{port}")
     return server

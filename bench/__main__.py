@@ -26,6 +26,7 @@ from bench import (
     sink,
     state,
     sweep,
+    tiers,
 )
 from bench.report import Targets
 from loyalnest.settings import Settings
@@ -47,6 +48,7 @@ BENCHMARKS = {
     "rfm-api": "rfm_api",
     "referrals": "referral_flow",
     "referral-api": "referral_api",
+    "tiers": "vip_tiers",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
@@ -62,6 +64,7 @@ TARGETS: dict[str, Targets] = {
     "rfm_api": rfm_api.TARGETS,
     "referral_flow": referral_flow.TARGETS,
     "referral_api": referral_api.TARGETS,
+    "vip_tiers": tiers.TARGETS,
 }
 
 
@@ -153,6 +156,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="referral-api: requests of each call after the codes' creation",
     )
     parser.add_argument("--referral-api-connections", type=count, default=32)
+    parser.add_argument("--tier-orders", type=count, default=100_000, help="tiers: orders")
+    parser.add_argument(
+        "--tier-customers", type=count, default=100_000, help="tiers: stored customers"
+    )
+    parser.add_argument(
+        "--tier-requests", type=count, default=20_000, help="tiers: tier reads of each run"
+    )
     args = parser.parse_args(argv)
     if args.rfm_orders_per_customer < 1:
         parser.error("--rfm-orders-per-customer must be at least 1")
@@ -203,6 +213,9 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
             args.referral_api_referrals,
             args.referral_api_requests,
             args.referral_api_connections,
+        ),
+        "vip_tiers": lambda: tiers.measure(
+            settings, args.tier_orders, args.tier_customers, args.tier_requests
         ),
     }
 

@@ -72,28 +72,35 @@ def save_tiers(conn: psycopg.Connection[Any], merchant_id: str, config: TierConf
         cur.execute(LOCK_MERCHANT, {"merchant": merchant_id})
         if cur.fetchone() is None:
             raise UnknownMerchantError(f"no merchant {merchant_id}")
-        params = {
-            "merchant": merchant_id,
-            "metric": config.metric.value,
-            "period": config.period.value,
-            "after": EFFECTIVE_AFTER,
-        }
-        cur.execute(ADD_PROGRAM, params)
+        cur.execute(ADD_PROGRAM, program_params(merchant_id, config))
         row = cur.fetchone()
         assert row is not None
         version, effective_at = row
-        for position, item in enumerate(config.document()["tiers"]):
-            cur.execute(
-                ADD_TIER,
-                {
-                    "merchant": merchant_id,
-                    "version": version,
-                    "position": position,
-                    "tier_id": tier_id(merchant_id, item["name"]),
-                    "config": json.dumps(item),
-                },
-            )
+        cur.executemany(ADD_TIER, tier_params(merchant_id, version, config))
     return TierVersion(version, effective_at, config)
+
+
+def program_params(merchant_id: str, config: TierConfig) -> dict[str, Any]:
+    return {
+        "merchant": merchant_id,
+        "metric": config.metric.value,
+        "period": config.period.value,
+        "after": EFFECTIVE_AFTER,
+    }
+
+
+def tier_params(merchant_id: str, version: int, config: TierConfig) -> list[dict[str, Any]]:
+    """The version's `vip_tiers` rows, lowest threshold first."""
+    return [
+        {
+            "merchant": merchant_id,
+            "version": version,
+            "position": position,
+            "tier_id": tier_id(merchant_id, item["name"]),
+            "config": json.dumps(item),
+        }
+        for position, item in enumerate(config.document()["tiers"])
+    ]
 
 
 def load_versions(

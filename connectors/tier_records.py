@@ -3,17 +3,22 @@
 is what the API computes a customer's status from.
 
 The metric document, per metric (`points`, `spent`): the lifetime sum of orders no period
-counts any more, and each recent order as [order id, ISO time it counts from, amount].
+counts any more, and each recent order as [order id, ISO time it counts from, amount]; and
+`paid`: when each tier's entry bonus was last paid, by the tier's name casefolded.
+
+The merchant's counts: PostgreSQL `vip_tier_counts`, one row per merchant, newest first.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from loyalty import ids
+from loyalty.tier_counts import CountsSnapshot
 from loyalty.tier_customers import TierMove, TierSnapshot, tier_id
 from loyalty.tiers import CustomerMetric, OrderMetric
 
@@ -38,8 +43,14 @@ def tier_event(move: TierMove) -> dict[str, Any]:
     }
 
 
-def metric_document(points: CustomerMetric, spent: CustomerMetric) -> dict[str, Any]:
-    return {"points": _metric(points), "spent": _metric(spent)}
+def metric_document(
+    points: CustomerMetric, spent: CustomerMetric, paid: Mapping[str, datetime]
+) -> dict[str, Any]:
+    return {
+        "points": _metric(points),
+        "spent": _metric(spent),
+        "paid": {name: at.isoformat() for name, at in paid.items()},
+    }
 
 
 def _metric(metric: CustomerMetric) -> dict[str, Any]:
@@ -54,6 +65,10 @@ def _metric(metric: CustomerMetric) -> dict[str, Any]:
 
 def metrics_from_document(document: dict[str, Any]) -> tuple[CustomerMetric, CustomerMetric]:
     return _from(document["points"]), _from(document["spent"])
+
+
+def paid_from_document(document: dict[str, Any]) -> dict[str, datetime]:
+    return {name: datetime.fromisoformat(at) for name, at in document["paid"].items()}
 
 
 def _from(document: dict[str, Any]) -> CustomerMetric:
@@ -99,7 +114,31 @@ def upsert_params(snapshots: list[TierSnapshot]) -> dict[str, list[Any]]:
         "customers": [s.customer for s in snapshots],
         "tiers": [s.tier for s in snapshots],
         "revisions": [s.revision for s in snapshots],
-        "metrics": [json.dumps(metric_document(s.points, s.spent)) for s in snapshots],
+        "metrics": [json.dumps(metric_document(s.points, s.spent, s.paid)) for s in snapshots],
         "updated": [s.updated_at for s in snapshots],
         "due": [s.due_at for s in snapshots],
     }
+
+
+UPSERT_TIER_COUNTS = """
+INSERT INTO vip_tier_counts (merchant_id, counts, customers, updated_at)
+SELECT * FROM unnest(
+    %(merchants)s::uuid[], %(counts)s::jsonb[], %(customers)s::int[], %(updated)s::timestamptz[])
+ON CONFLICT (merchant_id) DO UPDATE SET
+    counts = EXCLUDED.counts, customers = EXCLUDED.customers, updated_at = EXCLUDED.updated_at
+WHERE vip_tier_counts.updated_at <= EXCLUDED.updated_at
+"""
+
+
+def counts_params(snapshots: list[CountsSnapshot]) -> dict[str, list[Any]]:
+    latest = list({s.merchant_id: s for s in snapshots}.values())
+    return {
+        "merchants": [s.merchant_id for s in latest],
+        "counts": [json.dumps(dict(s.counts)) for s in latest],
+        "customers": [s.customers for s in latest],
+        "updated": [s.updated_at for s in latest],
+    }
+
+
+def customer_tier_params(snapshots: list[TierSnapshot]) -> dict[str, list[Any]]:
+    return upsert_params(latest_per_customer(snapshots))

@@ -3,7 +3,8 @@
     points.commands ─ decode (order changes, ticks; the rest is not ours) ─ key merchant:customer
         ─ tier-state ─┬─> points.tier and entry bonuses: points.commands
                       ├─> vip_tier.assigned (Avro)
-                      └─> PostgreSQL customer_tiers (the API's read model; due_at for the clock)
+                      ├─> PostgreSQL customer_tiers (the API's read model; due_at for the clock)
+                      └─ moves ─ key merchant ─ count-state ─> PostgreSQL vip_tier_counts
     (anything unusable ─> tiers.dlq)
 
 It reads the same log the points flow's customer stage applies, so it sees each customer's
@@ -56,7 +57,9 @@ from loyalty.commands import customer_key, decode_command, encode_change, encode
 from loyalty.customers import Tick
 from loyalty.ledger import ORDER_SOURCES, Kind, PointsChange
 from loyalty.tier_config import TierConfig
+from loyalty.tier_counts import CountsSnapshot, TierCounts, apply_count
 from loyalty.tier_customers import (
+    CountChange,
     OrderCount,
     TierCustomer,
     TierInput,
@@ -66,13 +69,15 @@ from loyalty.tier_customers import (
     apply_tiers,
 )
 from sinks.kafka import ReliableKafkaSink, dead_letter_sink
-from sinks.tiers import CustomerTiersSink
+from sinks.tiers import customer_tiers_sink, tier_counts_sink
 
 log = logging.getLogger("loyalnest.flows.tiers")
 
 FLOW = "tiers"
 ERRORS = Counter("tier_errors_total", "Messages sent to tiers.dlq", ["step"])
 MOVES = Counter("tier_moves_total", "Customers' tier changes", ["direction"])
+COUNTED = Counter("tier_inputs_total", "Order changes and ticks read", ["kind"])
+BONUSES = Counter("tier_entry_bonuses_total", "Entry bonus commands sent")
 ZERO = Decimal(0)
 # Only these command types can concern tiers; the others are skipped before parsing.
 _OURS = (b'"type":"points.change"', b'"type":"points.tick"')
@@ -81,19 +86,20 @@ ConfigAt = Callable[[str, datetime], TierConfig | None]
 
 
 STATES: StateCodec[TierCustomer] = pickled()  # a few orders' worth of plain values
+COUNTS: StateCodec[TierCounts] = pickled()  # a count per tier name
 
 
 @dataclass(frozen=True)
 class Keyed:
     message: SourceMessage
     item: TierInput
-    config: TierConfig | None  # the merchant's tiers in force at the input's time
     key: str  # merchant:customer
 
 
 @dataclass(frozen=True)
 class ToPoints:
     message: SinkMessage
+    bonus: bool = False  # an entry bonus (else a tier assignment)
 
 
 @dataclass(frozen=True)
@@ -123,18 +129,15 @@ def tier_input(raw: bytes | None) -> TierInput | None:
         points=sign * command.points,
         amount=sign * (command.amount or ZERO),
         locale=command.locale,
+        event_id=command.event_id,
     )
 
 
-def decoder(config_at: ConfigAt) -> Callable[[SourceMessage], Keyed | None]:
-    def decode(message: SourceMessage) -> Keyed | None:
-        item = tier_input(message.value)
-        if item is None:
-            return None
-        config = config_at(item.merchant_id, item.at)
-        return Keyed(message, item, config, f"{item.merchant_id}:{item.customer}")
-
-    return decode
+def decode(message: SourceMessage) -> Keyed | None:
+    item = tier_input(message.value)
+    if item is None:
+        return None
+    return Keyed(message, item, f"{item.merchant_id}:{item.customer}")
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class EventEncoding:
         return Event(KafkaSinkMessage(key=key, value=value, topic=self.topic), move.up)
 
 
-Output = ToPoints | Event | TierSnapshot
+Output = ToPoints | Event | TierSnapshot | CountChange
 
 
 def outputs_of(items: list[Any], events: EventEncoding) -> list[Output]:
@@ -161,7 +164,7 @@ def outputs_of(items: list[Any], events: EventEncoding) -> list[Output]:
             out.append(events.message(item))
         elif isinstance(item, PointsChange):
             key = customer_key(item.merchant_id, item.customer)
-            out.append(ToPoints(KafkaSinkMessage(key=key, value=encode_change(item))))
+            out.append(ToPoints(KafkaSinkMessage(key=key, value=encode_change(item)), bonus=True))
         else:
             out.append(item)
     return out
@@ -172,6 +175,7 @@ class TierSinks:
     points: Sink[SinkMessage]
     events: Sink[SinkMessage]
     tiers: Sink[TierSnapshot]
+    counts: Sink[CountsSnapshot]
     dead_letters: Sink[SinkMessage]
 
 
@@ -182,12 +186,19 @@ def build(
     decoded = op.map(
         "decode",
         op.input("commands-in", flow, commands),
-        guarded_decode("decode", decoder(config_at)),
+        guarded_decode("decode", decode),
     )
-    keyed = op.key_on("key", op.filter_map("ours", decoded, only(Keyed)), lambda k: k.key)
+    ours = op.filter_map("ours", decoded, only(Keyed))
+    op.inspect("count-inputs", ours, lambda _s, k: COUNTED.labels(_kind(k.item)).inc())
+    keyed = op.key_on("key", ours, lambda k: k.key)
 
     def step(state: TierCustomer | None, k: Keyed) -> tuple[TierCustomer | None, list[Output]]:
-        new_state, items = apply_tiers(state, k.item, k.config)
+        # The configuration in force when the customer's clock says it is: the latest time
+        # their log carried, so an input stamped earlier than one before it is decided under
+        # the configuration the customer is already under.
+        at = k.item.at if state is None or state.clock is None else max(k.item.at, state.clock)
+        config = config_at(k.item.merchant_id, at)
+        new_state, items = apply_tiers(state, k.item, config)
         return new_state, outputs_of(list(items), events)
 
     state = guarded_state("tier-state", step, lambda k: k.message)
@@ -195,15 +206,39 @@ def build(
         "tier-outputs", keyed_state("tier-state", keyed, state, STATES), keyed_outputs
     )
     to_points = op.filter_map("to-points", out, only(ToPoints))
+    op.inspect("count-bonuses", to_points, lambda _s, t: BONUSES.inc() if t.bonus else None)
     op.output("points-out", op.map("point-messages", to_points, lambda t: t.message), sinks.points)
     moved = op.filter_map("moves", out, only(Event))
     op.inspect("count-moves", moved, lambda _s, e: MOVES.labels("up" if e.up else "down").inc())
     op.output("events-out", op.map("event-messages", moved, lambda e: e.message), sinks.events)
     op.output("tiers-out", op.filter_map("snapshots", out, only(TierSnapshot)), sinks.tiers)
+    changes = op.key_on(
+        "key-merchant", op.filter_map("count-changes", out, only(CountChange)), merchant_of
+    )
+    counted = op.flat_map(
+        "count-outputs",
+        keyed_state("count-state", changes, count_step, COUNTS),
+        keyed_outputs,
+    )
+    op.output("counts-out", counted, sinks.counts)
     dead_letters_out(
         FLOW, sinks.dead_letters, count_rejected, [("commands", decoded), ("tier-state", out)]
     )
     return flow
+
+
+def _kind(item: TierInput) -> str:
+    return "tick" if isinstance(item, TierTick) else "order_change"
+
+
+def merchant_of(change: CountChange) -> str:
+    return change.merchant_id
+
+
+def count_step(
+    state: TierCounts | None, change: CountChange
+) -> tuple[TierCounts | None, list[CountsSnapshot]]:
+    return apply_count(state, change)
 
 
 def count_rejected(rejected: Rejected) -> None:
@@ -222,7 +257,8 @@ def flow() -> Dataflow:
         TierSinks(
             points=ReliableKafkaSink(brokers, settings.topic(POINTS_COMMANDS)),
             events=ReliableKafkaSink(brokers),
-            tiers=CustomerTiersSink(settings.postgres_url),
+            tiers=customer_tiers_sink(settings.postgres_url),
+            counts=tier_counts_sink(settings.postgres_url),
             dead_letters=dead_letter_sink(brokers, settings.topic(TIERS_DLQ)),
         ),
         history.config_at,

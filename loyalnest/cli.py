@@ -25,7 +25,7 @@ from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
-from loyalty import fields, tier_config
+from loyalty import fields, tier_config, tier_preview
 from loyalty.errors import InvalidEventError
 from loyalty.fields import is_idempotency_key, is_locale, parse_id
 from loyalty.policy import (
@@ -43,6 +43,7 @@ from loyalty.referral_terms import (
     review_days,
 )
 from loyalty.tier_config import InvalidTiersError
+from loyalty.tier_preview import AS_OF_RULE, parse_as_of
 
 T = TypeVar("T")
 MAX_WAIT = 600.0  # seconds `points adjust --wait` may wait for the decision
@@ -185,6 +186,13 @@ def locale_arg(text: str) -> str:
             f"not a language code (two or three lower-case letters, e.g. en, he): {text!r}"
         )
     return text
+
+
+def as_of_arg(text: str) -> datetime:
+    try:
+        return parse_as_of(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(AS_OF_RULE) from exc
 
 
 def _checked(read: Callable[[str], T]) -> Callable[[str], T]:
@@ -365,6 +373,19 @@ def parser() -> argparse.ArgumentParser:
     set_cmd.add_argument("--file", type=Path, required=True)
     show = tier_cmds.add_parser("show", help="the merchant's latest tiers (prints JSON)")
     show.add_argument("--shop", type=shop_arg, required=True)
+    what_if = tier_cmds.add_parser(
+        "preview",
+        help="what a proposed tiers file would do to today's customers (prints JSON)",
+        description=tier_preview.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what_if.add_argument("--shop", type=shop_arg, required=True)
+    what_if.add_argument("--file", type=Path, required=True)
+    what_if.add_argument(
+        "--as-of",
+        type=as_of_arg,
+        help="a date (2026-12-31) or a time with offset (default: now)",
+    )
     samples = commands.add_parser("sample-orders", help="produce sample Shopify orders to Kafka")
     samples.add_argument("--shop", default="demo.myshopify.com")
     samples.add_argument("--count", type=int, default=20)
@@ -405,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if args.action == "set":
                 result = tier_settings.set_tiers(settings, args.shop, args.file)
+            elif args.action == "preview":
+                as_of = args.as_of or datetime.now(UTC)
+                result = tier_settings.preview_tiers(settings, args.shop, args.file, as_of)
             else:
                 result = tier_settings.show_tiers(settings, args.shop)
         except (InvalidTiersError, LookupError) as exc:

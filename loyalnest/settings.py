@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     merchant_cache_entries: int = Field(default=10_000, ge=1)
     # How long the API serves a merchant's RFM picture (segment counts, scales) from memory.
     rfm_picture_seconds: float = Field(default=1.0, ge=0)
+    # How long the API serves a merchant's tier configurations from memory. A new version takes
+    # effect 10 seconds after it is saved, so up to 5 seconds here never shows a stale one.
+    tier_config_seconds: float = Field(default=1.0, ge=0, le=5)
     flow_api_port: int = Field(default=3030, validation_alias="FLOW_API_PORT")
     flow_recovery_partitions: int = Field(
         default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS"

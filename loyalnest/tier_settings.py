@@ -1,23 +1,27 @@
-"""`loyalnest tiers set` and `loyalnest tiers show`: a merchant's VIP tiers.
+"""`loyalnest tiers set`, `show` and `preview`: a merchant's VIP tiers.
 
 `set` validates the file (loyalty/tier_config.py) and adds a version of the merchant's tiers
 (connectors/tier_configs.py), in force a few seconds later: from then on, each customer's next
 order change or clock tick is decided under it. Nobody's tier is recalculated on the spot.
-`show` prints the latest version, with when it took (or takes) effect.
+`show` prints the latest version, with when it took (or takes) effect. `preview` prints what
+a proposed file would do to today's customers (loyalty/tier_preview.py), changing nothing.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from connectors.tier_configs import TierVersion, load_versions, save_tiers
+from connectors.tier_reads import CUSTOMERS, stored_customer
 from loyalnest.settings import Settings
 from loyalty import ids, json_input
 from loyalty.errors import InvalidEventError
 from loyalty.tier_config import InvalidTiersError, parse_tiers
+from loyalty.tier_preview import preview
 
 MERCHANT_ID = "SELECT id::text FROM merchants WHERE shop_domain = %(shop)s"
 
@@ -48,6 +52,15 @@ def show_tiers(settings: Settings, shop: str) -> dict[str, Any]:
     if not versions:
         return {"merchant_id": merchant_id, "version": None, "tiers": None}
     return version_document(merchant_id, versions[-1])
+
+
+def preview_tiers(settings: Settings, shop: str, path: Path, as_of: datetime) -> dict[str, Any]:
+    config = parse_tiers(read_tiers_file(path))
+    with psycopg.connect(settings.postgres_url) as conn:
+        merchant_id = _merchant_id(conn, shop)
+        rows = conn.execute(CUSTOMERS, {"merchant": merchant_id}).fetchall()
+    customers = [stored_customer(tier, metric) for tier, metric in rows]
+    return {"merchant_id": merchant_id, **preview(customers, config, as_of).document(config)}
 
 
 def version_document(merchant_id: str, version: TierVersion) -> dict[str, Any]:

@@ -18,6 +18,7 @@ SCOPE_REFERRALS_VIEW = "merchant:referrals:view"  # read codes and referrals
 SCOPE_CUSTOMERS_MANAGE = "merchant:customers:manage"  # create customers (CreateCustomer)
 SCOPE_CUSTOMERS_VIEW = "merchant:customers:view"  # read customers, without raw personal data
 SCOPE_CUSTOMERS_PII = "merchant:customers:pii"  # ...and with it: a customer's raw email
+SCOPE_TIERS_MANAGE = "merchant:tiers:manage"  # set VIP tiers and preview a change
 SCOPES = frozenset(
     {
         SCOPE_VIEW,
@@ -29,6 +30,7 @@ SCOPES = frozenset(
         SCOPE_CUSTOMERS_MANAGE,
         SCOPE_CUSTOMERS_VIEW,
         SCOPE_CUSTOMERS_PII,
+        SCOPE_TIERS_MANAGE,
     }
 )
 

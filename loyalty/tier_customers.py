@@ -22,12 +22,14 @@ so a tick after downtime dates each move where it belongs, and a replay decides 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from loyalty import ids
 from loyalty.customers import TierChange
+from loyalty.dedup import RecentIds
 from loyalty.ledger import Kind, PointsChange, Source
 from loyalty.tier_config import Metric, Period, Tier, TierConfig
 from loyalty.tiers import CustomerMetric, entry_bonuses, held, period_end
@@ -47,6 +49,7 @@ class OrderCount:
     points: int
     amount: Decimal
     locale: str
+    event_id: str  # the change's id: a re-sent change is counted once
 
     @property
     def merchant_id(self) -> str:
@@ -97,9 +100,21 @@ class TierSnapshot:
     spent: CustomerMetric
     updated_at: datetime
     due_at: datetime | None  # when the clock must next reach this customer
+    paid: Mapping[str, datetime] = field(default_factory=dict)  # entry bonuses, by tier
 
 
-TierOutput = TierMove | PointsChange | TierSnapshot
+@dataclass(frozen=True)
+class CountChange:
+    """One customer leaving a tier for another, or arriving (for the merchant's counts)."""
+
+    merchant_id: str
+    left: str | None  # the tier left (None: no tier)
+    entered: str | None
+    new: bool  # a customer the merchant's counts have not had
+    at: datetime
+
+
+TierOutput = TierMove | PointsChange | TierSnapshot | CountChange
 
 
 @dataclass(slots=True)
@@ -113,6 +128,9 @@ class TierCustomer:
     paid: dict[str, datetime] = field(default_factory=dict)  # entry bonus paid, by tier name
     clock: datetime | None = None
     due: datetime | None = None  # when the clock must next reach this customer
+    # The order changes counted lately: the order stage re-sends its last ones after a crash,
+    # as the customer stage knows (the same window, the same refusal of older ones).
+    recent: RecentIds = field(default_factory=RecentIds)
 
 
 def tier_id(merchant_id: str, name: str) -> str:
@@ -126,11 +144,17 @@ def apply_tiers(
     if state is None and isinstance(item, TierTick):
         return None, []  # the clock reached someone who never ordered: nothing to keep
     c = state or TierCustomer()
-    before = _shown(c)
+    if isinstance(item, OrderCount) and c.recent.seen(item.event_id, item.at):
+        return c, []  # counted already (a change re-sent after a crash): nothing moves
     outputs: list[TierOutput] = []
+    if state is None:
+        outputs.append(CountChange(item.merchant_id, None, None, True, item.at))
+    before = _shown(c)
     now = max(item.at, c.clock or item.at)
     _catch_up(c, item, config, now, outputs)
     if isinstance(item, OrderCount):
+        c.recent.add(item.event_id, item.at)
+        c.recent.forget_before(item.at)
         c.shop, c.locale = item.shop, item.locale
         c.points = c.points.add(item.order_id, item.counts_from, Decimal(item.points))
         c.spent = c.spent.add(item.order_id, item.counts_from, item.amount)
@@ -180,11 +204,12 @@ def _decide(
     if _same(name, c.tier):
         return
     previous = c.tier
-    before = None if config is None else _index(config, previous)
+    before = None if config is None else position(config, previous)
     up = index is not None and (before is None or index > before)
     c.revision += 1
     c.tier = name
     outputs.append(TierMove(merchant_id, customer, c.revision, tier, previous, at, up))
+    outputs.append(CountChange(merchant_id, previous, name, False, at))
     if config is not None:
         for entered in entry_bonuses(config, before, index, c.paid, at):
             c.paid[entered.name.casefold()] = at
@@ -192,10 +217,16 @@ def _decide(
 
 
 def metric_of(c: TierCustomer, config: TierConfig) -> CustomerMetric:
-    return c.spent if config.metric is Metric.AMOUNT_SPENT else c.points
+    return metric_of_config(c.points, c.spent, config)
 
 
-def _index(config: TierConfig, name: str | None) -> int | None:
+def metric_of_config(
+    points: CustomerMetric, spent: CustomerMetric, config: TierConfig
+) -> CustomerMetric:
+    return spent if config.metric is Metric.AMOUNT_SPENT else points
+
+
+def position(config: TierConfig, name: str | None) -> int | None:
     """Where a tier the customer held stands in this configuration (None: not in it)."""
     if name is None:
         return None
@@ -219,13 +250,19 @@ def _bonus(
         shop=c.shop,
         customer=customer,
         source=Source.TIER,
-        source_id=f"{tier_id(merchant_id, tier.name)}:{_period_key(config.period, at)}",
+        source_id=bonus_source_id(customer, tier_id(merchant_id, tier.name), config.period, at),
         kind=Kind.BONUS,
         points=tier.entry_bonus,
         text_key="points.bonus.tier",
         locale=c.locale,
         at=at,
     )
+
+
+def bonus_source_id(customer: int, tier: str, period: Period, at: datetime) -> str:
+    """An entry bonus's id: the customer, the tier and the period it is paid once in. The
+    customer is part of it: a command's id derives from its merchant, source and source id."""
+    return f"{customer}:{tier}:{_period_key(period, at)}"
 
 
 def _period_key(period: Period, at: datetime) -> str:
@@ -249,4 +286,6 @@ def due_at(c: TierCustomer, config: TierConfig | None, as_of: datetime) -> datet
 
 
 def _snapshot(c: TierCustomer, merchant_id: str, customer: int, now: datetime) -> TierSnapshot:
-    return TierSnapshot(merchant_id, customer, c.tier, c.revision, c.points, c.spent, now, c.due)
+    return TierSnapshot(
+        merchant_id, customer, c.tier, c.revision, c.points, c.spent, now, c.due, dict(c.paid)
+    )

@@ -1,19 +1,27 @@
-"""The tiers flow's PostgreSQL sink: `customer_tiers`, one upsert per batch of each customer's
-latest snapshot, guarded so that a snapshot written again after a crash never takes a row
-back (connectors/tier_records.py). Retried on a lost connection; a database that stays away
-stops the flow, which resumes from its last snapshot and writes the same rows again."""
+"""The tiers flow's PostgreSQL sinks: `customer_tiers` and `vip_tier_counts`, one upsert per
+batch of each key's latest snapshot, guarded so that a snapshot written again after a crash
+never takes a row back (connectors/tier_records.py). Retried on a lost connection; a database
+that stays away stops the flow, which resumes from its last snapshot and writes the same rows
+again."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from connectors.tier_records import UPSERT_CUSTOMER_TIERS, latest_per_customer, upsert_params
+from connectors.tier_records import (
+    UPSERT_CUSTOMER_TIERS,
+    UPSERT_TIER_COUNTS,
+    counts_params,
+    customer_tier_params,
+)
+from loyalty.tier_counts import CountsSnapshot
 from loyalty.tier_customers import TierSnapshot
 from sinks.retry import RetryPolicy
 
@@ -24,20 +32,34 @@ class TiersSinkError(RuntimeError):
     """PostgreSQL stayed unreachable through every retry; the flow must stop."""
 
 
-class _Partition(StatelessSinkPartition[TierSnapshot]):
-    def __init__(self, url: str, retry: RetryPolicy, sleep: Callable[[float], None]) -> None:
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Upsert(Generic[T]):
+    """A statement, and how a batch becomes its parameters."""
+
+    statement: str
+    params: Callable[[list[T]], dict[str, list[Any]]]
+
+
+class _Partition(StatelessSinkPartition[T]):
+    def __init__(
+        self, url: str, upsert: Upsert[T], retry: RetryPolicy, sleep: Callable[[float], None]
+    ) -> None:
         self._url = url
+        self._upsert = upsert
         self._retry = retry
         self._sleep = sleep
         self._conn: psycopg.Connection[Any] | None = None
 
-    def write_batch(self, items: list[TierSnapshot]) -> None:
-        params = upsert_params(latest_per_customer(items))
+    def write_batch(self, items: list[T]) -> None:
+        params = self._upsert.params(items)
         delays = self._retry.delays()
         while True:
             try:
                 conn = self._connection()
-                conn.execute(UPSERT_CUSTOMER_TIERS, params)
+                conn.execute(self._upsert.statement, params)
                 conn.commit()
                 return
             except psycopg.OperationalError as exc:
@@ -45,7 +67,7 @@ class _Partition(StatelessSinkPartition[TierSnapshot]):
                 delay = next(delays, None)
                 if delay is None:
                     raise TiersSinkError(f"gave up after retries: {exc}") from exc
-                log.warning("customer_tiers sink: %s; retrying in %.1fs", exc, delay)
+                log.warning("tiers sink: %s; retrying in %.1fs", exc, delay)
                 self._sleep(delay)
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -59,18 +81,30 @@ class _Partition(StatelessSinkPartition[TierSnapshot]):
             self._conn = None
 
 
-class CustomerTiersSink(DynamicSink[TierSnapshot]):
+class PostgresUpsertSink(DynamicSink[T]):
     def __init__(
         self,
         postgres_url: str,
+        upsert: Upsert[T],
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._url = postgres_url
+        self._upsert = upsert
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
 
-    def build(
-        self, step_id: str, worker_index: int, worker_count: int
-    ) -> StatelessSinkPartition[TierSnapshot]:
-        return _Partition(self._url, self._retry, self._sleep)
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition[T]:
+        return _Partition(self._url, self._upsert, self._retry, self._sleep)
+
+
+CUSTOMER_TIERS: Upsert[TierSnapshot] = Upsert(UPSERT_CUSTOMER_TIERS, customer_tier_params)
+TIER_COUNTS: Upsert[CountsSnapshot] = Upsert(UPSERT_TIER_COUNTS, counts_params)
+
+
+def customer_tiers_sink(url: str) -> PostgresUpsertSink[TierSnapshot]:
+    return PostgresUpsertSink(url, CUSTOMER_TIERS)
+
+
+def tier_counts_sink(url: str) -> PostgresUpsertSink[CountsSnapshot]:
+    return PostgresUpsertSink(url, TIER_COUNTS)

@@ -30,12 +30,16 @@ from connectors.merchants import Merchant
 from connectors.referral_links import ReferralLink
 from connectors.referral_records import Page, ReferralRow
 from connectors.store import merged
+from connectors.tier_configs import TierVersion, UnknownMerchantError
+from connectors.tier_reads import StoredCounts, StoredTier
 from loyalnest import tokens
 from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
 from loyalty import ids
 from loyalty.pii import PersonalData
 from loyalty.referral_fraud import Identity
+from loyalty.tier_config import TierConfig
+from loyalty.tier_preview import StoredCustomer
 
 JWT_SECRET = "unit-test-jwt-secret-0123456789abcdef"
 SHOP = "shop-a.myshopify.com"
@@ -44,6 +48,7 @@ MERCHANT = str(ids.merchant_id(SHOP))
 OTHER_MERCHANT = str(ids.merchant_id(OTHER_SHOP))
 PREFIX = "unit."
 SECRETS_KEY = "unit-secrets-key-" + "k" * 32
+TIER_ROW_AT = datetime(2026, 6, 1, tzinfo=UTC)  # when FakeTiers.keep says the flow wrote a row
 
 
 def token(*scopes: str, shop: str = SHOP) -> str:
@@ -321,6 +326,63 @@ class FakePii:
 
 
 @dataclass
+class FakeTiers:
+    """VIP tiers (connectors/tier_reads.TierStore) as dicts; `down` fails like a lost pool.
+
+    A save adds the next version in force from `effective_at` (the database would set it 10 s
+    after the save: a test sets it in the past or the future) and is recorded in `saves`; a
+    merchant not in `merchants` is unknown, as one missing from the merchants table."""
+
+    history: dict[str, list[TierVersion]] = field(default_factory=dict)
+    rows: dict[tuple[str, int], StoredTier] = field(default_factory=dict)
+    tallies: dict[str, StoredCounts] = field(default_factory=dict)
+    merchants: set[str] = field(default_factory=lambda: {MERCHANT, OTHER_MERCHANT})
+    effective_at: datetime = datetime(2026, 6, 15, 12, 0, 10, tzinfo=UTC)
+    saves: list[tuple[str, TierConfig]] = field(default_factory=list)
+    down: bool = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise psycopg.OperationalError("connection refused")
+
+    def keep(
+        self,
+        merchant_id: str,
+        customer: int,
+        stored: StoredCustomer,
+        updated_at: datetime = TIER_ROW_AT,
+    ) -> None:
+        """A customer_tiers row, as the tiers flow writes it."""
+        self.rows[(merchant_id, customer)] = StoredTier(stored, updated_at)
+
+    async def versions(self, merchant_id: str) -> list[TierVersion]:
+        self._check()
+        return list(self.history.get(merchant_id, []))
+
+    async def save(self, merchant_id: str, config: TierConfig) -> TierVersion:
+        self._check()
+        if merchant_id not in self.merchants:
+            raise UnknownMerchantError(f"no merchant {merchant_id}")
+        mine = self.history.setdefault(merchant_id, [])
+        version = TierVersion(len(mine) + 1, self.effective_at, config)
+        mine.append(version)
+        self.saves.append((merchant_id, config))
+        return version
+
+    async def customer(self, merchant_id: str, customer: int) -> StoredTier | None:
+        self._check()
+        return self.rows.get((merchant_id, customer))
+
+    async def counts(self, merchant_id: str) -> StoredCounts | None:
+        self._check()
+        return self.tallies.get(merchant_id)
+
+    async def customers(self, merchant_id: str) -> list[StoredCustomer]:
+        self._check()
+        return [row.customer for (m, _), row in self.rows.items() if m == merchant_id]
+
+
+@dataclass
 class FakeStores:
     mongo: FakeMongo = field(default_factory=FakeMongo)
     redis: FakeRedis = field(default_factory=FakeRedis)
@@ -335,6 +397,7 @@ class FakeStores:
     referrals: FakeReferrals = field(default_factory=FakeReferrals)
     customers: FakeCustomers = field(default_factory=FakeCustomers)
     customer_events: FakeCustomerEvents = field(default_factory=FakeCustomerEvents)
+    tiers: FakeTiers = field(default_factory=FakeTiers)
 
     def collection(self, name: str) -> FakeCollection:
         return self.mongo.database[name]
@@ -356,6 +419,7 @@ class FakeStores:
         ctx.referrals = self.referrals
         ctx.customers = self.customers
         ctx.customer_events = cast(Any, self.customer_events)
+        ctx.tiers = self.tiers  # ctx.tier_versions, made on first use, reads it
         return ctx
 
     @contextmanager

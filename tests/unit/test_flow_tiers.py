@@ -27,6 +27,7 @@ from loyalty.commands import (
 from loyalty.customers import Adjustment, Tick, TierChange
 from loyalty.ledger import Kind, PointsChange, Source, Terms
 from loyalty.tier_config import TierConfig, parse_tiers
+from loyalty.tier_counts import CountsSnapshot
 from loyalty.tier_customers import OrderCount, TierSnapshot, TierTick
 
 SHOP = "tiers.myshopify.com"
@@ -75,6 +76,7 @@ class Run:
     points: list[SinkMessage] = field(default_factory=list)
     events: list[SinkMessage] = field(default_factory=list)
     tiers: list[TierSnapshot] = field(default_factory=list)
+    counts: list[CountsSnapshot] = field(default_factory=list)
     dead: list[SinkMessage] = field(default_factory=list)
 
     def config_at(self, merchant_id: str, at: datetime) -> TierConfig | None:
@@ -88,6 +90,7 @@ class Run:
                 TestingSink(self.points),
                 TestingSink(self.events),
                 TestingSink(self.tiers),
+                TestingSink(self.counts),
                 TestingSink(self.dead),
             ),
             self.config_at,
@@ -142,7 +145,7 @@ def test_its_own_records_and_other_commands_are_never_counted() -> None:
     ]
     run = Run(others, [(AT - timedelta(days=1), CONFIG)]).go()
 
-    assert (run.points, run.events, run.tiers, run.dead) == ([], [], [], [])
+    assert (run.points, run.events, run.tiers, run.counts, run.dead) == ([], [], [], [], [])
 
 
 def test_a_configuration_applies_from_its_time_on() -> None:
@@ -213,3 +216,33 @@ def test_a_reversal_counts_negatively_in_points_and_money() -> None:
     assert isinstance(item, OrderCount)
     assert (item.points, item.amount, item.counts_from) == (-40, Decimal("-4.00"), AT)
     assert tier_input(encode_tick(Tick(MERCHANT, CUSTOMER, AT))) == TierTick(MERCHANT, CUSTOMER, AT)
+
+
+def test_the_merchants_counts_follow_its_customers_moves() -> None:
+    other = 43
+    later = AT + timedelta(hours=1)
+    reversal = PointsChange(
+        **{
+            **earn(1, 350).__dict__,
+            "source": Source.CANCEL,
+            "kind": Kind.REVERSE,
+            "key": "cancel",
+            "text_key": "points.reversed.cancel",
+            "at": later,
+        }
+    )
+    commands = [
+        encode_change(earn(1, 350)),
+        encode_change(PointsChange(**{**earn(2, 120).__dict__, "customer": other})),
+        encode_change(reversal),
+    ]
+
+    run = Run(commands, [(AT, CONFIG)]).go()
+
+    final = run.counts[-1]
+    assert (final.merchant_id, dict(final.counts), final.customers) == (
+        MERCHANT,
+        {"": 1, "Silver": 1},
+        2,
+    )
+    assert final.updated_at == later

@@ -7,8 +7,9 @@ Every moment is an explicit UTC datetime: nothing here reads a clock.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from loyalty.customers import TierChange
 from loyalty.ledger import Kind, PointsChange, Source
 from loyalty.tier_config import Metric, Period, Tier, TierConfig
 from loyalty.tier_customers import (
+    CountChange,
     OrderCount,
     TierCustomer,
     TierInput,
@@ -34,6 +36,7 @@ from loyalty.tiers import qualified
 
 SHOP = "tiers-demo.myshopify.com"
 MERCHANT = str(ids.merchant_id(SHOP))
+CHANGE_IDS = itertools.count()
 CUSTOMER = 7
 
 BRONZE = Tier("Bronze", Decimal(100), Decimal(1), 10)
@@ -74,6 +77,7 @@ def order(
         points=points,
         amount=Decimal(points) if amount is None else Decimal(amount),
         locale="fr",
+        event_id=f"change-{next(CHANGE_IDS)}",  # every change its own (duplicates: replace)
     )
 
 
@@ -115,7 +119,7 @@ def summary(outputs: Sequence[TierOutput]) -> list[tuple[int, str | None, str | 
 
 
 def source_id(tier: Tier, period_key: str) -> str:
-    return f"{tier_id(MERCHANT, tier.name)}:{period_key}"
+    return f"{CUSTOMER}:{tier_id(MERCHANT, tier.name)}:{period_key}"
 
 
 def paid(outputs: Sequence[TierOutput]) -> list[tuple[str, int, datetime]]:
@@ -163,12 +167,13 @@ def test_an_order_within_the_same_tier_moves_nothing_and_pays_nothing() -> None:
     assert [s.tier for s in snapshots(outputs)] == ["Bronze"]  # the metric changed
 
 
-def test_an_order_below_every_threshold_sends_only_a_snapshot() -> None:
+def test_an_order_below_every_threshold_sends_only_a_snapshot_and_its_arrival() -> None:
     when = at(2026, 3, 1)
 
     state, outputs = run([order(1, when, 99)], config())
 
-    assert len(outputs) == 1
+    assert len(outputs) == 2
+    assert outputs[0] == CountChange(MERCHANT, None, None, True, when)
     [snapshot] = snapshots(outputs)
     assert (snapshot.tier, snapshot.revision, snapshot.points.total()) == (None, 0, Decimal(99))
     assert snapshot.updated_at == when
@@ -786,3 +791,28 @@ def test_a_tier_renamed_only_in_case_is_the_same_tier() -> None:
 
     assert moves(outputs) == []
     assert bonuses(outputs) == []
+
+
+def test_a_change_re_sent_after_a_crash_is_counted_once() -> None:
+    when = at(2026, 3, 1)
+    earn = order(1, when, 400)
+    state, first = run([earn], config())
+
+    again, outputs = run([replace(earn, at=when + timedelta(minutes=1))], config(), state)
+
+    assert outputs == []
+    assert again is not None
+    assert again.points.total() == Decimal(400)
+    assert [m.tier for m in moves(first) if m.tier is not None] != []
+
+
+def test_two_customers_entering_the_same_tier_get_bonuses_of_their_own() -> None:
+    when = at(2026, 3, 1)
+    _, mine = run([order(1, when, 600)], config())
+    other = replace(order(2, when, 600), customer=CUSTOMER + 1)
+    _, theirs = apply_tiers(None, other, config())
+
+    ids_mine = {b.event_id for b in bonuses(mine)}
+    ids_theirs = {b.event_id for b in bonuses(theirs)}
+    assert len(ids_mine) == len(ids_theirs) == 2
+    assert ids_mine.isdisjoint(ids_theirs)  # ledger entries are stored by their event id
