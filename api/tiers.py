@@ -27,7 +27,7 @@ from api.auth import require
 from api.balances import customer_param
 from api.context import ApiContext
 from connectors.tier_configs import TierVersion, UnknownMerchantError, in_force
-from connectors.tier_reads import StoredCounts
+from connectors.tier_reads import StoredCounts, stored_customers
 from loyalnest.tokens import SCOPE_ANALYTICS, SCOPE_TIERS_MANAGE, SCOPE_VIEW
 from loyalty import json_input
 from loyalty.errors import InvalidEventError
@@ -189,9 +189,9 @@ async def preview_tiers(request: Request) -> JSONResponse:
     ctx: ApiContext = request.app.state.ctx
     config = config_body(await request.body())
     as_of = as_of_param(request.query_params.get("as_of"))
-    customers = await ctx.tiers.customers(principal.merchant_id)
+    rows = await ctx.tiers.customers(principal.merchant_id)
     # Seconds of work for a large merchant: off the event loop, which keeps serving.
-    result = await asyncio.to_thread(preview, customers, config, as_of)
+    result = await asyncio.to_thread(preview, stored_customers(rows), config, as_of)
     return JSONResponse({"merchant_id": principal.merchant_id, **result.document(config)})
 
 

@@ -4,7 +4,8 @@ raises PoolTimeout or OperationalError when PostgreSQL cannot be reached (the AP
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,7 +29,9 @@ CUSTOMER = """
 SELECT tier, metric, updated_at FROM customer_tiers
 WHERE merchant_id = %(merchant)s AND customer_id = %(customer)s
 """
-CUSTOMERS = "SELECT tier, metric FROM customer_tiers WHERE merchant_id = %(merchant)s"
+# Every customer of a merchant, the metric as text: parsed one by one while a preview runs, so
+# that 100,000 customers are never all objects at once (the collector would chase them).
+CUSTOMERS = "SELECT tier, metric::text FROM customer_tiers WHERE merchant_id = %(merchant)s"
 COUNTS = "SELECT counts, updated_at FROM vip_tier_counts WHERE merchant_id = %(merchant)s"
 
 
@@ -53,12 +56,20 @@ class TierStore(Protocol):
 
     async def counts(self, merchant_id: str) -> StoredCounts | None: ...
 
-    async def customers(self, merchant_id: str) -> list[StoredCustomer]: ...
+    async def customers(self, merchant_id: str) -> list[StoredRow]: ...
+
+
+StoredRow = tuple[str | None, str]  # a customer_tiers row's tier and metric (JSON text)
 
 
 def stored_customer(tier: str | None, metric: dict[str, Any]) -> StoredCustomer:
     points, spent = metrics_from_document(metric)
     return StoredCustomer(tier, points, spent, paid_from_document(metric))
+
+
+def stored_customers(rows: Iterable[StoredRow]) -> Iterator[StoredCustomer]:
+    for tier, metric in rows:
+        yield stored_customer(tier, json.loads(metric))
 
 
 @dataclass(frozen=True)
@@ -104,8 +115,8 @@ class PooledTiers:
             row: Any = await cur.fetchone()
         return None if row is None else StoredCounts(row[0], row[1])
 
-    async def customers(self, merchant_id: str) -> list[StoredCustomer]:
+    async def customers(self, merchant_id: str) -> list[StoredRow]:
         async with self.pool.connection() as conn, conn.cursor() as cur:
             await cur.execute(CUSTOMERS, {"merchant": merchant_id})
             rows: list[Any] = await cur.fetchall()
-        return [stored_customer(tier, metric) for tier, metric in rows]
+        return rows

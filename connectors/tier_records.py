@@ -80,12 +80,15 @@ def _from(document: dict[str, Any]) -> CustomerMetric:
 
 
 # Each snapshot replaces the row unless the row is newer: a snapshot written again after a
-# crash (an older `updated_at`, or the same with a lower revision) leaves it as it is.
+# crash (an older `updated_at`, or the same with a lower revision) leaves it as it is. The
+# batch travels as one JSON document: one string to send, where arrays of JSON documents are
+# escaped value by value in Python.
 UPSERT_CUSTOMER_TIERS = """
 INSERT INTO customer_tiers (merchant_id, customer_id, tier, revision, metric, updated_at, due_at)
-SELECT * FROM unnest(
-    %(merchants)s::uuid[], %(customers)s::bigint[], %(tiers)s::text[], %(revisions)s::int[],
-    %(metrics)s::jsonb[], %(updated)s::timestamptz[], %(due)s::timestamptz[])
+SELECT r.merchant_id, r.customer_id, r.tier, r.revision, r.metric, r.updated_at, r.due_at
+FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+    merchant_id uuid, customer_id bigint, tier text, revision int, metric jsonb,
+    updated_at timestamptz, due_at timestamptz)
 ON CONFLICT (merchant_id, customer_id) DO UPDATE SET
     tier = EXCLUDED.tier, revision = EXCLUDED.revision, metric = EXCLUDED.metric,
     updated_at = EXCLUDED.updated_at, due_at = EXCLUDED.due_at
@@ -108,16 +111,20 @@ def latest_per_customer(snapshots: list[TierSnapshot]) -> list[TierSnapshot]:
     return list(latest.values())
 
 
-def upsert_params(snapshots: list[TierSnapshot]) -> dict[str, list[Any]]:
-    return {
-        "merchants": [s.merchant_id for s in snapshots],
-        "customers": [s.customer for s in snapshots],
-        "tiers": [s.tier for s in snapshots],
-        "revisions": [s.revision for s in snapshots],
-        "metrics": [json.dumps(metric_document(s.points, s.spent, s.paid)) for s in snapshots],
-        "updated": [s.updated_at for s in snapshots],
-        "due": [s.due_at for s in snapshots],
-    }
+def upsert_params(snapshots: list[TierSnapshot]) -> dict[str, str]:
+    rows = [
+        {
+            "merchant_id": s.merchant_id,
+            "customer_id": s.customer,
+            "tier": s.tier,
+            "revision": s.revision,
+            "metric": metric_document(s.points, s.spent, s.paid),
+            "updated_at": s.updated_at.isoformat(),
+            "due_at": None if s.due_at is None else s.due_at.isoformat(),
+        }
+        for s in snapshots
+    ]
+    return {"rows": json.dumps(rows, separators=(",", ":"))}
 
 
 UPSERT_TIER_COUNTS = """
@@ -140,5 +147,5 @@ def counts_params(snapshots: list[CountsSnapshot]) -> dict[str, list[Any]]:
     }
 
 
-def customer_tier_params(snapshots: list[TierSnapshot]) -> dict[str, list[Any]]:
+def customer_tier_params(snapshots: list[TierSnapshot]) -> dict[str, str]:
     return upsert_params(latest_per_customer(snapshots))

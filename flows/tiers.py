@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -68,6 +68,7 @@ from loyalty.tier_customers import (
     TierTick,
     apply_tiers,
 )
+from loyalty.tier_rows import tier_from_row, tier_row
 from sinks.kafka import ReliableKafkaSink, dead_letter_sink
 from sinks.tiers import customer_tiers_sink, tier_counts_sink
 
@@ -76,8 +77,10 @@ log = logging.getLogger("loyalnest.flows.tiers")
 FLOW = "tiers"
 ERRORS = Counter("tier_errors_total", "Messages sent to tiers.dlq", ["step"])
 MOVES = Counter("tier_moves_total", "Customers' tier changes", ["direction"])
-COUNTED = Counter("tier_inputs_total", "Order changes and ticks read", ["kind"])
+MOVES_UP, MOVES_DOWN = MOVES.labels("up"), MOVES.labels("down")
+DECIDED = Counter("tier_inputs_total", "Order changes and ticks decided", ["kind"])
 BONUSES = Counter("tier_entry_bonuses_total", "Entry bonus commands sent")
+DECIDED_BY_KIND = {kind: DECIDED.labels(kind) for kind in ("order_change", "tick")}
 ZERO = Decimal(0)
 # Only these command types can concern tiers; the others are skipped before parsing.
 _OURS = (b'"type":"points.change"', b'"type":"points.tick"')
@@ -85,7 +88,7 @@ _OURS = (b'"type":"points.change"', b'"type":"points.tick"')
 ConfigAt = Callable[[str, datetime], TierConfig | None]
 
 
-STATES: StateCodec[TierCustomer] = pickled()  # a few orders' worth of plain values
+STATES = StateCodec(tier_row, tier_from_row)  # one compact row per customer
 COUNTS: StateCodec[TierCounts] = pickled()  # a count per tier name
 
 
@@ -96,16 +99,18 @@ class Keyed:
     key: str  # merchant:customer
 
 
-@dataclass(frozen=True)
-class ToPoints:
-    message: SinkMessage
-    bonus: bool = False  # an entry bonus (else a tier assignment)
+@dataclass
+class Effects:
+    """Everything one input decided, encoded before its state change is kept: one record per
+    input through the flow's later steps (not one per output: each step costs per record)."""
 
-
-@dataclass(frozen=True)
-class Event:
-    message: SinkMessage
-    up: bool
+    points: list[SinkMessage] = field(default_factory=list)  # assignments and bonuses
+    events: list[SinkMessage] = field(default_factory=list)
+    snapshots: list[TierSnapshot] = field(default_factory=list)
+    counts: list[CountChange] = field(default_factory=list)
+    bonuses: int = 0
+    up: int = 0
+    down: int = 0
 
 
 def tier_input(raw: bytes | None) -> TierInput | None:
@@ -129,7 +134,7 @@ def tier_input(raw: bytes | None) -> TierInput | None:
         points=sign * command.points,
         amount=sign * (command.amount or ZERO),
         locale=command.locale,
-        event_id=command.event_id,
+        change_key=command.key or command.source.value,
     )
 
 
@@ -145,29 +150,42 @@ class EventEncoding:
     encoder: Encoder
     topic: str
 
-    def message(self, move: TierMove) -> Event:
+    def message(self, move: TierMove) -> SinkMessage:
         value = self.encoder(tier_event(move))
         key = customer_key(move.merchant_id, move.customer)
-        return Event(KafkaSinkMessage(key=key, value=value, topic=self.topic), move.up)
+        return KafkaSinkMessage(key=key, value=value, topic=self.topic)
 
 
-Output = ToPoints | Event | TierSnapshot | CountChange
-
-
-def outputs_of(items: list[Any], events: EventEncoding) -> list[Output]:
-    """Each decision as the records it makes, all encoded before the state is kept."""
-    out: list[Output] = []
+def effects_of(items: list[Any], events: EventEncoding) -> Effects:
+    """Each decision as the records it makes."""
+    effects = Effects()
     for item in items:
         if isinstance(item, TierMove):
             key = customer_key(item.merchant_id, item.customer)
-            out.append(ToPoints(KafkaSinkMessage(key=key, value=encode_tier(item.change()))))
-            out.append(events.message(item))
+            effects.points.append(KafkaSinkMessage(key=key, value=encode_tier(item.change())))
+            effects.events.append(events.message(item))
+            if item.up:
+                effects.up += 1
+            else:
+                effects.down += 1
         elif isinstance(item, PointsChange):
             key = customer_key(item.merchant_id, item.customer)
-            out.append(ToPoints(KafkaSinkMessage(key=key, value=encode_change(item)), bonus=True))
+            effects.points.append(KafkaSinkMessage(key=key, value=encode_change(item)))
+            effects.bonuses += 1
+        elif isinstance(item, TierSnapshot):
+            effects.snapshots.append(item)
         else:
-            out.append(item)
-    return out
+            effects.counts.append(item)
+    return effects
+
+
+def count_effects(effects: Effects) -> None:
+    if effects.bonuses:
+        BONUSES.inc(effects.bonuses)
+    if effects.up:
+        MOVES_UP.inc(effects.up)
+    if effects.down:
+        MOVES_DOWN.inc(effects.down)
 
 
 @dataclass(frozen=True)
@@ -188,32 +206,30 @@ def build(
         op.input("commands-in", flow, commands),
         guarded_decode("decode", decode),
     )
-    ours = op.filter_map("ours", decoded, only(Keyed))
-    op.inspect("count-inputs", ours, lambda _s, k: COUNTED.labels(_kind(k.item)).inc())
-    keyed = op.key_on("key", ours, lambda k: k.key)
+    keyed = op.key_on("key", op.filter_map("ours", decoded, only(Keyed)), lambda k: k.key)
 
-    def step(state: TierCustomer | None, k: Keyed) -> tuple[TierCustomer | None, list[Output]]:
+    def step(state: TierCustomer | None, k: Keyed) -> tuple[TierCustomer | None, list[Effects]]:
         # The configuration in force when the customer's clock says it is: the latest time
         # their log carried, so an input stamped earlier than one before it is decided under
         # the configuration the customer is already under.
         at = k.item.at if state is None or state.clock is None else max(k.item.at, state.clock)
         config = config_at(k.item.merchant_id, at)
         new_state, items = apply_tiers(state, k.item, config)
-        return new_state, outputs_of(list(items), events)
+        effects = effects_of(list(items), events)
+        DECIDED_BY_KIND[_kind(k.item)].inc()
+        return new_state, [effects]
 
     state = guarded_state("tier-state", step, lambda k: k.message)
     out = op.flat_map(
         "tier-outputs", keyed_state("tier-state", keyed, state, STATES), keyed_outputs
     )
-    to_points = op.filter_map("to-points", out, only(ToPoints))
-    op.inspect("count-bonuses", to_points, lambda _s, t: BONUSES.inc() if t.bonus else None)
-    op.output("points-out", op.map("point-messages", to_points, lambda t: t.message), sinks.points)
-    moved = op.filter_map("moves", out, only(Event))
-    op.inspect("count-moves", moved, lambda _s, e: MOVES.labels("up" if e.up else "down").inc())
-    op.output("events-out", op.map("event-messages", moved, lambda e: e.message), sinks.events)
-    op.output("tiers-out", op.filter_map("snapshots", out, only(TierSnapshot)), sinks.tiers)
+    effects = op.filter_map("effects", out, only(Effects))
+    op.inspect("count-effects", effects, lambda _s, e: count_effects(e))
+    op.output("points-out", op.flat_map("to-points", effects, lambda e: e.points), sinks.points)
+    op.output("events-out", op.flat_map("to-events", effects, lambda e: e.events), sinks.events)
+    op.output("tiers-out", op.flat_map("to-rows", effects, lambda e: e.snapshots), sinks.tiers)
     changes = op.key_on(
-        "key-merchant", op.filter_map("count-changes", out, only(CountChange)), merchant_of
+        "key-merchant", op.flat_map("to-counts", effects, lambda e: e.counts), merchant_of
     )
     counted = op.flat_map(
         "count-outputs",

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from connectors.tier_configs import TierVersion, load_versions, save_tiers
-from connectors.tier_reads import CUSTOMERS, stored_customer
+from connectors.tier_reads import CUSTOMERS, stored_customers
 from loyalnest.settings import Settings
 from loyalty import ids, json_input
 from loyalty.errors import InvalidEventError
@@ -59,8 +59,8 @@ def preview_tiers(settings: Settings, shop: str, path: Path, as_of: datetime) ->
     with psycopg.connect(settings.postgres_url) as conn:
         merchant_id = _merchant_id(conn, shop)
         rows = conn.execute(CUSTOMERS, {"merchant": merchant_id}).fetchall()
-    customers = [stored_customer(tier, metric) for tier, metric in rows]
-    return {"merchant_id": merchant_id, **preview(customers, config, as_of).document(config)}
+    result = preview(stored_customers(rows), config, as_of)
+    return {"merchant_id": merchant_id, **result.document(config)}
 
 
 def version_document(merchant_id: str, version: TierVersion) -> dict[str, Any]:

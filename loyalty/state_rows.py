@@ -43,20 +43,21 @@ class RowVersionError(ValueError):
     """A row written by another version of the code (an old recovery store, for one)."""
 
 
-def _micros(at: datetime) -> int:
+def micros_of(at: datetime) -> int:
+    """A UTC time as whole microseconds since the Unix epoch (exact both ways)."""
     return (at - _EPOCH) // _MICROSECOND
 
 
-def _time(micros: int) -> datetime:
+def time_of(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
 def _optional_micros(at: datetime | None) -> int | None:
-    return None if at is None else _micros(at)
+    return None if at is None else micros_of(at)
 
 
 def _optional_time(micros: int | None) -> datetime | None:
-    return None if micros is None else _time(micros)
+    return None if micros is None else time_of(micros)
 
 
 def _check(row: object, version: int, what: str) -> Row:
@@ -127,10 +128,10 @@ def customer_row(state: CustomerState) -> Row:
     held = None
     if state.held is not None:
         held = tuple(
-            (origin, h.points, _micros(h.release_at), _micros(h.earned_at), str(h.expiry))
+            (origin, h.points, micros_of(h.release_at), micros_of(h.earned_at), str(h.expiry))
             for origin, h in state.held.items()
         )
-    lots = tuple((_micros(lot.expires_at), lot.points, lot.warned) for lot in state.lots.dated)
+    lots = tuple((micros_of(lot.expires_at), lot.points, lot.warned) for lot in state.lots.dated)
     recent = state.recent
     return (
         CUSTOMER_ROW_VERSION,
@@ -165,14 +166,14 @@ def _tier_row(tier: TierChange | None) -> Row | None:
         tier.revision,
         tier.tier,
         str(tier.multiplier),
-        _micros(tier.at),
+        micros_of(tier.at),
     )
 
 
 def _boosts_row(boosts: dict[int, Boost] | None) -> Row | None:
     if boosts is None:
         return None
-    return tuple((i, str(b.multiplier), b.base, _micros(b.at)) for i, b in boosts.items())
+    return tuple((i, str(b.multiplier), b.base, micros_of(b.at)) for i, b in boosts.items())
 
 
 def customer_from_row(row: object) -> CustomerState:
@@ -212,7 +213,7 @@ def customer_from_row(row: object) -> CustomerState:
         # Shared, as the live states share it: one string per language, not one per customer.
         locale=sys.intern(locale),
         held=None if held is None else {h[0]: _held(h) for h in held},
-        lots=Lots([Lot(_time(at), points, warned) for at, points, warned in lots]),
+        lots=Lots([Lot(time_of(at), points, warned) for at, points, warned in lots]),
         recent=RecentIds(_array("Q", keys), _array("l", days), oldest_day, horizon_day),
         tier=None if tier is None else _tier(tier),
         boosts=None if boosts is None else {b[0]: _boost(b) for b in boosts},
@@ -226,17 +227,17 @@ def _with_tiers(row: Row) -> Row:
 
 def _tier(row: Row) -> TierChange:
     merchant_id, customer, revision, name, multiplier, at = row
-    return TierChange(merchant_id, customer, revision, name, Decimal(multiplier), _time(at))
+    return TierChange(merchant_id, customer, revision, name, Decimal(multiplier), time_of(at))
 
 
 def _boost(row: Row) -> Boost:
     _, multiplier, base, at = row
-    return Boost(Decimal(multiplier), base, _time(at))
+    return Boost(Decimal(multiplier), base, time_of(at))
 
 
 def _held(row: Row) -> Held:
     _, points, release_at, earned_at, expiry = row
-    return Held(points, _time(release_at), _time(earned_at), Expiry.parse(expiry))
+    return Held(points, time_of(release_at), time_of(earned_at), Expiry.parse(expiry))
 
 
 def _array(typecode: str, data: bytes) -> array[int]:

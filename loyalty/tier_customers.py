@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from loyalty import ids
 from loyalty.customers import TierChange
@@ -49,7 +50,7 @@ class OrderCount:
     points: int
     amount: Decimal
     locale: str
-    event_id: str  # the change's id: a re-sent change is counted once
+    change_key: str  # the change within its order ("earn", "refund:<id>", "cancel")
 
     @property
     def merchant_id(self) -> str:
@@ -133,8 +134,10 @@ class TierCustomer:
     recent: RecentIds = field(default_factory=RecentIds)
 
 
+@lru_cache(maxsize=4096)
 def tier_id(merchant_id: str, name: str) -> str:
-    """A tier's id: the same name (in any case) names the same tier across configurations."""
+    """A tier's id: the same name (in any case) names the same tier across configurations.
+    Cached: every bonus and event names one, and merchants have few."""
     return str(ids.event_id(merchant_id, "tier", name.casefold()))
 
 
@@ -144,7 +147,7 @@ def apply_tiers(
     if state is None and isinstance(item, TierTick):
         return None, []  # the clock reached someone who never ordered: nothing to keep
     c = state or TierCustomer()
-    if isinstance(item, OrderCount) and c.recent.seen(item.event_id, item.at):
+    if isinstance(item, OrderCount) and c.recent.seen(_change_id(item), item.at):
         return c, []  # counted already (a change re-sent after a crash): nothing moves
     outputs: list[TierOutput] = []
     if state is None:
@@ -153,7 +156,7 @@ def apply_tiers(
     now = max(item.at, c.clock or item.at)
     _catch_up(c, item, config, now, outputs)
     if isinstance(item, OrderCount):
-        c.recent.add(item.event_id, item.at)
+        c.recent.add(_change_id(item), item.at)
         c.recent.forget_before(item.at)
         c.shop, c.locale = item.shop, item.locale
         c.points = c.points.add(item.order_id, item.counts_from, Decimal(item.points))
@@ -168,6 +171,12 @@ def apply_tiers(
     if _shown(c) != before:
         outputs.append(_snapshot(c, item.merchant_id, item.customer, now))
     return c, outputs
+
+
+def _change_id(item: OrderCount) -> str:
+    """What a re-sent order change is recognised by, within its customer's state: the order
+    and its business key (the points flow's ids derive from the same, with the shop)."""
+    return f"{item.order_id}:{item.change_key}"
 
 
 def _shown(c: TierCustomer) -> tuple[object, ...]:

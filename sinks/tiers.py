@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -40,7 +40,7 @@ class Upsert(Generic[T]):
     """A statement, and how a batch becomes its parameters."""
 
     statement: str
-    params: Callable[[list[T]], dict[str, list[Any]]]
+    params: Callable[[list[T]], Mapping[str, object]]
 
 
 class _Partition(StatelessSinkPartition[T]):

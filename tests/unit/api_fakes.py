@@ -8,6 +8,7 @@ the real one does when its server is away.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,8 @@ from connectors.referral_links import ReferralLink
 from connectors.referral_records import Page, ReferralRow
 from connectors.store import merged
 from connectors.tier_configs import TierVersion, UnknownMerchantError
-from connectors.tier_reads import StoredCounts, StoredTier
+from connectors.tier_reads import StoredCounts, StoredRow, StoredTier
+from connectors.tier_records import metric_document
 from loyalnest import tokens
 from loyalnest.app_secrets import Secrets
 from loyalnest.settings import Settings
@@ -377,9 +379,15 @@ class FakeTiers:
         self._check()
         return self.tallies.get(merchant_id)
 
-    async def customers(self, merchant_id: str) -> list[StoredCustomer]:
+    async def customers(self, merchant_id: str) -> list[StoredRow]:
+        """The rows as PostgreSQL gives them: the tier and the metric document as text."""
         self._check()
-        return [row.customer for (m, _), row in self.rows.items() if m == merchant_id]
+        return [
+            (c.tier, json.dumps(metric_document(c.points, c.spent, c.paid)))
+            for (m, _), row in self.rows.items()
+            if m == merchant_id
+            for c in (row.customer,)
+        ]
 
 
 @dataclass

@@ -77,7 +77,7 @@ def order(
         points=points,
         amount=Decimal(points) if amount is None else Decimal(amount),
         locale="fr",
-        event_id=f"change-{next(CHANGE_IDS)}",  # every change its own (duplicates: replace)
+        change_key=f"change-{next(CHANGE_IDS)}",  # every change its own (duplicates: replace)
     )
 
 
