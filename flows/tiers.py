@@ -20,7 +20,6 @@ comes from `connectors/tier_configs.py`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,8 +70,6 @@ from loyalty.tier_customers import (
 from loyalty.tier_rows import tier_from_row, tier_row
 from sinks.kafka import ReliableKafkaSink, dead_letter_sink
 from sinks.tiers import customer_tiers_sink, tier_counts_sink
-
-log = logging.getLogger("loyalnest.flows.tiers")
 
 FLOW = "tiers"
 ERRORS = Counter("tier_errors_total", "Messages sent to tiers.dlq", ["step"])
