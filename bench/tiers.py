@@ -37,10 +37,11 @@ from confluent_kafka import Producer
 from api.tiers import tier_status
 from bench.http import Pool, build_request, closed_loop, paced, percentile
 from bench.kit import metrics_text, produce_patiently
-from bench.proc import cpu_seconds
+from bench.proc import cpu_seconds, store_pid
 from bench.report import Targets, at_least, at_most, require_status
 from bench.stackenv import bench_env
 from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, encode_body, kafka_headers, partition_key
+from connectors.store import BALANCES, LEDGER
 from connectors.tier_configs import save_tiers
 from connectors.tier_records import UPSERT_CUSTOMER_TIERS, upsert_params
 from loyalnest.harness.deployment import Deployment, fresh_postgres
@@ -137,6 +138,7 @@ EARNS = 'points_transactions_total{locale="en",type="earn"}'
 BONUS_ENTRIES = 'points_transactions_total{locale="en",type="bonus"}'
 READ = 'tier_inputs_total{kind="order_change"}'
 SENT = "tier_entry_bonuses_total"
+WRITES = 'loyalnest_mongo_sink_writes_total{{collection="{}",outcome="applied"}}'
 
 
 @dataclass
@@ -175,22 +177,33 @@ def pipeline_run(settings: Settings, orders: int, with_tiers: bool, port: int) -
             running.callback(process.stop)
         tiers_port = port + 1 if with_tiers else None
         wait_until(Done(customers, port, tiers_port), 1800, "the warm-up", flows[0], 0.25)
-        cpu = [cpu_seconds(p.pid) for p in flows]
+        store = store_pid(settings)
+        pids = [p.pid for p in flows] + ([store] if store else [])
+        cpu = [cpu_seconds(pid) for pid in pids]
+        writes = store_writes(port)
         started = time.perf_counter()
         produce_orders(env, customers, orders, customers)
         done = Done(customers + orders, port, tiers_port)
         wait_until(done, 1800, "every earn (and every tier decision) in", flows[0], 0.25)
         elapsed = time.perf_counter() - started
-        spent = [cpu_seconds(p.pid) - before for p, before in zip(flows, cpu, strict=True)]
+        spent = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu, strict=True)]
         figures = {
             "orders_per_s": orders / elapsed,
             "points_cpu_s_per_1k": 1000 * spent[0] / orders,
+            "store_cpu_s_per_1k": 1000 * spent[-1] / orders if store else float("nan"),
         }
+        for collection, count in store_writes(port).items():
+            figures[f"{collection}_writes_per_order"] = (count - writes[collection]) / orders
         if with_tiers:
             figures["tiers_cpu_s_per_1k"] = 1000 * spent[1] / orders
             figures["entry_bonuses"] = metric(port + 1, SENT)
             figures["multiplied_earns"] = multiplied(env)
         return figures
+
+
+def store_writes(port: int) -> dict[str, float]:
+    """Writes the points flow's store sink has had applied, by collection."""
+    return {c: metric(port, WRITES.format(c)) for c in (BALANCES, LEDGER)}
 
 
 def flow(env: Deployment, name: str, port: int, postgres_url: str) -> FlowProcess:
@@ -351,6 +364,10 @@ def measure(settings: Settings, orders: int, customers: int, requests: int) -> d
         "without_points_cpu_s_per_1k": without["points_cpu_s_per_1k"],
         "with_points_cpu_s_per_1k": with_tiers["points_cpu_s_per_1k"],
         "with_tiers_cpu_s_per_1k": with_tiers["tiers_cpu_s_per_1k"],
+        "without_store_cpu_s_per_1k": without["store_cpu_s_per_1k"],
+        "with_store_cpu_s_per_1k": with_tiers["store_cpu_s_per_1k"],
+        **{f"without_{k}": v for k, v in without.items() if k.endswith("_per_order")},
+        **{f"with_{k}": v for k, v in with_tiers.items() if k.endswith("_per_order")},
         "entry_bonuses": with_tiers["entry_bonuses"],
         "multiplied_earns": with_tiers["multiplied_earns"],
     }

@@ -90,7 +90,7 @@ from loyalty.ledger import (
 from loyalty.orders import InvalidEventError, parse_order_event
 from loyalty.state_rows import customer_from_row, customer_row, order_from_row, order_row
 from sinks.kafka import ReliableKafkaSink, dead_letter_sink
-from sinks.mongo import MongoSink, MongoWrite, RoutedWrite
+from sinks.mongo import Latest, MongoSink, MongoWrite, RoutedWrite
 from sinks.redis_cache import BalanceCacheSink, CacheUpdate
 
 log = logging.getLogger("loyalnest.flows.points")
@@ -199,9 +199,9 @@ class Outputs:
         effects = Effects(outputs)
         for output in outputs:
             if isinstance(output, BalanceSnapshot):
-                effects.writes.append(
-                    _routed(output.merchant_id, output.customer, balance_write(output))
-                )
+                # Only the newest balance of those waiting in the sink together is written.
+                key = balance_id(output.merchant_id, output.customer)
+                effects.writes.append((key, Latest(key, balance_write(output))))
                 effects.cache.append(cache_update(output))
                 continue
             write = self.write(output)

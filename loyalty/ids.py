@@ -22,6 +22,12 @@ def merchant_id(shop_domain: str) -> uuid.UUID:
 
 
 @lru_cache(maxsize=1024)
+def merchant_key(shop_domain: str) -> str:
+    """The merchant id as text, as records and keys carry it."""
+    return str(merchant_id(shop_domain))
+
+
+@lru_cache(maxsize=1024)
 def customer_id(merchant: uuid.UUID | str, shopify_customer_id: int) -> uuid.UUID:
     """Derived from the merchant id (itself derived from the shop), so a redemption, which
     knows only the merchant, and an order, which knows the shop, name the same customer."""

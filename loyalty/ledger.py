@@ -127,7 +127,7 @@ class PointsChange:
 
     @cached_property
     def merchant_id(self) -> str:
-        return str(ids.merchant_id(self.shop))
+        return ids.merchant_key(self.shop)
 
     @property
     def origin(self) -> str:

@@ -54,7 +54,7 @@ class OrderCount:
 
     @property
     def merchant_id(self) -> str:
-        return str(ids.merchant_id(self.shop))
+        return ids.merchant_key(self.shop)
 
 
 @dataclass(frozen=True)

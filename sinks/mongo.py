@@ -14,8 +14,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, TypeAlias
 
 import bson
@@ -33,7 +34,22 @@ log = logging.getLogger(__name__)
 WriteOp: TypeAlias = InsertOne[Any] | UpdateOne | ReplaceOne[Any]
 MongoWrite: TypeAlias = tuple[str, WriteOp]
 """A write: (collection name, pymongo write operation)."""
-RoutedWrite: TypeAlias = tuple[str, MongoWrite]
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """A write of which only the newest with the same `key` needs to reach the store: a
+    whole-document write guarded by a version (a balance), where a newer one carries
+    everything an older one would have written. Of such writes waiting together in the sink,
+    only the last is sent (its document is created if missing, so it may stand in for an
+    insert)."""
+
+    key: str  # the document written, unique across collections
+    write: MongoWrite
+
+
+SinkWrite: TypeAlias = MongoWrite | Latest
+RoutedWrite: TypeAlias = tuple[str, SinkWrite]
 """What MongoSink takes: (routing key, write). One key's writes are written in order."""
 
 MAX_BATCH = 1000
@@ -53,6 +69,10 @@ RETRIES = Counter(
 )
 
 
+SUPERSEDED = Counter(
+    "loyalnest_mongo_sink_superseded_total",
+    "Writes not sent because a newer write of the same document was waiting with them",
+)
 BATCH_SIZE = Histogram(
     "loyalnest_mongo_sink_batch_size",
     "Items per write_batch call",
@@ -168,24 +188,48 @@ def group_by_collection(items: Iterable[MongoWrite]) -> dict[str, list[WriteOp]]
     return grouped
 
 
-class _PipelinedPartition(StatefulSinkPartition[MongoWrite, None]):
+def coalesced(writes: Iterable[SinkWrite]) -> list[MongoWrite]:
+    """The writes in their order, less each `Latest` write that a later one with its key
+    supersedes."""
+    sent: list[MongoWrite | None] = []
+    latest: dict[str, int] = {}
+    for write in writes:
+        if isinstance(write, Latest):
+            earlier = latest.get(write.key)
+            if earlier is not None:
+                sent[earlier] = None
+            latest[write.key] = len(sent)
+            sent.append(write.write)
+        else:
+            sent.append(write)
+    kept = [write for write in sent if write is not None]
+    if len(kept) < len(sent):
+        SUPERSEDED.inc(len(sent) - len(kept))
+    return kept
+
+
+class _PipelinedPartition(StatefulSinkPartition[SinkWrite, None]):
     """Writes each batch on a background thread while the worker computes the next one.
 
     The worker and the store then work at the same time instead of taking turns. A write is
     durable before its epoch is: Bytewax calls `snapshot()` at the end of every epoch that had
     writes, and it waits for all of them, so recovery never resumes past an unwritten batch.
     At most `depth` batches wait; beyond that `write_batch` blocks (back-pressure).
+
+    When the store is the slower side, batches wait; the thread then writes all that wait as
+    one, and a `Latest` write superseded within them is never sent. That costs no latency (it
+    only merges what is already waiting) and saves the store the most when it is busiest.
     """
 
     def __init__(self, client: MongoClient[Any], writer: MongoWriter, depth: int) -> None:
         self._client = client
         self._writer = writer
-        self._pending: queue.Queue[list[MongoWrite] | None] = queue.Queue(maxsize=depth)
+        self._pending: queue.Queue[Sequence[SinkWrite] | None] = queue.Queue(maxsize=depth)
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="mongo-sink", daemon=True)
         self._thread.start()
 
-    def write_batch(self, values: list[MongoWrite]) -> None:
+    def write_batch(self, values: Sequence[SinkWrite]) -> None:
         self._raise_failure()
         BATCH_SIZE.observe(len(values))
         self._pending.put(values)
@@ -202,23 +246,37 @@ class _PipelinedPartition(StatefulSinkPartition[MongoWrite, None]):
         self._raise_failure()
 
     def _drain(self) -> None:
-        while (batch := self._pending.get()) is not None:
+        stopping = False
+        while not stopping:
+            taken = self._waiting()
+            stopping = taken[-1] is None  # close() sends None after all else is written
             try:
                 if self._failure is None:  # after a failure, nothing more is written
-                    self._writer.write(batch)
+                    batches = [batch for batch in taken if batch is not None]
+                    self._writer.write(coalesced(chain.from_iterable(batches)))
             except BaseException as exc:  # the worker thread raises it on its next call
                 self._failure = exc
             finally:
-                self._pending.task_done()
-        self._pending.task_done()
+                for _ in taken:
+                    self._pending.task_done()
+
+    def _waiting(self) -> list[Sequence[SinkWrite] | None]:
+        """The next batch (waiting for it), and every other batch already waiting."""
+        taken = [self._pending.get()]
+        while taken[-1] is not None:
+            try:
+                taken.append(self._pending.get_nowait())
+            except queue.Empty:
+                break
+        return taken
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
             raise MongoSinkError(f"a background write failed: {self._failure}") from self._failure
 
 
-class MongoSink(FixedPartitionedSink[MongoWrite, None]):
-    """Bytewax sink of `(routing key, (collection, operation))` items.
+class MongoSink(FixedPartitionedSink[SinkWrite, None]):
+    """Bytewax sink of `(routing key, (collection, operation) | Latest)` items.
 
     One partition by default: a single connection that always has a batch to write is the
     fastest way into one store. A key's writes stay in order within its partition. The sink
@@ -247,7 +305,7 @@ class MongoSink(FixedPartitionedSink[MongoWrite, None]):
 
     def build_part(
         self, step_id: str, for_part: str, resume_state: None
-    ) -> StatefulSinkPartition[MongoWrite, None]:
+    ) -> StatefulSinkPartition[SinkWrite, None]:
         client: MongoClient[Any] = MongoClient(self._url, appname=f"loyalnest-{step_id}")
         writer = MongoWriter(client[self._database], max_batch=self._max_batch, retry=self._retry)
         return _PipelinedPartition(client, writer, self._depth)

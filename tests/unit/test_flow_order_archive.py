@@ -20,7 +20,7 @@ from connectors.store import ORDER_EVENTS
 from flows.common import Rejected, guarded_decode, to_dead_letter
 from flows.order_archive import DECODE_STEP, FLOW, Archived, archive, build
 from loyalty import ids
-from sinks.mongo import RoutedWrite
+from sinks.mongo import Latest, RoutedWrite
 
 SHOP = "demo.myshopify.com"
 RECEIVED_MS = 1_700_000_000_123
@@ -59,7 +59,9 @@ def run(items: list[SourceItem]) -> tuple[list[RoutedWrite], list[SinkMessage]]:
 
 
 def document(write: RoutedWrite) -> dict[str, Any]:
-    key, (collection, operation) = write
+    key, routed = write
+    assert not isinstance(routed, Latest)  # every insert of the archive is kept
+    collection, operation = routed
     assert collection == ORDER_EVENTS
     assert isinstance(operation, InsertOne)
     doc: dict[str, Any] = bson.decode(operation._doc.raw, CodecOptions(tz_aware=True))

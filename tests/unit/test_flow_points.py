@@ -29,7 +29,7 @@ from loyalty.commands import decode_command, encode_adjustment, encode_change, e
 from loyalty.customers import Adjustment, Tick
 from loyalty.i18n import BUILT_IN
 from loyalty.ledger import Kind, PointsChange, Source
-from sinks.mongo import RoutedWrite
+from sinks.mongo import Latest, RoutedWrite
 from sinks.redis_cache import CacheUpdate
 from tests.hostile_orders import CORPUS, Hostile, order
 
@@ -92,7 +92,8 @@ class Run:
         """The fields written to `collection`, decoded: an insert's document, an update's
         `$set`, a guarded balance update's new document (a customer's first balance is
         inserted, later ones update it)."""
-        return [written(op._doc) for _key, (name, op) in self.writes if name == collection]
+        plain = [w.write if isinstance(w, Latest) else w for _key, w in self.writes]
+        return [written(op._doc) for name, op in plain if name == collection]
 
 
 def written(document: object) -> dict[str, Any]:

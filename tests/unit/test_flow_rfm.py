@@ -27,7 +27,7 @@ from loyalty import ids
 from loyalty.rfm import EPOCH, Thresholds, threshold_scales
 from loyalty.rfm_commands import CustomerTick, DayTick, Settings, encode
 from loyalty.rfm_customers import Tick
-from sinks.mongo import RoutedWrite
+from sinks.mongo import Latest, RoutedWrite
 
 SHOP = "rfm.myshopify.com"
 MERCHANT = str(ids.merchant_id(SHOP))
@@ -101,7 +101,8 @@ class Run:
     def latest(self, collection: str) -> dict[str, dict[str, Any]]:
         """The newest document of each _id written to `collection`."""
         documents: dict[str, dict[str, Any]] = {}
-        for _key, (name, write) in self.writes:
+        for _key, routed in self.writes:
+            name, write = routed.write if isinstance(routed, Latest) else routed
             if name != collection:
                 continue
             doc = _decoded(getattr(write, "_doc", None))

@@ -22,12 +22,14 @@ from pymongo.errors import (
 
 from sinks.mongo import (
     MAX_BATCH,
+    Latest,
     MongoSink,
     MongoSinkError,
     MongoWrite,
     MongoWriter,
     WriteOp,
     _PipelinedPartition,
+    coalesced,
     count_duplicates,
     group_by_collection,
     left_as_they_were,
@@ -173,6 +175,25 @@ def test_group_by_collection_orders_collections_by_first_use() -> None:
 
     assert list(grouped) == ["z", "a", "m"]
     assert grouped == {"z": [ops[0], ops[2]], "a": [ops[1]], "m": [ops[3]]}
+
+
+def balance(doc_id: str, version: int) -> Latest:
+    return Latest(doc_id, ("balances", UpdateOne({"_id": doc_id}, {"$set": {"v": version}})))
+
+
+def test_coalesced_keeps_only_the_newest_latest_write_of_each_key_in_place() -> None:
+    entry_1, entry_2 = ("ledger", InsertOne({"_id": 1})), ("ledger", InsertOne({"_id": 2}))
+    a1, b1, a2, a3 = balance("a", 1), balance("b", 1), balance("a", 2), balance("a", 3)
+
+    kept = coalesced([entry_1, a1, b1, entry_2, a2, a3])
+
+    assert kept == [entry_1, b1.write, entry_2, a3.write]
+
+
+def test_coalesced_never_drops_a_plain_write_even_when_it_repeats() -> None:
+    entry = ("ledger", InsertOne({"_id": 1}))
+
+    assert coalesced([entry, entry]) == [entry, entry]
 
 
 def test_writing_nothing_sends_no_bulk_write() -> None:
@@ -450,7 +471,27 @@ def test_write_batch_blocks_when_depth_batches_are_waiting() -> None:
     db.gate.set()
     third.join(10)
     part.snapshot()
-    assert len(db.log) == 3
+    assert sum(len(call.ops) for call in db.log) == 3  # the later two may go as one
+
+
+def test_batches_waiting_together_are_written_as_one_without_superseded_writes() -> None:
+    db = GatedDatabase()
+    part, _ = pipelined(db, depth=4)
+    part.write_batch([balance("a", 1).write])  # taken by the writer thread, held at the gate
+    wait_until(lambda: part._pending.unfinished_tasks == 1 and part._pending.empty())
+    part.write_batch([balance("a", 2), balance("b", 1)])
+    part.write_batch([("ledger", InsertOne({"_id": 1})), balance("a", 3)])
+
+    db.gate.set()
+    part.snapshot()
+
+    calls = [(call.collection, len(call.ops)) for call in db.log]
+    assert calls == [("balances", 1), ("balances", 2), ("ledger", 1)]
+    updates = [op for op in db.log[1].ops if isinstance(op, UpdateOne)]
+    assert [(op._filter, op._doc) for op in updates] == [
+        ({"_id": "b"}, {"$set": {"v": 1}}),
+        ({"_id": "a"}, {"$set": {"v": 3}}),
+    ]
 
 
 def test_a_failed_write_is_raised_by_the_next_call_and_nothing_later_is_written() -> None:
