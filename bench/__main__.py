@@ -14,6 +14,7 @@ from pathlib import Path
 from bench import (
     balance,
     clock,
+    dlq,
     e2e,
     ingest,
     pipeline,
@@ -49,6 +50,7 @@ BENCHMARKS = {
     "referrals": "referral_flow",
     "referral-api": "referral_api",
     "tiers": "vip_tiers",
+    "dlq": "dlq_replay",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
@@ -58,6 +60,7 @@ TARGETS: dict[str, Targets] = {
     "shop_probe": probe.TARGETS,
     "clock": clock.TARGETS,
     "customer_state": state.TARGETS,
+    "dlq_replay": dlq.TARGETS,
     "expiry_sweep": sweep.TARGETS,
     "rfm_flow": rfm_flow.TARGETS,
     "rfm_ageing": rfm_ageing.TARGETS,
@@ -163,6 +166,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tier-requests", type=count, default=20_000, help="tiers: tier reads of each run"
     )
+    parser.add_argument(
+        "--dlq-letters", type=count, default=100_000, help="dlq: dead letters to re-drive"
+    )
     args = parser.parse_args(argv)
     if args.rfm_orders_per_customer < 1:
         parser.error("--rfm-orders-per-customer must be at least 1")
@@ -217,6 +223,7 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
         "vip_tiers": lambda: tiers.measure(
             settings, args.tier_orders, args.tier_customers, args.tier_requests
         ),
+        "dlq_replay": lambda: dlq.measure(settings, args.dlq_letters),
     }
 
 

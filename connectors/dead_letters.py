@@ -8,6 +8,9 @@ The contract shared by every flow, the API's edge and the DLQ tools:
   when the API refused it before it reached one), `dlq-timestamp` the original record's time
   (ms since the epoch, what the flows read as the time it was received), and `dlq-attempt`
   how many times it has been dead-lettered (a re-driven record that fails again counts up).
+A re-driven record (`loyalnest dlq replay`) is the original again, with `dlq-attempt` kept and
+`dlq-replayed-from` naming the dead letter (`topic/partition/offset`) it came from; the
+re-drives done are marked on the compacted `dlq.replayed` topic, keyed by that same name.
 Dead-letter topics are kept as long as their sources and sized to hold the largest source
 record plus these headers (`loyalnest.topics`), so any record that fits its topic fits here.
 """
@@ -30,6 +33,7 @@ DLQ_STEP = "dlq-step"
 DLQ_ORIGIN = "dlq-origin"
 DLQ_TIMESTAMP = "dlq-timestamp"
 DLQ_ATTEMPT = "dlq-attempt"
+DLQ_REPLAYED_FROM = "dlq-replayed-from"
 MAX_REASON = 1000
 
 
@@ -99,3 +103,18 @@ def _timestamp_ms(message: SourceMessage) -> int | None:
     if message.timestamp is None or message.timestamp[0] == TIMESTAMP_NOT_AVAILABLE:
         return None
     return int(message.timestamp[1])
+
+
+def redriven_headers(headers: Sequence[tuple[str, Any]], replayed_from: str) -> Headers:
+    """A dead letter's headers as its re-drive carries them: the original record's, its
+    attempt count (so a second failure counts up), and where it was re-driven from."""
+    kept = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) or k == DLQ_ATTEMPT]
+    return [*kept, (DLQ_REPLAYED_FROM, replayed_from.encode())]
+
+
+def origin_topic(origin: str | None) -> str | None:
+    """The topic a dead letter came from, read from its `dlq-origin` header."""
+    if not origin:
+        return None
+    topic = origin.split("/", 1)[0]
+    return topic or None

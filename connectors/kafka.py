@@ -15,9 +15,15 @@ Headers: TypeAlias = list[tuple[str, Any]]
 
 
 def source(brokers: list[str], topics: list[str], *, tail: bool = True) -> KafkaSource:
-    """A source that hands consumer errors to the flow instead of crashing it."""
+    """A source that hands consumer errors to the flow instead of crashing it. It reads
+    committed records only: a `loyalnest dlq replay` stopped inside a transaction leaves
+    re-drives that no flow must see (the replay marks only committed ones as done)."""
     return KafkaSource(
-        brokers, topics, tail=tail, raise_on_errors=False, add_config={"log_level": "3"}
+        brokers,
+        topics,
+        tail=tail,
+        raise_on_errors=False,
+        add_config={"log_level": "3", "isolation.level": "read_committed"},
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from confluent_kafka import Producer
@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from connectors.adjustments import BadAdjustmentError, adjustment_memo, adjustment_points
 from connectors.merchants import SettingsUpdate, merchant_by_shop, upsert_merchant
 from connectors.shopify import encode_body, kafka_headers, partition_key
-from loyalnest import points_adjust, rfm_settings, tier_settings, tokens
+from loyalnest import dlq, points_adjust, rfm_settings, tier_settings, tokens
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
@@ -261,6 +261,63 @@ def wait_arg(text: str) -> float:
     return seconds
 
 
+def time_arg(text: str) -> datetime:
+    """An ISO date or time; without an offset, UTC."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("must be an ISO date or time") from exc
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def rate_per_second_arg(text: str) -> float:
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not 0 < rate <= 1_000_000:  # NaN fails every comparison
+        raise argparse.ArgumentTypeError("must be a number of dead letters per second above 0")
+    return rate
+
+
+def add_dlq_commands(commands: Any) -> None:
+    dlq_parser = commands.add_parser("dlq", help="list, show and re-drive dead letters")
+    dlq_cmds = dlq_parser.add_subparsers(dest="action", required=True)
+    listing = dlq_cmds.add_parser("list", help="a table of dead letters, and a count by reason")
+    replaying = dlq_cmds.add_parser(
+        "replay", help="re-drive dead letters to the topics they came from, each once"
+    )
+    for sub in (listing, replaying):
+        sub.add_argument("--topic", help="one dead-letter topic (default: all)")
+        sub.add_argument("--reason", help="reason contains this text (any case)")
+        sub.add_argument("--step", help="the step that refused it")
+        sub.add_argument("--shop", type=shop_arg)
+        sub.add_argument("--since", type=time_arg, help="original time from (ISO, UTC)")
+        sub.add_argument("--until", type=time_arg, help="original time before (ISO, UTC)")
+    replaying.add_argument("--dry-run", action="store_true", help="show, send nothing")
+    replaying.add_argument("--rate", type=rate_per_second_arg, help="dead letters/s at most")
+    showing = dlq_cmds.add_parser("show", help="one dead letter: headers and original record")
+    showing.add_argument("ref", help="as `list` shows it (points.dlq/0/17), or an offset")
+
+
+def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        if args.action == "show":
+            dlq.show(settings, args.ref, sys.stdout)
+            return 0
+        selection = dlq.Selection(args.reason, args.step, args.shop, args.since, args.until)
+        if args.action == "list":
+            dlq.list_dead_letters(settings, args.topic, selection, sys.stdout)
+            return 0
+        options = dlq.ReplayOptions(args.dry_run, args.rate, dlq.terminal())
+        report = dlq.replay(settings, args.topic, selection, options, sys.stdout)
+    except (LookupError, ValueError) as exc:
+        print(f"loyalnest: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.document() | {"dry_run": args.dry_run}))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="loyalnest", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -386,6 +443,7 @@ def parser() -> argparse.ArgumentParser:
         type=as_of_arg,
         help="a date (2026-12-31) or a time with offset (default: now)",
     )
+    add_dlq_commands(commands)
     samples = commands.add_parser("sample-orders", help="produce sample Shopify orders to Kafka")
     samples.add_argument("--shop", default="demo.myshopify.com")
     samples.add_argument("--count", type=int, default=20)
@@ -401,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     except SecretsError as exc:
         print(f"loyalnest: {exc}", file=sys.stderr)
         return 2
+    if args.command == "dlq":
+        return run_dlq(settings, args)
     if args.command == "points":
         return points_adjust.adjust(
             settings,

@@ -24,6 +24,7 @@ REFERRAL_COMPLETED = "referral.completed"
 REFERRAL_REVOKED = "referral.revoked"
 VIP_TIER_ASSIGNED = "vip_tier.assigned"
 TIERS_DLQ = "tiers.dlq"
+DLQ_REPLAYED = "dlq.replayed"
 CUSTOMER_CREATED = "customer.created"
 CUSTOMER_UPDATED = "customer.updated"
 
@@ -77,6 +78,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(REFERRAL_REVOKED),
     TopicSpec(VIP_TIER_ASSIGNED),
     TopicSpec(TIERS_DLQ, DEAD_LETTERS),
+    # Which dead letters `loyalnest dlq replay` has re-driven, one record per dead letter: a
+    # compacted topic keeps each key's latest record for good.
+    TopicSpec(DLQ_REPLAYED, {"cleanup.policy": "compact"}),
     TopicSpec(CUSTOMER_CREATED),
     TopicSpec(CUSTOMER_UPDATED),
 )
@@ -85,3 +89,7 @@ TOPICS: tuple[TopicSpec, ...] = (
 def prefixed(prefix: str) -> tuple[TopicSpec, ...]:
     """The system's topics under a name prefix (KAFKA_TOPIC_PREFIX)."""
     return tuple(TopicSpec(f"{prefix}{t.name}", t.config) for t in TOPICS)
+
+
+# The dead-letter topics (`loyalnest dlq` reads them all unless told one).
+DEAD_LETTER_TOPICS = tuple(t.name for t in TOPICS if t.config == DEAD_LETTERS)

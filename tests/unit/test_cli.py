@@ -4,6 +4,7 @@ the flag (exit status 2), and `points adjust` waits for its outcome, bounded."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -350,3 +351,54 @@ def test_the_exit_status_follows_the_outcome(
 ) -> None:
     assert outcome_status(document, "k-1") == status
     assert said in capsys.readouterr().err
+
+
+def test_dlq_replay_takes_the_list_filters_a_dry_run_and_a_rate() -> None:
+    args = parser().parse_args(
+        [
+            "dlq",
+            "replay",
+            "--topic",
+            "points.dlq",
+            "--reason",
+            "unknown",
+            "--step",
+            "decode",
+            "--shop",
+            "A.myshopify.com",
+            "--since",
+            "2026-05-01",
+            "--until",
+            "2026-05-02T00:00:00+02:00",
+            "--dry-run",
+            "--rate",
+            "250",
+        ]
+    )
+
+    assert (args.topic, args.reason, args.step, args.shop) == (
+        "points.dlq",
+        "unknown",
+        "decode",
+        "a.myshopify.com",
+    )
+    assert args.since == datetime(2026, 5, 1, tzinfo=UTC)
+    assert args.until == datetime(2026, 5, 1, 22, tzinfo=UTC)
+    assert (args.dry_run, args.rate) == (True, 250.0)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dlq", "replay", "--rate", "0"],
+        ["dlq", "replay", "--rate", "nan"],
+        ["dlq", "list", "--since", "yesterday"],
+        ["dlq", "show"],
+    ],
+)
+def test_dlq_refuses_what_it_cannot_use(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(argv)
+    assert "error" in capsys.readouterr().err
