@@ -8,18 +8,25 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pymongo
 import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from connectors.dead_letters import DLQ_REASON, DLQ_REPLAYED_FROM, dead_letter
-from connectors.kafka import SourceMessage
+from connectors.dead_letters import DLQ_ATTEMPT, DLQ_REASON, DLQ_REPLAYED_FROM, dead_letter
+from connectors.kafka import SinkMessage, SourceMessage
+from connectors.shopify import encode_body, kafka_headers, partition_key
+from connectors.store import BALANCES, LEDGER
 from loyalnest import dlq
 from loyalnest.harness.deployment import Deployment, isolated_deployment
+from loyalnest.harness.processes import FlowProcess, wait_until
+from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from loyalnest.topics import DLQ_REPLAYED, POINTS_DLQ, SHOPIFY_ORDERS
+from loyalty.policy import Policy
 from tests.integration.points_harness import read_log
 
 RECEIVED_MS = 1_777_000_000_000
@@ -109,3 +116,119 @@ def test_replay_re_drives_each_selected_dead_letter_once_to_where_it_came_from(
     assert (rest.selected, rest.already, rest.redriven) == (30, 20, 10)
     assert len(list(read_log(s, orders))) == 30
     assert len(list(read_log(s, env.topic(DLQ_REPLAYED)))) == 30
+
+
+# ----------------------------------------------------------- end to end, through the flow
+
+SHOP = "redrive.myshopify.com"
+REFUSED = "unsupported webhook version"  # as if an earlier release had refused them
+
+
+def order_records(env: Deployment) -> list[SourceMessage]:
+    """Valid paid orders as the API produces them, each with its own receive time."""
+    records: list[SourceMessage] = []
+    for n, hook in enumerate(sample_orders(SHOP, 40, customers=8, seed=3)):
+        records.append(
+            KafkaSourceMessage(
+                key=partition_key(hook.shop, hook.topic, hook.body),
+                value=encode_body(hook.body),
+                topic=env.topic(SHOPIFY_ORDERS),
+                headers=[
+                    (k, v if isinstance(v, bytes) else str(v).encode())
+                    for k, v in kafka_headers(hook.headers, f"corr-{n}", Policy())
+                ],
+                partition=0,
+                offset=n,
+                timestamp=(1, RECEIVED_MS + 60_000 * n),
+            )
+        )
+    return records
+
+
+def produce_at_their_time(settings: Settings, topic: str, records: list[SourceMessage]) -> None:
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for r in records:
+        assert r.timestamp is not None
+        producer.produce(
+            topic, key=r.key, value=r.value, headers=list(r.headers), timestamp=r.timestamp[1]
+        )
+    assert producer.flush(30) == 0
+
+
+def documents(settings: Settings, env: Deployment) -> dict[str, list[dict[str, Any]]]:
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
+    try:
+        db = client[env.database]
+        return {
+            name: sorted(db[name].find(), key=lambda d: str(d["_id"]))
+            for name in (BALANCES, LEDGER)
+        }
+    finally:
+        client.close()
+
+
+def run_flow_until(settings: Settings, env: Deployment, entries: int, act: Any = None) -> None:
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
+    flow = FlowProcess(env, env.workdir / "flow.log")
+    try:
+        if act is not None:
+            act()
+        ledger = client[env.database][LEDGER]
+        wait_until(lambda: ledger.count_documents({}) >= entries, 120, "every earn", flow, 0.25)
+    finally:
+        flow.stop()
+        client.close()
+
+
+def test_re_driven_orders_end_as_if_they_had_been_valid_the_first_time(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # One partition each: a customer's orders are then applied in the same order in both runs
+    # (on several, their order depends on how the partitions interleave, in any two runs).
+    with isolated_deployment(settings, "dlqa", tmp_path / "a", partitions=1) as straight:
+        produce_at_their_time(settings, straight.topic(SHOPIFY_ORDERS), order_records(straight))
+        run_flow_until(settings, straight, 40)
+        expected = documents(settings, straight)
+
+    with isolated_deployment(settings, "dlqb", tmp_path / "b", partitions=1) as env:
+        s = settings.model_copy(update={"kafka_topic_prefix": env.prefix})
+        records = order_records(env)
+        bad: SourceMessage = KafkaSourceMessage(
+            key=b"bad",
+            value=b"{",
+            topic=env.topic(SHOPIFY_ORDERS),
+            headers=[],
+            partition=0,
+            offset=len(records),
+            timestamp=(1, RECEIVED_MS),
+        )
+        letters = [dead_letter(r, REFUSED, "points", "decode-order") for r in records]
+        letters.append(dead_letter(bad, "not JSON", "points", "decode-order"))
+        produce_raw_letters(settings, env.topic(POINTS_DLQ), letters)
+
+        report: list[dlq.ReplayReport] = []
+        everything = dlq.Selection()
+
+        def replay_all() -> None:
+            report.append(dlq.replay(s, None, everything, dlq.ReplayOptions(), io.StringIO()))
+
+        run_flow_until(settings, env, 40, replay_all)
+        assert report[0].redriven == 41
+        assert documents(settings, env) == expected, "as if valid the first time"
+
+        again = dlq.replay(
+            s, None, dlq.Selection(reason=REFUSED), dlq.ReplayOptions(), io.StringIO()
+        )
+        assert (again.selected, again.already, again.redriven) == (40, 40, 0)
+        failed_again = [
+            dict(m.headers) for m in read_log(s, env.topic(POINTS_DLQ)) if m.key == b"bad"
+        ]
+        assert [h[DLQ_ATTEMPT] for h in failed_again] == [b"1", b"2"]
+        assert documents(settings, env) == expected
+
+
+def produce_raw_letters(settings: Settings, topic: str, letters: list[SinkMessage]) -> None:
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for letter in letters:
+        producer.produce(topic, key=letter.key, value=letter.value, headers=list(letter.headers))
+    assert producer.flush(30) == 0
