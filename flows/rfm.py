@@ -67,7 +67,7 @@ from loyalty.rfm_rows import (
 )
 from loyalty.rfm_window import DEFAULT_LOOKBACK_DAYS
 from sinks.kafka import ReliableKafkaSink, dead_letter_sink
-from sinks.mongo import MongoSink, RoutedWrite
+from sinks.mongo import Latest, MongoSink, RoutedWrite
 
 log = logging.getLogger("loyalnest.flows.rfm")
 
@@ -182,9 +182,9 @@ class Outputs:
             change = ValuesChange(*outcome.values_change, item.lookback)
             to_merchant = MerchantIn(item.message, item.merchant_id, change)
         effects = CustomerEffects(to_merchant)
-        effects.writes.append(
-            (item.key, customer_write(item.merchant_id, item.customer, customer, item.lookback))
-        )
+        write = customer_write(item.merchant_id, item.customer, customer, item.lookback)
+        # Only the newest document of those waiting in the sink together is written.
+        effects.writes.append((item.key, Latest(item.key, write)))
         if outcome.update is not None:
             record = updated_event(item.merchant_id, item.customer, outcome.update)
             effects.segments.append(record["segment"])
@@ -225,7 +225,8 @@ class MerchantLogic(StatefulBatchLogic[MerchantIn, RoutedWrite | Rejected, bytes
                 out.append(Rejected(value.message, failure_reason(exc), "merchant-state"))
         picture = self._merchant.refresh()
         if picture is not None:
-            out.append((merchant_id, merchant_write(merchant_id, picture)))
+            write = merchant_write(merchant_id, picture)
+            out.append((merchant_id, Latest(merchant_id, write)))
         return out, False
 
     def _apply(self, item: ValuesChange | DayTick | RfmSettings) -> None:

@@ -44,7 +44,7 @@ class Latest:
     only the last is sent (its document is created if missing, so it may stand in for an
     insert)."""
 
-    key: str  # the document written, unique across collections
+    key: str  # the document written (its `_id`, say), within the write's collection
     write: MongoWrite
 
 
@@ -192,13 +192,14 @@ def coalesced(writes: Iterable[SinkWrite]) -> list[MongoWrite]:
     """The writes in their order, less each `Latest` write that a later one with its key
     supersedes."""
     sent: list[MongoWrite | None] = []
-    latest: dict[str, int] = {}
+    latest: dict[tuple[str, str], int] = {}
     for write in writes:
         if isinstance(write, Latest):
-            earlier = latest.get(write.key)
+            document = (write.write[0], write.key)
+            earlier = latest.get(document)
             if earlier is not None:
                 sent[earlier] = None
-            latest[write.key] = len(sent)
+            latest[document] = len(sent)
             sent.append(write.write)
         else:
             sent.append(write)

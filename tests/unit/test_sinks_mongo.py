@@ -190,6 +190,13 @@ def test_coalesced_keeps_only_the_newest_latest_write_of_each_key_in_place() -> 
     assert kept == [entry_1, b1.write, entry_2, a3.write]
 
 
+def test_coalesced_keys_latest_writes_by_collection_too() -> None:
+    a_balance = balance("a", 1)
+    a_elsewhere = Latest("a", ("elsewhere", UpdateOne({"_id": "a"}, {"$set": {"v": 1}})))
+
+    assert coalesced([a_balance, a_elsewhere]) == [a_balance.write, a_elsewhere.write]
+
+
 def test_coalesced_never_drops_a_plain_write_even_when_it_repeats() -> None:
     entry = ("ledger", InsertOne({"_id": 1}))
 
