@@ -8,6 +8,7 @@
                                                                        │   reward.redemption
                                                                        └─> Redis balance cache
 
+The order stage also reads `points.replay`: dead letters re-driven from a topic no flow reads.
 Both stages live in one dataflow, so one recovery snapshot covers both states and both input
 offsets. The customer stage reads only `points.commands`, whose per-customer order is fixed by
 the log: a replay after a crash re-makes the same decisions, and every write is idempotent.
@@ -63,6 +64,7 @@ from loyalnest.topics import (
     POINTS_DLQ,
     POINTS_EARNED,
     POINTS_EXPIRING,
+    POINTS_REPLAY,
     REWARD_REDEMPTION,
     SHOPIFY_ORDERS,
 )
@@ -379,7 +381,8 @@ def flow() -> Dataflow:
         ),
     )
     return build(
-        kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS)]),
+        # points.replay: dead letters re-driven from a topic no flow reads (loyalnest/dlq.py).
+        kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS), settings.topic(POINTS_REPLAY)]),
         kafka_source(brokers, [settings.topic(POINTS_COMMANDS)]),
         sinks,
         translations,

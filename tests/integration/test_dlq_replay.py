@@ -5,6 +5,7 @@ mark and re-drives nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from loyalnest.harness.deployment import Deployment, isolated_deployment
 from loyalnest.harness.processes import FlowProcess, wait_until
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
-from loyalnest.topics import DLQ_REPLAYED, POINTS_DLQ, SHOPIFY_ORDERS
+from loyalnest.topics import DLQ_REPLAYED, POINTS_DLQ, POINTS_REPLAY, SHOPIFY_ORDERS
 from loyalty.policy import Policy
 from tests.integration.points_harness import read_log
 
@@ -121,13 +122,19 @@ def test_replay_re_drives_each_selected_dead_letter_once_to_where_it_came_from(
 # ----------------------------------------------------------- end to end, through the flow
 
 SHOP = "redrive.myshopify.com"
+OTHER_SHOP = "redrive-elsewhere.myshopify.com"
 REFUSED = "unsupported webhook version"  # as if an earlier release had refused them
 
 
 def order_records(env: Deployment) -> list[SourceMessage]:
-    """Valid paid orders as the API produces them, each with its own receive time."""
+    """Valid paid orders as the API produces them, each with its own receive time: 40 of one
+    shop's 8 customers, then one of another shop (whose dead letter names no known origin)."""
+    hooks = [
+        *sample_orders(SHOP, 40, customers=8, seed=3),
+        *sample_orders(OTHER_SHOP, 1, customers=1, seed=4, first_order_id=9_000_000),
+    ]
     records: list[SourceMessage] = []
-    for n, hook in enumerate(sample_orders(SHOP, 40, customers=8, seed=3)):
+    for n, hook in enumerate(hooks):
         records.append(
             KafkaSourceMessage(
                 key=partition_key(hook.shop, hook.topic, hook.body),
@@ -187,7 +194,7 @@ def test_re_driven_orders_end_as_if_they_had_been_valid_the_first_time(
     # (on several, their order depends on how the partitions interleave, in any two runs).
     with isolated_deployment(settings, "dlqa", tmp_path / "a", partitions=1) as straight:
         produce_at_their_time(settings, straight.topic(SHOPIFY_ORDERS), order_records(straight))
-        run_flow_until(settings, straight, 40)
+        run_flow_until(settings, straight, 41)
         expected = documents(settings, straight)
 
     with isolated_deployment(settings, "dlqb", tmp_path / "b", partitions=1) as env:
@@ -202,7 +209,10 @@ def test_re_driven_orders_end_as_if_they_had_been_valid_the_first_time(
             offset=len(records),
             timestamp=(1, RECEIVED_MS),
         )
-        letters = [dead_letter(r, REFUSED, "points", "decode-order") for r in records]
+        *ours, lost = records
+        # The last one came from a topic no flow reads (an old integration): to points.replay.
+        lost = dataclasses.replace(lost, topic="legacy.orders")
+        letters = [dead_letter(r, REFUSED, "points", "decode-order") for r in (*ours, lost)]
         letters.append(dead_letter(bad, "not JSON", "points", "decode-order"))
         produce_raw_letters(settings, env.topic(POINTS_DLQ), letters)
 
@@ -212,14 +222,17 @@ def test_re_driven_orders_end_as_if_they_had_been_valid_the_first_time(
         def replay_all() -> None:
             report.append(dlq.replay(s, None, everything, dlq.ReplayOptions(), io.StringIO()))
 
-        run_flow_until(settings, env, 40, replay_all)
-        assert report[0].redriven == 41
+        run_flow_until(settings, env, 41, replay_all)
+        assert report[0].document()["to"] == {
+            env.topic(SHOPIFY_ORDERS): 41,  # the 40 and the bad one
+            env.topic(POINTS_REPLAY): 1,
+        }
         assert documents(settings, env) == expected, "as if valid the first time"
 
         again = dlq.replay(
             s, None, dlq.Selection(reason=REFUSED), dlq.ReplayOptions(), io.StringIO()
         )
-        assert (again.selected, again.already, again.redriven) == (40, 40, 0)
+        assert (again.selected, again.already, again.redriven) == (41, 41, 0)
         failed_again = [
             dict(m.headers) for m in read_log(s, env.topic(POINTS_DLQ)) if m.key == b"bad"
         ]
