@@ -398,6 +398,9 @@ class Redriver:
                 "bootstrap.servers": settings.kafka_bootstrap_servers,
                 # One replayer at a time: a second one fences the first off.
                 "transactional.id": f"loyalnest-dlq-replay:{self._marks}",
+                # A replay killed inside a transaction holds the flows' reading of the topics
+                # it wrote to (they read committed records only) until the broker aborts it.
+                "transaction.timeout.ms": 60_000,
                 "linger.ms": 5,
                 "compression.type": "lz4",
             }
