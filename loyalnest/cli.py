@@ -270,6 +270,12 @@ def time_arg(text: str) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
+def attempt_arg(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 99_999:
+        raise argparse.ArgumentTypeError("must be a whole number of attempts from 1")
+    return int(text)
+
+
 def rate_per_second_arg(text: str) -> float:
     try:
         rate = float(text)
@@ -294,6 +300,11 @@ def add_dlq_commands(commands: Any) -> None:
         sub.add_argument("--shop", type=shop_arg)
         sub.add_argument("--since", type=time_arg, help="original time from (ISO, UTC)")
         sub.add_argument("--until", type=time_arg, help="original time before (ISO, UTC)")
+        sub.add_argument(
+            "--max-attempt",
+            type=attempt_arg,
+            help="only those dead-lettered at most N times (a record that keeps failing)",
+        )
     replaying.add_argument("--dry-run", action="store_true", help="show, send nothing")
     replaying.add_argument("--rate", type=rate_per_second_arg, help="dead letters/s at most")
     showing = dlq_cmds.add_parser("show", help="one dead letter: headers and original record")
@@ -305,7 +316,9 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "show":
             dlq.show(settings, args.ref, sys.stdout)
             return 0
-        selection = dlq.Selection(args.reason, args.step, args.shop, args.since, args.until)
+        selection = dlq.Selection(
+            args.reason, args.step, args.shop, args.since, args.until, args.max_attempt
+        )
         if args.action == "list":
             dlq.list_dead_letters(settings, args.topic, selection, sys.stdout)
             return 0

@@ -25,6 +25,7 @@ from typing import Any, TextIO, cast
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from connectors.dead_letters import (
+    DLQ_ATTEMPT,
     DLQ_ORIGIN,
     DLQ_REASON,
     DLQ_STEP,
@@ -72,6 +73,12 @@ class DeadLetter:
         return self.header(DLQ_ORIGIN) or ""
 
     @property
+    def attempt(self) -> int:
+        """How many times the record has been dead-lettered (1 for a first failure)."""
+        raw = self.header(DLQ_ATTEMPT)
+        return int(raw) if raw is not None and raw.isdigit() and len(raw) < 6 else 1
+
+    @property
     def timestamp_ms(self) -> int | None:
         raw = self.header(DLQ_TIMESTAMP)
         return int(raw) if raw is not None and raw.isdigit() else None
@@ -111,8 +118,11 @@ class Selection:
     shop: str | None = None
     since: datetime | None = None  # the original record's time, inclusive
     until: datetime | None = None  # exclusive
+    max_attempt: int | None = None  # dead-lettered at most this many times
 
     def __call__(self, letter: DeadLetter) -> bool:
+        if self.max_attempt is not None and letter.attempt > self.max_attempt:
+            return False
         if self.reason is not None and self.reason.casefold() not in letter.reason.casefold():
             return False
         if self.step is not None and self.step != letter.step:

@@ -237,6 +237,11 @@ def test_re_driven_orders_end_as_if_they_had_been_valid_the_first_time(
             dict(m.headers) for m in read_log(s, env.topic(POINTS_DLQ)) if m.key == b"bad"
         ]
         assert [h[DLQ_ATTEMPT] for h in failed_again] == [b"1", b"2"]
+        # Left out once it has failed twice: nothing is left to re-drive.
+        capped = dlq.replay(
+            s, None, dlq.Selection(max_attempt=1), dlq.ReplayOptions(), io.StringIO()
+        )
+        assert (capped.selected, capped.already, capped.redriven) == (42, 42, 0)
         assert documents(settings, env) == expected
 
 

@@ -373,6 +373,8 @@ def test_dlq_replay_takes_the_list_filters_a_dry_run_and_a_rate() -> None:
             "--dry-run",
             "--rate",
             "250",
+            "--max-attempt",
+            "2",
         ]
     )
 
@@ -384,7 +386,7 @@ def test_dlq_replay_takes_the_list_filters_a_dry_run_and_a_rate() -> None:
     )
     assert args.since == datetime(2026, 5, 1, tzinfo=UTC)
     assert args.until == datetime(2026, 5, 1, 22, tzinfo=UTC)
-    assert (args.dry_run, args.rate) == (True, 250.0)
+    assert (args.dry_run, args.rate, args.max_attempt) == (True, 250.0, 2)
 
 
 @pytest.mark.parametrize(
@@ -393,6 +395,7 @@ def test_dlq_replay_takes_the_list_filters_a_dry_run_and_a_rate() -> None:
         ["dlq", "replay", "--rate", "0"],
         ["dlq", "replay", "--rate", "nan"],
         ["dlq", "list", "--since", "yesterday"],
+        ["dlq", "list", "--max-attempt", "0"],
         ["dlq", "show"],
     ],
 )

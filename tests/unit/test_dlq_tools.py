@@ -3,6 +3,7 @@ where it goes, how a list reads, how references parse, and how a replay is paced
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from datetime import UTC, datetime
 
@@ -52,6 +53,18 @@ def test_every_condition_given_must_hold() -> None:
     assert Selection(step="decode-order", shop="A.myshopify.com")(d)
     assert not Selection(step="order-state")(d)
     assert not Selection(shop="b.myshopify.com")(d)
+
+
+def test_a_record_that_keeps_failing_can_be_left_out_by_its_attempt_count() -> None:
+    first = letter()
+    third = dataclasses.replace(
+        first, headers=[(k, b"3" if k == DLQ_ATTEMPT else v) for k, v in first.headers]
+    )
+
+    assert (first.attempt, third.attempt) == (1, 3)
+    assert Selection(max_attempt=2)(first)
+    assert not Selection(max_attempt=2)(third)
+    assert Selection(max_attempt=3)(third)
 
 
 def test_the_time_window_includes_its_start_and_excludes_its_end() -> None:
