@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from functools import partial
 
 import httpx
 from confluent_kafka import Producer
+
+from connectors.kafka import produce_when_room
 
 
 @functools.cache
@@ -30,10 +33,6 @@ def produce_patiently(
     headers: Sequence[tuple[str, str | bytes | None]] | None = None,
 ) -> None:
     """Produce one record, waiting for deliveries to make room when the local queue is full."""
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, headers=list(headers or []))
-            break
-        except BufferError:
-            producer.poll(0.05)
+    record = partial(producer.produce, topic, value=value, key=key, headers=list(headers or []))
+    produce_when_room(record, producer.poll)
     producer.poll(0)

@@ -76,7 +76,7 @@ def _headers(
         (DLQ_FLOW, flow.encode()),
         (DLQ_STEP, step.encode()),
         (DLQ_ORIGIN, origin.encode()),
-        (DLQ_ATTEMPT, str(_attempt(original) + 1).encode()),
+        (DLQ_ATTEMPT, str(attempt_of(original) + 1).encode()),
     ]
     if timestamp_ms is not None:
         added.append((DLQ_TIMESTAMP, str(timestamp_ms).encode()))
@@ -91,7 +91,7 @@ def bounded(reason: str) -> bytes:
     return raw[: MAX_REASON - 3].decode("utf-8", errors="ignore").encode() + b"..."
 
 
-def _attempt(headers: Sequence[tuple[str, Any]]) -> int:
+def attempt_of(headers: Sequence[tuple[str, Any]]) -> int:
     """How many times the record was dead-lettered before (a re-drive keeps the count)."""
     for key, value in headers:
         if key == DLQ_ATTEMPT and isinstance(value, bytes) and value.isdigit() and len(value) < 6:

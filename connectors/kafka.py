@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSource
@@ -25,6 +26,17 @@ def source(brokers: list[str], topics: list[str], *, tail: bool = True) -> Kafka
         raise_on_errors=False,
         add_config={"log_level": "3", "isolation.level": "read_committed"},
     )
+
+
+def produce_when_room(produce: Callable[[], object], poll: Callable[[float], object]) -> None:
+    """`produce()` one record; while the producer's local queue is full (BufferError), `poll`
+    its deliveries a tenth of a second at a time and try again."""
+    while True:
+        try:
+            produce()
+            return
+        except BufferError:
+            poll(0.1)
 
 
 def header(message: SourceMessage, name: str) -> str | None:

@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 import psycopg
@@ -36,13 +37,13 @@ from confluent_kafka import KafkaError, Message, Producer
 from psycopg.rows import dict_row
 from pymongo.database import Database
 
+from connectors.kafka import produce_when_room
 from connectors.store import BALANCES
 from connectors.tier_records import DUE_TIERS
 from loyalnest.rounds import (
     Clock,
     TickProducer,
     as_utc,
-    produce_when_room,
     round_args,
     run_job,
     utc_now,
@@ -246,7 +247,10 @@ class ClockJob:
         return result
 
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
-        produce_when_room(self.producer, topic, key, value, self._delivered)
+        produce = partial(
+            self.producer.produce, topic, value=value, key=key, on_delivery=self._delivered
+        )
+        produce_when_room(produce, self.producer.poll)
 
     def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:

@@ -19,20 +19,22 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache, partial
 from itertools import islice
 from typing import Any, TextIO, cast
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from connectors.dead_letters import (
-    DLQ_ATTEMPT,
     DLQ_ORIGIN,
     DLQ_REASON,
     DLQ_STEP,
     DLQ_TIMESTAMP,
+    attempt_of,
     origin_topic,
     redriven_headers,
 )
+from connectors.kafka import produce_when_room
 from connectors.shopify import SHOP_HEADER
 from loyalnest.settings import Settings
 from loyalnest.topics import DEAD_LETTER_TOPICS, DLQ_REPLAYED, POINTS_REPLAY, TOPICS
@@ -75,8 +77,7 @@ class DeadLetter:
     @property
     def attempt(self) -> int:
         """How many times the record has been dead-lettered (1 for a first failure)."""
-        raw = self.header(DLQ_ATTEMPT)
-        return int(raw) if raw is not None and raw.isdigit() and len(raw) < 6 else 1
+        return attempt_of(self.headers) or 1
 
     @property
     def timestamp_ms(self) -> int | None:
@@ -157,23 +158,24 @@ def read_topic(settings: Settings, topic: str) -> Iterator[Message]:
     """Every record of `topic` from its first offset to the end it had when reading began."""
     consumer = _consumer(settings)
     try:
-        metadata = consumer.list_topics(topic, timeout=10)
-        described = metadata.topics.get(topic)
-        if described is None or described.error is not None:
-            raise LookupError(f"topic {topic} does not exist")
-        ends: dict[int, int] = {}
-        starts = []
-        for partition in described.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, low))
-        if not ends:
+        ranges = {p: w for p, w in _watermarks(consumer, topic).items() if w[1] > w[0]}
+        if not ranges:
             return
-        consumer.assign(starts)
-        yield from _until_ends(consumer, topic, ends)
+        consumer.assign([TopicPartition(topic, p, low) for p, (low, _high) in ranges.items()])
+        yield from _until_ends(consumer, topic, {p: high for p, (_low, high) in ranges.items()})
     finally:
         consumer.close()
+
+
+def _watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    """Each partition's first offset and end offset."""
+    described = consumer.list_topics(topic, timeout=10).topics.get(topic)
+    if described is None or described.error is not None:
+        raise LookupError(f"topic {topic} does not exist")
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), 10)
+        for p in described.partitions
+    }
 
 
 def _until_ends(consumer: Consumer, topic: str, ends: dict[int, int]) -> Iterator[Message]:
@@ -329,11 +331,17 @@ class ReplayReport:
 
 def destination(settings: Settings, letter: DeadLetter) -> str:
     """The topic the dead letter came from when a flow reads it; else points.replay."""
-    readable = {settings.topic(t.name) for t in TOPICS} - {
-        settings.topic(t) for t in (*DEAD_LETTER_TOPICS, DLQ_REPLAYED)
-    }
     origin = origin_topic(letter.origin)
-    return origin if origin in readable else settings.topic(POINTS_REPLAY)
+    if origin in _readable(settings.kafka_topic_prefix):
+        return origin
+    return settings.topic(POINTS_REPLAY)
+
+
+@lru_cache(maxsize=8)
+def _readable(prefix: str) -> frozenset[str]:
+    """The system's topics a flow reads (all but the dead letters and the marks)."""
+    unread = {*DEAD_LETTER_TOPICS, DLQ_REPLAYED}
+    return frozenset(f"{prefix}{t.name}" for t in TOPICS if t.name not in unread)
 
 
 @dataclass(frozen=True)
@@ -360,7 +368,9 @@ def replay(
         table(todo, out)
         return report
     send = Redriver(settings)
-    pace = Pace(options.rate, records_in(settings, topics), options.progress)
+    # The records to read only size the progress line: not counted without a terminal.
+    records = records_in(settings, topics) if options.progress is not None else 0
+    pace = Pace(options.rate, records, options.progress)
     while chunk := list(islice(todo, pace.chunk)):
         report.by_topic.update(send(chunk))
         pace.after(report.redriven, report.read)
@@ -386,13 +396,9 @@ def records_in(settings: Settings, topics: Sequence[str]) -> int:
     """How many records the topics hold (what reading them all will go through)."""
     consumer = _consumer(settings)
     try:
-        total = 0
-        for topic in topics:
-            described = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            for partition in described.partitions if described is not None else ():
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-                total += high - low
-        return total
+        return sum(
+            high - low for topic in topics for low, high in _watermarks(consumer, topic).values()
+        )
     finally:
         consumer.close()
 
@@ -435,18 +441,15 @@ class Redriver:
         return sent
 
     def _produce(self, to: str, letter: DeadLetter) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    to,
-                    key=letter.key,
-                    value=letter.value,
-                    headers=redriven_headers(letter.headers, letter.ref),
-                    timestamp=letter.timestamp_ms or 0,  # 0: the time it is produced
-                )
-                return
-            except BufferError:  # the local queue is full: let it drain
-                self._producer.poll(0.1)
+        produce = partial(
+            self._producer.produce,
+            to,
+            key=letter.key,
+            value=letter.value,
+            headers=redriven_headers(letter.headers, letter.ref),
+            timestamp=letter.timestamp_ms or 0,  # 0: the time it is produced
+        )
+        produce_when_room(produce, self._producer.poll)
 
 
 class Pace:

@@ -17,16 +17,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 from pymongo.database import Database
 
+from connectors.kafka import produce_when_room
 from connectors.rfm_records import stale_customers
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
 from connectors.times import as_utc
 from loyalnest.clock import CURSOR_BATCH, FLUSH_SECONDS, kafka_producer
-from loyalnest.rounds import Clock, produce_when_room, run_job, utc_now
+from loyalnest.rounds import Clock, run_job, utc_now
 from loyalnest.topics import RFM_COMMANDS
 from loyalty.rfm import day_number
 from loyalty.rfm_commands import CustomerTick, DayTick, RfmCommand, encode, scales_from
@@ -123,7 +125,14 @@ class RescoringJob:
         return counts
 
     def _produce(self, key: bytes, value: bytes) -> None:
-        produce_when_room(self._producer, self._topic, key, value, self._delivered)
+        produce = partial(
+            self._producer.produce,
+            self._topic,
+            value=value,
+            key=key,
+            on_delivery=self._delivered,
+        )
+        produce_when_room(produce, self._producer.poll)
 
     def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:

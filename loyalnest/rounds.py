@@ -126,18 +126,3 @@ def run_forever(
         started = time.monotonic()
         run_round(clock())
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
-
-
-def produce_when_room(
-    producer: TickProducer,
-    topic: str,
-    key: bytes,
-    value: bytes,
-    on_delivery: DeliveryCallback,
-) -> None:
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
-            return
-        except BufferError:  # the local queue is full: let the broker take some first
-            producer.poll(0.1)

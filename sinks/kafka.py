@@ -8,12 +8,13 @@ batch (the idempotent producer and the consumers' dedup make the repeat harmless
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Message, Producer
 
-from connectors.kafka import SinkMessage
+from connectors.kafka import SinkMessage, produce_when_room
 from loyalnest.topics import DEAD_LETTER_BYTES
 
 FLUSH_TIMEOUT = 60.0
@@ -47,18 +48,15 @@ class _Partition(StatelessSinkPartition[SinkMessage]):
             )
 
     def _produce(self, topic: str, item: SinkMessage) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    topic,
-                    value=item.value,
-                    key=item.key,
-                    headers=list[tuple[str, str | bytes | None]](item.headers),
-                    on_delivery=self._on_delivery,
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.1)  # local queue full: let deliveries drain, then retry
+        produce = partial(
+            self._producer.produce,
+            topic,
+            value=item.value,
+            key=item.key,
+            headers=list[tuple[str, str | bytes | None]](item.headers),
+            on_delivery=self._on_delivery,
+        )
+        produce_when_room(produce, self._producer.poll)
 
     def close(self) -> None:
         self._producer.flush(FLUSH_TIMEOUT)
