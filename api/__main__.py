@@ -4,7 +4,6 @@ C event loop spends less CPU per request than asyncio's, with the HTTP parser in
 from __future__ import annotations
 
 import gc
-import logging
 import sys
 
 import uvicorn
@@ -14,6 +13,7 @@ from api.app import create_app
 from api.context import ApiContext
 from api.grpc_service import create_server
 from api.http_protocol import BoundedHeadProtocol
+from loyalnest import logs
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
 from loyalnest.settings import Settings
 
@@ -27,6 +27,7 @@ async def serve(settings: Settings, secrets: Secrets) -> None:
             host=settings.api_host,
             port=settings.api_http_port,
             log_level="warning",
+            log_config=None,  # uvicorn's lines go through our JSON handler (loyalnest.logs)
             access_log=False,
             http=BoundedHeadProtocol,  # httptools, with a bound on a head still arriving
         )
@@ -46,7 +47,7 @@ async def serve(settings: Settings, secrets: Secrets) -> None:
 
 def main() -> int:
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    logs.configure_job(settings)
     try:
         secrets = load_secrets(settings)
     except SecretsError as exc:

@@ -25,6 +25,7 @@ from api.referrals import (
     get_referral_code,
 )
 from api.request_limits import RequestLimits
+from api.request_metrics import RequestMetrics
 from api.request_values import BadValueError
 from api.rfm import get_customer_rfm, get_segments
 from api.tiers import (
@@ -94,6 +95,6 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> Starlet
     return Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(RequestLimits)],
+        middleware=[Middleware(RequestMetrics), Middleware(RequestLimits)],
         exception_handlers=EXCEPTION_HANDLERS,
     )

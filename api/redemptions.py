@@ -20,8 +20,8 @@ from api.balances import locale_param
 from api.command_requests import find_owned, record_once, send_command
 from api.context import ApiContext
 from api.request_values import correlation_id, idempotency_key
+from connectors.kafka import CORRELATION_HEADER
 from connectors.points_records import redemption_facts
-from connectors.shopify import CORRELATION_HEADER
 from connectors.store import REDEMPTIONS
 from connectors.times import iso_z
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW

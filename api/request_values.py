@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 
-from connectors.shopify import CORRELATION_HEADER
+from connectors.kafka import CORRELATION_HEADER
 from loyalty.fields import is_correlation_id, is_idempotency_key, is_locale
 from loyalty.limits import MAX_TEXT
 

@@ -32,10 +32,10 @@ from api.context import ApiContext
 from api.producer import Headers, ProduceError
 from api.request_values import BadValueError, correlation_id
 from api.signatures import SignatureCheck
-from connectors.dead_letters import edge_dead_letter
+from connectors.dead_letters import DEAD_LETTERS, edge_dead_letter, reason_class
+from connectors.kafka import CORRELATION_HEADER
 from connectors.merchants import Merchant
 from connectors.shopify import (
-    CORRELATION_HEADER,
     HMAC_HEADER,
     SHOP_HEADER,
     TOPIC_HEADER,
@@ -44,6 +44,7 @@ from connectors.shopify import (
     kafka_headers,
     partition_key,
 )
+from loyalnest.logs import correlated
 from loyalnest.topics import POINTS_DLQ, SHOPIFY_ORDERS
 from loyalty import fields, json_input
 from loyalty.errors import InvalidEventError
@@ -51,6 +52,7 @@ from loyalty.orders import ORDER_TOPICS, read_facts
 from loyalty.pii import Hasher, merchant_key, personal_data, redact_order
 
 log = logging.getLogger("loyalnest.api.webhooks")
+INGEST_STEP = "ingest"  # the step named in the dead letters the API writes
 
 DEDUP_SECONDS = 24 * 3600
 IN_FLIGHT_SECONDS = 30  # longer than any produce can wait (message.timeout.ms is 4 s)
@@ -136,6 +138,11 @@ async def shopify_webhook(request: Request) -> Response:
         correlation = correlation_id(request.headers.get(CORRELATION_HEADER))
     except (InvalidEventError, BadValueError) as exc:
         return _error(400, str(exc))
+    with correlated(correlation):  # every line logged for this webhook carries its id
+        return await _receive(request, ctx, shop, correlation)
+
+
+async def _receive(request: Request, ctx: ApiContext, shop: str, correlation: str) -> Response:
     body = await request.body()  # RequestLimits answers 413 past 1 MiB
     merchant = await ctx.merchants.get(shop)  # PostgreSQL down: 503 (api.errors)
     signature = request.headers[HMAC_HEADER]
@@ -221,7 +228,7 @@ async def _dead_letter(
         record.body,
         record.headers,
         reason=reason,
-        step="ingest",
+        step=INGEST_STEP,
         origin_topic=ctx.settings.topic(SHOPIFY_ORDERS),
         received_at=datetime.now(UTC),
     )
@@ -233,6 +240,7 @@ async def _dead_letter(
         return await _not_acked(ctx, merchant, webhook_id, exc)
     await _settle_delivery(ctx, merchant.merchant_id, webhook_id, accepted=True)
     WEBHOOKS.labels("dead_lettered").inc()
+    DEAD_LETTERS.labels("api", INGEST_STEP, reason_class(reason)).inc()
     log.info("webhook %s dead-lettered: %s", webhook_id, reason)
     return JSONResponse({"status": "dead_lettered", "reason": reason})
 

@@ -17,14 +17,19 @@ record plus these headers (`loyalnest.topics`), so any record that fits its topi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from bytewax.connectors.kafka import KafkaSinkMessage
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
+from prometheus_client import Counter
 
-from connectors.kafka import Headers, SinkMessage, SourceMessage
+from connectors.kafka import Headers, SinkMessage, SourceMessage, correlation_of
+from loyalnest.logs import CORRELATION_FIELD
+
+log = logging.getLogger("loyalnest.dead_letters")
 
 DLQ_PREFIX = "dlq-"
 DLQ_REASON = "dlq-reason"
@@ -36,10 +41,41 @@ DLQ_ATTEMPT = "dlq-attempt"
 DLQ_REPLAYED_FROM = "dlq-replayed-from"
 MAX_REASON = 1000
 
+# Reasons begin with these when the record is not what was wrong: the consumer failed on it, or
+# a step met a value nobody foresaw (a defect). Every other reason is the record's own fault.
+KAFKA_ERROR_PREFIX = "kafka error: "
+DEFECT_PREFIX = "unexpected "
+
+DEAD_LETTERS = Counter(
+    "loyalnest_dead_letters_total",
+    "Records sent to a dead-letter topic, by who refused them and why: reason is invalid (the "
+    "record), defect (our code) or kafka_error (the consumer)",
+    ["flow", "step", "reason"],
+)
+
+
+def reason_class(reason: str) -> str:
+    """A dead letter's reason as one of a few classes: a metric label, where the free text of
+    the reason (ids, values) would make a series per record."""
+    if reason.startswith(KAFKA_ERROR_PREFIX):
+        return "kafka_error"
+    if reason.startswith(DEFECT_PREFIX):
+        return "defect"
+    return "invalid"
+
 
 def dead_letter(message: SourceMessage, reason: str, flow: str, step: str) -> SinkMessage:
     """A record a flow read from Kafka and could not use."""
     origin = f"{message.topic}/{message.partition}/{message.offset}"
+    DEAD_LETTERS.labels(flow, step, reason_class(reason)).inc()
+    log.warning(
+        "dead letter from %s at %s.%s: %s",
+        origin,
+        flow,
+        step,
+        reason,
+        extra={CORRELATION_FIELD: correlation_of(message)},
+    )
     return KafkaSinkMessage(
         key=message.key,
         value=message.value,

@@ -15,17 +15,22 @@ Headers: TypeAlias = list[tuple[str, Any]]
 """Kafka record headers: (name, bytes or None)."""
 
 
-def source(brokers: list[str], topics: list[str], *, tail: bool = True) -> KafkaSource:
+_CLIENT_PREFIX = "loyalnest-"
+
+
+def source(brokers: list[str], topics: list[str], *, flow: str, tail: bool = True) -> KafkaSource:
     """A source that hands consumer errors to the flow instead of crashing it. It reads
     committed records only: a `loyalnest dlq replay` stopped inside a transaction leaves
-    re-drives that no flow must see (the replay marks only committed ones as done)."""
-    return KafkaSource(
-        brokers,
-        topics,
-        tail=tail,
-        raise_on_errors=False,
-        add_config={"log_level": "3", "isolation.level": "read_committed"},
-    )
+    re-drives that no flow must see (the replay marks only committed ones as done). Its
+    consumers are named after `flow` (`client.id`, in the brokers' logs and quotas). Bytewax
+    reports each partition's lag as `bytewax_kafka_consumer_lag{step_id,topic,partition}` on
+    the flow's /metrics (the last stable offset minus the flow's next offset)."""
+    config = {
+        "log_level": "3",
+        "isolation.level": "read_committed",
+        "client.id": f"{_CLIENT_PREFIX}{flow}",
+    }
+    return KafkaSource(brokers, topics, tail=tail, raise_on_errors=False, add_config=config)
 
 
 def produce_when_room(produce: Callable[[], object], poll: Callable[[float], object]) -> None:
@@ -37,6 +42,20 @@ def produce_when_room(produce: Callable[[], object], poll: Callable[[float], obj
             return
         except BufferError:
             poll(0.1)
+
+
+CORRELATION_HEADER = "X-Correlation-Id"
+"""The id a webhook's order keeps through every topic it leads to, and in every log line."""
+
+
+def correlation_of(message: SourceMessage) -> str | None:
+    """The record's correlation id, if it carries one."""
+    return header(message, CORRELATION_HEADER)
+
+
+def correlation_headers(correlation_id: str | None) -> Headers:
+    """Headers passing a correlation id on to a record a flow writes (none without one)."""
+    return [] if correlation_id is None else [(CORRELATION_HEADER, correlation_id.encode())]
 
 
 def header(message: SourceMessage, name: str) -> str | None:

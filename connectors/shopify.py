@@ -20,6 +20,7 @@ from typing import Any
 
 import simplejson
 
+from connectors.kafka import CORRELATION_HEADER
 from loyalty import fields
 from loyalty.errors import InvalidEventError
 from loyalty.ids import normalize_shop
@@ -60,7 +61,6 @@ FORWARDED_HEADERS = (
     API_VERSION_HEADER,
 )
 # The caller's tracing id: an HTTP header of webhooks and API requests, kept as a Kafka header.
-CORRELATION_HEADER = "X-Correlation-Id"
 
 
 # The merchant's terms when the webhook was accepted (loyalty.policy.Policy). Records written

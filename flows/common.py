@@ -24,8 +24,9 @@ from bytewax.operators import KeyedStream, StatefulBatchLogic
 from bytewax.outputs import Sink
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
-from connectors.dead_letters import dead_letter
-from connectors.kafka import SinkMessage, SourceItem, SourceMessage
+from connectors.dead_letters import DEFECT_PREFIX, KAFKA_ERROR_PREFIX, dead_letter
+from connectors.kafka import SinkMessage, SourceItem, SourceMessage, correlation_of
+from loyalnest.logs import correlated
 from loyalty.errors import InvalidEventError
 
 log = logging.getLogger("loyalnest.flows")
@@ -53,7 +54,7 @@ def failure_reason(exc: Exception) -> str:
     """An invalid event says why; anything else is a defect, named as such."""
     if isinstance(exc, InvalidEventError):
         return str(exc)
-    return f"unexpected {type(exc).__name__}: {exc}"
+    return f"{DEFECT_PREFIX}{type(exc).__name__}: {exc}"
 
 
 def _report(step: str, exc: Exception) -> None:
@@ -65,16 +66,18 @@ def guarded_decode(
     step: str, decode: Callable[[SourceMessage], T]
 ) -> Callable[[SourceItem], T | Rejected]:
     """A map step over source records: a consumer error or any failure to decode a record
-    makes it a Rejected for that record."""
+    makes it a Rejected for that record. Lines logged while decoding carry the record's
+    correlation id."""
 
     def run(item: SourceItem) -> T | Rejected:
         if isinstance(item, KafkaError):
-            return Rejected(item.msg, f"kafka error: {item.err}", step)
-        try:
-            return decode(item)
-        except Exception as exc:  # every failure on one record is that record's dead letter
-            _report(step, exc)
-            return Rejected(item, failure_reason(exc), step)
+            return Rejected(item.msg, f"{KAFKA_ERROR_PREFIX}{item.err}", step)
+        with correlated(correlation_of(item)):
+            try:
+                return decode(item)
+            except Exception as exc:  # every failure on one record is that record's dead letter
+                _report(step, exc)
+                return Rejected(item, failure_reason(exc), step)
 
     return run
 
@@ -179,14 +182,16 @@ def guarded_state(
 ) -> Callable[[S | None, I], tuple[S | Keep | None, list[O | Rejected]]]:
     """A keyed_state mapper that is all or nothing per record: `apply` builds every output
     (encoded records, store writes); if any of it fails, the record is rejected and the state
-    is kept as it was before it."""
+    is kept as it was before it. Lines logged meanwhile carry the record's correlation id."""
 
     def run(state: S | None, item: I) -> tuple[S | Keep | None, list[O | Rejected]]:
-        try:
-            new_state, outputs = apply(state, item)
-        except Exception as exc:  # the record, not the flow, is what failed
-            _report(step, exc)
-            return KEEP, [Rejected(message_of(item), failure_reason(exc), step)]
+        message = message_of(item)
+        with correlated(correlation_of(message)):
+            try:
+                new_state, outputs = apply(state, item)
+            except Exception as exc:  # the record, not the flow, is what failed
+                _report(step, exc)
+                return KEEP, [Rejected(message, failure_reason(exc), step)]
         return new_state, list(outputs)
 
     return run

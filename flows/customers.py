@@ -22,6 +22,7 @@ from connectors.customers import rfm_score_row
 from connectors.kafka import SinkMessage, SourceItem, SourceMessage
 from connectors.kafka import source as kafka_source
 from flows.common import Rejected, dead_letters_out, guarded_decode, only
+from loyalnest import logs
 from loyalnest.settings import Settings
 from loyalnest.topics import CUSTOMERS_DLQ, RFM_UPDATED
 from sinks.kafka import dead_letter_sink
@@ -68,6 +69,7 @@ def count_rejected(_rejected: Rejected) -> None:
 def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.customers:flow()"`."""
     settings = Settings()
+    logs.configure_job(settings)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     brokers = settings.kafka_brokers
     dead_letters: DynamicSink[SinkMessage] = dead_letter_sink(
@@ -75,7 +77,7 @@ def flow() -> Dataflow:
     )
     topic = settings.topic(RFM_UPDATED)
     return build(
-        kafka_source(brokers, [topic]),
+        kafka_source(brokers, [topic], flow=FLOW),
         CustomersSink(settings.postgres_url, dead_letters, FLOW),
         dead_letters,
         AvroDecoder.registered(registry, RFM_UPDATED, topic),

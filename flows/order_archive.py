@@ -21,6 +21,7 @@ from connectors.kafka import source as kafka_source
 from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, WEBHOOK_ID_HEADER, order_key
 from connectors.store import ORDER_EVENTS
 from flows.common import Rejected, broker_time, guarded_decode, only, to_dead_letter
+from loyalnest import logs
 from loyalnest.settings import Settings
 from loyalnest.topics import ORDER_ARCHIVE_DLQ, SHOPIFY_ORDERS
 from loyalty import ids
@@ -82,8 +83,9 @@ def build(
 def flow() -> Dataflow:
     """The production wiring, for `python -m bytewax.run "flows.order_archive:flow()"`."""
     settings = Settings()
+    logs.configure_job(settings)
     return build(
-        kafka_source(settings.kafka_brokers, [settings.topic(SHOPIFY_ORDERS)]),
+        kafka_source(settings.kafka_brokers, [settings.topic(SHOPIFY_ORDERS)], flow=FLOW),
         MongoSink(settings.mongo_url, settings.mongo_database),
         dead_letter_sink(settings.kafka_brokers, settings.topic(ORDER_ARCHIVE_DLQ)),
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import bytewax.operators as op
@@ -28,10 +29,17 @@ from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from connectors.avro import AvroEncoder, Encoder
-from connectors.kafka import SinkMessage, SourceItem, SourceMessage, header_map
+from connectors.kafka import (
+    CORRELATION_HEADER,
+    SinkMessage,
+    SourceItem,
+    SourceMessage,
+    correlation_headers,
+    header_map,
+)
 from connectors.kafka import source as kafka_source
 from connectors.points_records import (
     Translations,
@@ -44,7 +52,7 @@ from connectors.points_records import (
     points_event,
     redemption_event,
 )
-from connectors.shopify import CORRELATION_HEADER, SHOP_HEADER, TOPIC_HEADER, read_policy
+from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, read_policy
 from connectors.store import load_translations
 from flows.common import (
     Rejected,
@@ -58,6 +66,7 @@ from flows.common import (
     keyed_state,
     only,
 )
+from loyalnest import logs
 from loyalnest.settings import Settings
 from loyalnest.topics import (
     POINTS_COMMANDS,
@@ -89,6 +98,7 @@ from loyalty.ledger import (
     Skipped,
     apply_order,
 )
+from loyalty.ledger import Source as ChangeSource
 from loyalty.orders import InvalidEventError, parse_order_event
 from loyalty.state_rows import customer_from_row, customer_row, order_from_row, order_row
 from sinks.kafka import ReliableKafkaSink, dead_letter_sink
@@ -103,6 +113,12 @@ ERRORS = Counter("points_errors_total", "Messages sent to the dead-letter topic"
 REDEMPTIONS = Counter("points_redemptions_total", "Redemptions decided", ["status"])
 ADJUSTMENTS = Counter("points_adjustments_total", "Manual adjustments decided", ["status"])
 WARNINGS = Counter("points_expiry_warnings_total", "points.expiring warnings sent")
+ORDER_AGE = Gauge(
+    "loyalnest_order_age_seconds",
+    "End-to-end age of the newest order earn the customer stage applied: then minus when the "
+    "API received its webhook (its ledger write follows in the same batch)",
+    ["flow"],
+)
 SKIPPED = Counter("points_orders_skipped_total", "Orders that earn nothing", ["reason"])
 
 # How each stage keeps its states: one compact row per key (loyalty/state_rows.py).
@@ -160,7 +176,9 @@ def order_step(
 
 def change_message(change: PointsChange) -> SinkMessage:
     return KafkaSinkMessage(
-        key=customer_key(change.merchant_id, change.customer), value=encode_change(change)
+        key=customer_key(change.merchant_id, change.customer),
+        value=encode_change(change),
+        headers=correlation_headers(change.correlation_id),
     )
 
 
@@ -241,7 +259,8 @@ class Outputs:
             return None
         key = customer_key(record["merchant_id"], customer)
         value = self.encoders[contract](record)
-        return KafkaSinkMessage(key=key, value=value, topic=self.topic(contract))
+        headers = correlation_headers(record.get("correlation_id"))
+        return KafkaSinkMessage(key=key, value=value, topic=self.topic(contract), headers=headers)
 
 
 def _routed(merchant_id: str, customer: int, write: MongoWrite) -> RoutedWrite:
@@ -249,17 +268,22 @@ def _routed(merchant_id: str, customer: int, write: MongoWrite) -> RoutedWrite:
 
 
 def count_outputs(effects: Effects, locales: frozenset[str]) -> None:
+    received: datetime | None = None  # the webhook time of the batch's newest order earn
     for output in effects.outputs:
         if isinstance(output, LedgerEntry):
             # Only known locales become label values: the series stay bounded.
             locale = output.locale if output.locale in locales else "other"
             TRANSACTIONS.labels(output.kind.value, locale).inc()
+            if output.source is ChangeSource.ORDER and (received is None or output.at > received):
+                received = output.at
         elif isinstance(output, RedemptionOutcome):
             REDEMPTIONS.labels(output.status.value).inc()
         elif isinstance(output, AdjustmentOutcome):
             ADJUSTMENTS.labels(output.status.value).inc()
         elif isinstance(output, ExpiryWarning):
             WARNINGS.inc()
+    if received is not None:
+        ORDER_AGE.labels(FLOW).set((datetime.now(UTC) - received).total_seconds())
 
 
 def count_rejected(rejected: Rejected) -> None:
@@ -362,6 +386,7 @@ def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.points:flow()"`."""
     collect_garbage_less_often()
     settings = Settings()
+    logs.configure_job(settings)
     client: pymongo.MongoClient[dict[str, Any]]
     with pymongo.MongoClient(settings.mongo_url) as client:
         translations = load_translations(client[settings.mongo_database])
@@ -382,8 +407,10 @@ def flow() -> Dataflow:
     )
     return build(
         # points.replay: dead letters re-driven from a topic no flow reads (loyalnest/dlq.py).
-        kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS), settings.topic(POINTS_REPLAY)]),
-        kafka_source(brokers, [settings.topic(POINTS_COMMANDS)]),
+        kafka_source(
+            brokers, [settings.topic(SHOPIFY_ORDERS), settings.topic(POINTS_REPLAY)], flow=FLOW
+        ),
+        kafka_source(brokers, [settings.topic(POINTS_COMMANDS)], flow=FLOW),
         sinks,
         translations,
         encoders,

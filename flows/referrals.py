@@ -51,6 +51,7 @@ from flows.common import (
     only,
     pickled,
 )
+from loyalnest import logs
 from loyalnest.settings import Settings
 from loyalnest.topics import (
     POINTS_COMMANDS,
@@ -313,6 +314,7 @@ def count_rejected(rejected: Rejected) -> None:
 def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.referrals:flow()"`."""
     settings = Settings()
+    logs.configure_job(settings)
     brokers = settings.kafka_brokers
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     encoders: dict[str, Encoder] = {
@@ -321,9 +323,9 @@ def flow() -> Dataflow:
     }
     return build(
         ReferralSources(
-            orders=kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS)]),
-            friends=kafka_source(brokers, [settings.topic(REFERRAL_FRIENDS)]),
-            codes=kafka_source(brokers, [settings.topic(REFERRAL_COMMANDS)]),
+            orders=kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS)], flow=FLOW),
+            friends=kafka_source(brokers, [settings.topic(REFERRAL_FRIENDS)], flow=FLOW),
+            codes=kafka_source(brokers, [settings.topic(REFERRAL_COMMANDS)], flow=FLOW),
         ),
         ReferralSinks(
             friends=ReliableKafkaSink(brokers, settings.topic(REFERRAL_FRIENDS)),

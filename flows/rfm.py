@@ -46,6 +46,7 @@ from flows.common import (
     keyed_state,
     only,
 )
+from loyalnest import logs
 from loyalnest.settings import Settings
 from loyalnest.topics import RFM_COMMANDS, RFM_DLQ, RFM_UPDATED, SHOPIFY_ORDERS
 from loyalty import ids
@@ -348,6 +349,7 @@ def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.rfm:flow()"`."""
     collect_garbage_less_often()
     settings = Settings()
+    logs.configure_job(settings)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     brokers = settings.kafka_brokers
     sinks = RfmSinks(
@@ -356,8 +358,8 @@ def flow() -> Dataflow:
         dead_letters=dead_letter_sink(brokers, settings.topic(RFM_DLQ)),
     )
     return build(
-        kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS)]),
-        kafka_source(brokers, [settings.topic(RFM_COMMANDS)]),
+        kafka_source(brokers, [settings.topic(SHOPIFY_ORDERS)], flow=FLOW),
+        kafka_source(brokers, [settings.topic(RFM_COMMANDS)], flow=FLOW),
         sinks,
         AvroEncoder.registered(registry, RFM_UPDATED, settings.topic(RFM_UPDATED)),
         topic=settings.topic,

@@ -50,6 +50,7 @@ from flows.common import (
     only,
     pickled,
 )
+from loyalnest import logs
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, TIERS_DLQ, VIP_TIER_ASSIGNED
 from loyalty.commands import customer_key, decode_command, encode_change, encode_tier
@@ -261,12 +262,13 @@ def count_rejected(rejected: Rejected) -> None:
 def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.tiers:flow()"`."""
     settings = Settings()
+    logs.configure_job(settings)
     brokers = settings.kafka_brokers
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     topic = settings.topic(VIP_TIER_ASSIGNED)
     history = postgres_history(settings.postgres_url)
     return build(
-        kafka_source(brokers, [settings.topic(POINTS_COMMANDS)]),
+        kafka_source(brokers, [settings.topic(POINTS_COMMANDS)], flow=FLOW),
         TierSinks(
             points=ReliableKafkaSink(brokers, settings.topic(POINTS_COMMANDS)),
             events=ReliableKafkaSink(brokers),

@@ -9,7 +9,6 @@ round under way finishes first. A round that fails ends the job, and the supervi
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -22,6 +21,7 @@ import pymongo
 from confluent_kafka import KafkaError, Message
 from pymongo.database import Database
 
+from loyalnest import logs
 from loyalnest.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -91,7 +91,7 @@ def run_job(
     if refused_future(args, clock):
         return 2
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    logs.configure_job(settings)
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         settings.mongo_url, tz_aware=True
     )

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     rfm_round_seconds: int = Field(default=5, ge=1)
     data_dir: Path = Field(default=Path(".data"), validation_alias="LOYALNEST_DATA_DIR")
     log_level: str = Field(default="INFO", validation_alias="LOYALNEST_LOG_LEVEL")
+    # json: one object per line (for log shippers); text: plain lines for a terminal.
+    log_format: Literal["json", "text"] = Field(
+        default="json", validation_alias="LOYALNEST_LOG_FORMAT"
+    )
 
     @field_validator("jwt_secret", "secrets_key", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from loyalnest import logs
 from loyalnest.allocator import allocator_env
 from loyalnest.registry import JOBS, Kind, RegisteredJob
 from loyalnest.settings import Settings
@@ -249,7 +250,7 @@ class Supervisor:
 def main() -> int:
     """Foreground supervisor (what `make up` runs in the background)."""
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    logs.configure_job(settings)
     jobs = default_jobs(settings)
     for job in jobs:
         init_recovery(settings, job)

@@ -62,11 +62,6 @@ WRITES = Counter(
     "Write operations sent by the Mongo sink",
     ["collection", "outcome"],
 )
-RETRIES = Counter(
-    "loyalnest_mongo_sink_retries_total",
-    "Bulk writes retried after a transient error",
-    ["collection"],
-)
 
 
 SUPERSEDED = Counter(
@@ -127,20 +122,13 @@ class MongoWriter:
         return stats
 
     def _write_chunk(self, collection: str, ops: list[WriteOp], stats: WriteStats) -> None:
-        delays = self._retry.delays()
-        while True:
-            try:
-                duplicates = self._bulk_write(collection, ops)
-                break
-            except TRANSIENT_ERRORS as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise MongoSinkError(f"{collection}: gave up after retries: {exc}") from exc
-                RETRIES.labels(collection).inc()
-                log.warning(
-                    "transient error writing %s, retrying in %.1fs: %s", collection, delay, exc
-                )
-                self._sleep(delay)
+        duplicates = self._retry.call(
+            f"mongo {collection}",
+            lambda: self._bulk_write(collection, ops),
+            transient=TRANSIENT_ERRORS,
+            failed=lambda why: MongoSinkError(f"{collection}: {why}"),
+            sleep=self._sleep,
+        )
         stats.batches += 1
         stats.duplicates += duplicates
         stats.applied += len(ops) - duplicates

@@ -67,9 +67,6 @@ ROWS = Counter(
 CACHE_ERRORS = Counter(
     "loyalnest_referral_cache_errors_total", "Failed referral cache refreshes (entries expire)"
 )
-RETRIES = Counter(
-    "loyalnest_customers_sink_retries_total", "Batches retried after a lost connection"
-)
 
 
 class CustomersSinkError(RuntimeError):
@@ -97,19 +94,14 @@ class ScoresWriter:
         self._known: set[str] = set()
 
     def write(self, writes: list[ScoreWrite]) -> None:
-        delays = self._retry.delays()
-        while True:
-            try:
-                refused = self._write_once(writes)
-                break
-            except psycopg.OperationalError as exc:
-                self._reset()
-                delay = next(delays, None)
-                if delay is None:
-                    raise CustomersSinkError(f"gave up after retries: {exc}") from exc
-                RETRIES.inc()
-                log.warning("customers sink: %s; retrying in %.1fs", exc, delay)
-                self._sleep(delay)
+        refused = self._retry.call(
+            "customers",
+            lambda: self._write_once(writes),
+            transient=(psycopg.OperationalError,),
+            failed=CustomersSinkError,
+            reset=self._reset,
+            sleep=self._sleep,
+        )
         if refused:
             self._dead_letters.write_batch(refused)
             ROWS.labels("dead_letter").inc(len(refused))
@@ -256,23 +248,23 @@ class _ReferralsPartition(StatelessSinkPartition[Referral]):
                 log.warning("referral cache refresh failed for %d: %s", len(current), exc)
 
     def _upsert(self, params: dict[str, list[Any]]) -> list[ReferralRow]:
-        delays = self._retry.delays()
-        while True:
-            try:
-                conn = self._connection()
-                with conn.cursor(row_factory=class_row(ReferralRow)) as cur:
-                    cur.execute(UPSERT_REFERRALS, params)
-                    cur.execute(REFERRALS_BY_IDS, {"ids": params["ids"]})
-                    current = cur.fetchall()
-                conn.commit()
-                return current
-            except psycopg.OperationalError as exc:
-                self._close()
-                delay = next(delays, None)
-                if delay is None:
-                    raise ReferralsSinkError(f"gave up after retries: {exc}") from exc
-                log.warning("referrals sink: %s; retrying in %.1fs", exc, delay)
-                self._sleep(delay)
+        return self._retry.call(
+            "referrals",
+            lambda: self._upsert_once(params),
+            transient=(psycopg.OperationalError,),
+            failed=ReferralsSinkError,
+            reset=self._close,
+            sleep=self._sleep,
+        )
+
+    def _upsert_once(self, params: dict[str, list[Any]]) -> list[ReferralRow]:
+        conn = self._connection()
+        with conn.cursor(row_factory=class_row(ReferralRow)) as cur:
+            cur.execute(UPSERT_REFERRALS, params)
+            cur.execute(REFERRALS_BY_IDS, {"ids": params["ids"]})
+            current = cur.fetchall()
+        conn.commit()
+        return current
 
     def close(self) -> None:
         self._close()

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
+
+from prometheus_client import Counter
+
+T = TypeVar("T")
+
+log = logging.getLogger("loyalnest.sinks")
+
+SINK_RETRIES = Counter(
+    "loyalnest_sink_retries_total", "Sink writes retried after a transient error", ["sink"]
+)
 
 
 @dataclass(frozen=True)
@@ -16,3 +29,30 @@ class RetryPolicy:
     def delays(self) -> Iterator[float]:
         for attempt in range(self.attempts - 1):
             yield self.base_delay * 2**attempt
+
+    def call(
+        self,
+        sink: str,
+        attempt: Callable[[], T],
+        *,
+        transient: tuple[type[Exception], ...],
+        failed: Callable[[str], Exception],
+        reset: Callable[[], object] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> T:
+        """`attempt()` until it returns, waiting `delays()` between tries that raise one of
+        `transient` (after `reset()`, e.g. dropping a broken connection); past the last, raise
+        `failed(why)` from the error. Every retry is counted and logged under `sink`."""
+        delays = self.delays()
+        while True:
+            try:
+                return attempt()
+            except transient as exc:
+                if reset is not None:
+                    reset()
+                delay = next(delays, None)
+                if delay is None:
+                    raise failed(f"gave up after retries: {exc}") from exc
+                SINK_RETRIES.labels(sink).inc()
+                log.warning("%s sink: %s; retrying in %.1fs", sink, exc, delay)
+                sleep(delay)

@@ -55,20 +55,19 @@ class _Partition(StatelessSinkPartition[T]):
 
     def write_batch(self, items: list[T]) -> None:
         params = self._upsert.params(items)
-        delays = self._retry.delays()
-        while True:
-            try:
-                conn = self._connection()
-                conn.execute(self._upsert.statement, params)
-                conn.commit()
-                return
-            except psycopg.OperationalError as exc:
-                self.close()
-                delay = next(delays, None)
-                if delay is None:
-                    raise TiersSinkError(f"gave up after retries: {exc}") from exc
-                log.warning("tiers sink: %s; retrying in %.1fs", exc, delay)
-                self._sleep(delay)
+        self._retry.call(
+            "tiers",
+            lambda: self._upsert_once(params),
+            transient=(psycopg.OperationalError,),
+            failed=TiersSinkError,
+            reset=self.close,
+            sleep=self._sleep,
+        )
+
+    def _upsert_once(self, params: Any) -> None:
+        conn = self._connection()
+        conn.execute(self._upsert.statement, params)
+        conn.commit()
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:

@@ -69,7 +69,7 @@ def order_records(count: int, duplicate_every: int) -> list[tuple[bytes, bytes, 
 
 def run_archive(settings: Settings, topic: str, dlq: str, db: Database[Any]) -> None:
     flow = build(
-        kafka_source(settings.kafka_brokers, [topic], tail=False),
+        kafka_source(settings.kafka_brokers, [topic], flow="order-archive", tail=False),
         MongoSink(settings.mongo_url, db.name),
         ReliableKafkaSink(settings.kafka_brokers, dlq),
     )

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
+import pytest
 from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
+from prometheus_client import REGISTRY
 
 from connectors.dead_letters import (
+    DEFECT_PREFIX,
     DLQ_ATTEMPT,
     DLQ_FLOW,
     DLQ_ORIGIN,
     DLQ_REASON,
     DLQ_STEP,
     DLQ_TIMESTAMP,
+    KAFKA_ERROR_PREFIX,
     MAX_REASON,
     bounded,
     dead_letter,
     edge_dead_letter,
+    reason_class,
 )
-from connectors.kafka import SourceMessage
+from connectors.kafka import CORRELATION_HEADER, SourceMessage
+from loyalnest.logs import CORRELATION_FIELD
 
 HEADERS = [
     ("X-Shopify-Topic", b"orders/create"),
@@ -152,3 +159,38 @@ def test_the_api_dead_letters_a_webhook_it_never_produced_with_its_topic_as_orig
         DLQ_ATTEMPT: b"1",
         DLQ_TIMESTAMP: str(int(received.timestamp() * 1000)).encode(),
     }
+
+
+def dead_count(flow: str, step: str, reason: str) -> float:
+    labels = {"flow": flow, "step": step, "reason": reason}
+    return REGISTRY.get_sample_value("loyalnest_dead_letters_total", labels) or 0.0
+
+
+@pytest.mark.parametrize(
+    ("reason", "kind"),
+    [
+        ("financial_status must be a string", "invalid"),
+        (f"{DEFECT_PREFIX}KeyError: 'x'", "defect"),
+        (f"{KAFKA_ERROR_PREFIX}timed out", "kafka_error"),
+    ],
+)
+def test_every_dead_letter_is_counted_by_flow_step_and_reason_class(reason: str, kind: str) -> None:
+    before = dead_count("points", "decode-order", kind)
+
+    dead_letter(message(), reason, "points", "decode-order")
+
+    assert dead_count("points", "decode-order", kind) == before + 1
+    assert reason_class(reason) == kind
+
+
+def test_a_dead_letter_is_logged_with_the_records_correlation_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="loyalnest.dead_letters")
+
+    dead_letter(message([*HEADERS, (CORRELATION_HEADER, b"wh-9")]), "bad", "rfm", "decode")
+
+    (line,) = caplog.records
+    assert getattr(line, CORRELATION_FIELD) == "wh-9"
+    assert "shopify.orders/3/42" in line.getMessage()
+    assert "rfm.decode: bad" in line.getMessage()

@@ -17,6 +17,7 @@ from bson.raw_bson import RawBSONDocument
 from bytewax.connectors.kafka import KafkaError, KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, run_main
 from confluent_kafka import KafkaError as ConfluentKafkaError
+from prometheus_client import REGISTRY
 
 from connectors.avro import AvroEncoder, Encoder
 from connectors.dead_letters import DLQ_FLOW, DLQ_ORIGIN, DLQ_REASON, DLQ_STEP
@@ -382,3 +383,34 @@ def test_a_legacy_change_record_makes_the_ledger_document_it_always_made() -> No
     (entry,) = run.documents("points_transactions")
     assert entry["_id"] == str(ids.event_id(GOOD_SHOP, 1, "earn"))
     assert (entry["source"], entry["source_id"], entry["type"]) == ("order", "1", "earn")
+
+
+# ----------------------------------------------------------------------- observability
+
+
+def test_the_webhooks_correlation_id_goes_on_with_its_command_and_event() -> None:
+    headers = [
+        ("X-Shopify-Shop-Domain", GOOD_SHOP.encode()),
+        ("X-Shopify-Topic", b"orders/paid"),
+        ("X-Correlation-Id", b"wh-42"),
+    ]
+    run = Run([record(order(7_001, customer={"id": 901}), headers, 1, "shopify.orders")], [])
+    (earn,) = run.commands
+    assert dict(earn.headers) == {"X-Correlation-Id": b"wh-42"}
+    assert earn.value is not None
+
+    applied = Run([], [command(earn.value, 0)])
+
+    (event,) = applied.events
+    assert dict(event.headers) == {"X-Correlation-Id": b"wh-42"}
+
+
+def test_applying_an_order_earn_sets_its_end_to_end_age() -> None:
+    earn = change(customer=905, points=10, order_id=7_002)
+
+    before = datetime.now(UTC)
+    Run([], [command(earn, 0)])
+
+    age = REGISTRY.get_sample_value("loyalnest_order_age_seconds", {"flow": "points"})
+    assert age is not None
+    assert age >= (before - AT).total_seconds()  # the change was received at AT

@@ -14,9 +14,19 @@ from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from connectors.kafka import SourceMessage
-from flows.common import KEEP, Keep, Rejected, StateCodec, _KeyedState, _Rules, guarded_state
+from connectors.kafka import CORRELATION_HEADER, SourceMessage
+from flows.common import (
+    KEEP,
+    Keep,
+    Rejected,
+    StateCodec,
+    _KeyedState,
+    _Rules,
+    guarded_decode,
+    guarded_state,
+)
 from flows.common import keyed_state as keyed_state_op
+from loyalnest.logs import current_correlation
 from loyalty.errors import InvalidEventError
 
 # A state of a few fields, kept as a row: (total, values seen).
@@ -123,3 +133,27 @@ def test_a_guarded_step_passes_the_new_state_and_outputs_through() -> None:
     step = guarded_state("s", lambda state, value: ([value], [value, value]), lambda _v: MESSAGE)
 
     assert step(None, 3) == ([3], [3, 3])
+
+
+CORRELATED: SourceMessage = KafkaSourceMessage(
+    key=None, value=b"x", topic="t", headers=[(CORRELATION_HEADER, b"wh-5")], partition=0
+)
+
+
+def test_guarded_steps_make_the_records_correlation_id_current_while_they_handle_it() -> None:
+    seen: list[str | None] = []
+
+    def apply(state: Total | None, value: int) -> tuple[Total | None, list[int]]:
+        seen.append(current_correlation())
+        return state, []
+
+    def decode(message: SourceMessage) -> int:
+        seen.append(current_correlation())
+        return 1
+
+    guarded_state("s", apply, lambda _v: CORRELATED)(None, 1)
+    guarded_decode("d", decode)(CORRELATED)
+    guarded_state("s", apply, lambda _v: MESSAGE)(None, 1)
+
+    assert seen == ["wh-5", "wh-5", None]
+    assert current_correlation() is None  # and only then
