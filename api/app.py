@@ -17,6 +17,7 @@ from api.balances import get_balance, get_transactions
 from api.context import ApiContext
 from api.errors import UNAVAILABLE, store_unavailable
 from api.health import health, metrics, ready
+from api.openapi import OPENAPI_PATH, openapi
 from api.redemptions import create_redemption, get_redemption
 from api.referrals import (
     create_referral_code,
@@ -61,6 +62,7 @@ ROUTES = [
     Route("/health", health, methods=["GET"]),
     Route("/ready", ready, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    Route(OPENAPI_PATH, openapi, methods=["GET"]),
 ]
 
 
