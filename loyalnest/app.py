@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -110,7 +111,13 @@ def run(settings: Settings) -> int:
     jobs = default_jobs(settings)
     for job in jobs:
         init_recovery(settings, job)
-    supervisor = Supervisor(jobs, settings.data_dir.resolve() / "logs")
+    supervisor = Supervisor(
+        jobs, settings.data_dir.resolve() / "logs", reload=lambda: default_jobs(settings)
+    )
+    # `loyalnest flows scale` finds this process as the supervisor and sends it SIGHUP.
+    pid_file = StackPaths(settings.data_dir.resolve()).pid("supervisor")
+    pid_file.write_text(f"{os.getpid()}\n")
+    signal.signal(signal.SIGHUP, lambda *_: supervisor.request_reload())
     worker = threading.Thread(target=supervisor.run, name="supervisor")
     worker.start()
     try:
@@ -127,6 +134,7 @@ def run(settings: Settings) -> int:
         print("\nStopping…", flush=True)
         supervisor.stop()
         worker.join()
+        pid_file.unlink(missing_ok=True)
         for service in reversed(started):
             service.stop()
             print(f"stopped {service.name}")

@@ -20,8 +20,10 @@ from confluent_kafka import Producer
 from connectors.adjustments import BadAdjustmentError, adjustment_memo, adjustment_points
 from connectors.merchants import SettingsUpdate, merchant_by_shop, upsert_merchant
 from connectors.shopify import encode_body, kafka_headers, partition_key
-from loyalnest import dlq, points_adjust, rfm_settings, tier_settings, tokens
+from loyalnest import dlq, points_adjust, registry, rfm_settings, scaling, tier_settings, tokens
 from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
+from loyalnest.localstack.process import alive, read_pid
+from loyalnest.localstack.service import StackPaths
 from loyalnest.samples import sample_orders
 from loyalnest.settings import Settings
 from loyalnest.topics import SHOPIFY_ORDERS
@@ -286,6 +288,34 @@ def rate_per_second_arg(text: str) -> float:
     return rate
 
 
+def add_flow_commands(commands: Any) -> None:
+    flows_parser = commands.add_parser("flows", help="the flows' process counts")
+    flow_cmds = flows_parser.add_subparsers(dest="action", required=True)
+    flow_cmds.add_parser("list", help="each flow and how many processes it runs as (JSON)")
+    scaling = flow_cmds.add_parser(
+        "scale", help="run a flow as N processes: stop it, change N, resume from its recovery"
+    )
+    scaling.add_argument("flow", choices=[job.name for job in registry.flows()])
+    scaling.add_argument("processes", type=int, metavar="N")
+
+
+def run_flows(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        counts = {job.name: scaling.processes_for(settings, job.name) for job in registry.flows()}
+        print(json.dumps(counts, indent=2))
+        return 0
+    pid = read_pid(StackPaths(settings.data_dir.resolve()).pid("supervisor"))
+    running = pid if pid is not None and alive(pid) else None
+    try:
+        scaled = scaling.scale(settings, args.flow, args.processes, running)
+    except scaling.ScaleError as exc:
+        print(f"loyalnest: {exc}", file=sys.stderr)
+        return 2
+    where = "the supervisor restarts it now" if running else "applies at the next start"
+    print(f"{scaled.flow}: {scaled.before} → {scaled.after} process(es); {where}")
+    return 0
+
+
 def add_dlq_commands(commands: Any) -> None:
     dlq_parser = commands.add_parser("dlq", help="list, show and re-drive dead letters")
     dlq_cmds = dlq_parser.add_subparsers(dest="action", required=True)
@@ -457,6 +487,7 @@ def parser() -> argparse.ArgumentParser:
         help="a date (2026-12-31) or a time with offset (default: now)",
     )
     add_dlq_commands(commands)
+    add_flow_commands(commands)
     samples = commands.add_parser("sample-orders", help="produce sample Shopify orders to Kafka")
     samples.add_argument("--shop", default="demo.myshopify.com")
     samples.add_argument("--count", type=int, default=20)
@@ -467,6 +498,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings()
+    if args.command == "flows":  # needs no secrets
+        return run_flows(settings, args)
     try:
         secrets = load_secrets(settings)
     except SecretsError as exc:

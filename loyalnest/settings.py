@@ -54,6 +54,15 @@ class Settings(BaseSettings):
     # effect 10 seconds after it is saved, so up to 5 seconds here never shows a stale one.
     tier_config_seconds: float = Field(default=1.0, ge=0, le=5)
     flow_api_port: int = Field(default=3030, validation_alias="FLOW_API_PORT")
+    # Processes per flow (a Bytewax cluster, one worker each), and per-flow overrides as JSON,
+    # e.g. {"points": 2}. `loyalnest flows scale FLOW N` overrides both. At most the flow's
+    # input topic partitions and FLOW_RECOVERY_PARTITIONS (README, "Scaling").
+    flow_processes: int = Field(default=1, ge=1, le=64, validation_alias="FLOW_PROCESSES")
+    flow_processes_by_flow: dict[str, int] = Field(
+        default={}, validation_alias="FLOW_PROCESSES_BY_FLOW"
+    )
+    # Process k of the flow at port offset o talks to its peers on FLOW_CLUSTER_PORT + 100·o + k.
+    flow_cluster_port: int = Field(default=2101, validation_alias="FLOW_CLUSTER_PORT")
     flow_recovery_partitions: int = Field(
         default=4, ge=1, validation_alias="FLOW_RECOVERY_PARTITIONS"
     )

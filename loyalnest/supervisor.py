@@ -25,6 +25,7 @@ import httpx
 from loyalnest import logs
 from loyalnest.allocator import allocator_env
 from loyalnest.registry import JOBS, Kind, RegisteredJob
+from loyalnest.scaling import processes_for
 from loyalnest.settings import Settings
 
 log = logging.getLogger("loyalnest.supervisor")
@@ -38,6 +39,12 @@ STOP_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
+class Process:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Job:
     name: str
     argv: list[str]
@@ -47,12 +54,29 @@ class Job:
     recovery: Path | None = None
     # Where the job writes files of its own (a flow's dataflow.json); created before each start.
     files: Path | None = None
+    # A Bytewax cluster's other processes (argv and env above are process 0's): they start,
+    # die and restart together, as a cluster missing one process stops.
+    peers: tuple[Process, ...] = ()
+
+    @property
+    def processes(self) -> list[Process]:
+        return [Process(self.argv, self.env), *self.peers]
 
 
 def flow_argv(
-    import_str: str, recovery: Path, snapshot_seconds: int, backup_seconds: int, workers: int = 1
+    import_str: str,
+    recovery: Path,
+    snapshot_seconds: int,
+    backup_seconds: int,
+    workers: int = 1,
+    cluster: tuple[int, list[str]] | None = None,
 ) -> list[str]:
-    """How a flow runs, here and in the test and bench harness: with a recovery store."""
+    """How a flow runs, here and in the test and bench harness: with a recovery store; as
+    process `i` of a cluster whose processes listen on `addresses` when `cluster` is
+    (i, addresses) with more than one address."""
+    place: tuple[str, ...] = ()
+    if cluster is not None and len(cluster[1]) > 1:
+        place = ("-i", str(cluster[0]), "-a", ";".join(cluster[1]))
     return [
         sys.executable,
         "-m",
@@ -60,7 +84,13 @@ def flow_argv(
         import_str,
         *("-r", str(recovery), "-s", str(snapshot_seconds), "-b", str(backup_seconds)),
         *(("-w", str(workers)) if workers > 1 else ()),
+        *place,
     ]
+
+
+def cluster_addresses(first_port: int, processes: int) -> list[str]:
+    """Where each process of a cluster on this host listens for its peers."""
+    return [f"127.0.0.1:{first_port + k}" for k in range(processes)]
 
 
 def dataflow_api_env(port: int, files: Path) -> dict[str, str]:
@@ -82,17 +112,32 @@ def flow_allocator_env(settings: Settings) -> dict[str, str]:
     return allocator_env(settings.flow_allocator, os.environ)
 
 
-def flow_job(settings: Settings, name: str, import_str: str, port: int) -> Job:
+def flow_job(settings: Settings, job: RegisteredJob) -> Job:
+    """A registered flow as a cluster of `processes_for` processes. Process k serves its
+    dataflow API (/metrics) on the flow's port + 100·k and meets its peers on
+    FLOW_CLUSTER_PORT + 100·(port offset) + k; process 0's /metrics is the health check."""
+    assert job.port_offset is not None, f"flow {job.name} has no port offset"
+    port = settings.flow_api_port + job.port_offset
     data = settings.data_dir.resolve()
-    files = data / "flows" / name
-    recovery = data / "recovery" / name
+    files = data / "flows" / job.name
+    recovery = data / "recovery" / job.name
+    first = settings.flow_cluster_port + 100 * job.port_offset
+    addresses = cluster_addresses(first, processes_for(settings, job.name))
+    processes = [
+        Process(
+            flow_argv(job.target, recovery, settings.flow_snapshot_seconds, 60, 1, (k, addresses)),
+            dataflow_api_env(port + 100 * k, files) | flow_allocator_env(settings),
+        )
+        for k in range(len(addresses))
+    ]
     return Job(
-        name=name,
-        argv=flow_argv(import_str, recovery, settings.flow_snapshot_seconds, 60),
-        env=dataflow_api_env(port, files) | flow_allocator_env(settings),
+        name=job.name,
+        argv=processes[0].argv,
+        env=processes[0].env,
         health_url=f"http://127.0.0.1:{port}/metrics",
         recovery=recovery,
         files=files,
+        peers=tuple(processes[1:]),
     )
 
 
@@ -111,9 +156,7 @@ def api_job(settings: Settings) -> Job:
 
 def registered_job(settings: Settings, job: RegisteredJob) -> Job:
     if job.kind is Kind.FLOW:
-        port = job.port(settings)
-        assert port is not None, f"flow {job.name} has no port offset"
-        return flow_job(settings, job.name, job.target, port)
+        return flow_job(settings, job)
     return module_job(job.name, job.target)
 
 
@@ -171,7 +214,8 @@ DEFAULT_BACKOFF = Backoff()
 
 
 class Supervisor:
-    """Starts every job, restarts any that exits, stops them all on request."""
+    """Starts every job, restarts any that exits (a cluster as a whole when any of its
+    processes exits), applies a reload of the job list, stops them all on request."""
 
     def __init__(
         self,
@@ -181,6 +225,7 @@ class Supervisor:
         backoff: Backoff = DEFAULT_BACKOFF,
         clock: Callable[[], float] = time.monotonic,
         poll_interval: float = POLL_INTERVAL,
+        reload: Callable[[], list[Job]] | None = None,
     ) -> None:
         self.jobs = jobs
         self.log_dir = log_dir
@@ -188,63 +233,115 @@ class Supervisor:
         self.poll_interval = poll_interval
         self.delays: dict[str, float] = {}  # the wait before each job's last restart
         self._clock = clock
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._reload = reload
+        self._procs: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._started_at: dict[str, float] = {}
         self._stopping = threading.Event()
+        self._reload_requested = threading.Event()
 
     def run(self) -> None:
         """Block until stop() is called, keeping every job alive."""
         for job in self.jobs:
             self._start(job)
         while not self._stopping.wait(self.poll_interval):
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._apply_reload()
             for job in self.jobs:
-                proc = self._procs[job.name]
-                if proc.poll() is None:
-                    continue
-                uptime = self._clock() - self._started_at[job.name]
-                delay = self.backoff.delay(self.delays.get(job.name), uptime)
-                self.delays[job.name] = delay
-                log.error(
-                    "%s exited with %s after %.0fs; restarting in %gs",
-                    job.name,
-                    proc.returncode,
-                    uptime,
-                    delay,
-                )
-                if self._stopping.wait(delay):
+                if self._stopping.is_set():
                     break
-                self._start(job)
+                self._restart_if_exited(job)
         self._terminate_all()
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def request_reload(self) -> None:
+        """Re-read the job list (SIGHUP): a job whose definition changed, e.g. a flow scaled to
+        another process count, is stopped cleanly and started as now defined."""
+        self._reload_requested.set()
+
+    def pids(self, name: str) -> list[int]:
+        return [proc.pid for proc in self._procs.get(name, [])]
+
+    def _restart_if_exited(self, job: Job) -> None:
+        procs = self._procs[job.name]
+        exited = [proc for proc in procs if proc.poll() is not None]
+        if not exited:
+            return
+        uptime = self._clock() - self._started_at[job.name]
+        delay = self.backoff.delay(self.delays.get(job.name), uptime)
+        self.delays[job.name] = delay
+        log.error(
+            "%s: %d of %d process(es) exited (%s) after %.0fs; restarting %s in %gs",
+            job.name,
+            len(exited),
+            len(procs),
+            ", ".join(str(p.returncode) for p in exited),
+            uptime,
+            "the cluster" if len(procs) > 1 else "it",
+            delay,
+        )
+        # What the survivors hold is in the recovery store up to the last snapshot; a cluster
+        # missing a process cannot finish another, so they are not asked to stop cleanly.
+        _kill(procs)
+        if not self._stopping.wait(delay):
+            self._start(job)
+
+    def _apply_reload(self) -> None:
+        if self._reload is None:
+            return
+        current = {job.name: job for job in self.jobs}
+        self.jobs = self._reload()
+        for job in self.jobs:
+            if current.get(job.name) == job:
+                continue
+            log.info("%s changed: restarting it with %d process(es)", job.name, len(job.peers) + 1)
+            _stop(self._procs.pop(job.name, []))
+            self._start(job)
 
     def _start(self, job: Job) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if job.files is not None:
             job.files.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / f"{job.name}.log").open("ab") as out:
-            self._procs[job.name] = subprocess.Popen(  # noqa: S603
-                job.argv,
-                env={**os.environ, **job.env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+            self._procs[job.name] = [
+                subprocess.Popen(  # noqa: S603
+                    process.argv,
+                    env={**os.environ, **process.env},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+                for process in job.processes
+            ]
         self._started_at[job.name] = self._clock()
-        log.info("started %s (pid %d)", job.name, self._procs[job.name].pid)
+        log.info("started %s (pids %s)", job.name, self.pids(job.name))
 
     def _terminate_all(self) -> None:
-        for proc in self._procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # Bytewax stops cleanly on KeyboardInterrupt
-        for name, proc in self._procs.items():
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0fs; killing it", name, STOP_TIMEOUT)
-                proc.kill()
-                proc.wait()
+        _stop([proc for procs in self._procs.values() for proc in procs])
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGINT (Bytewax stops cleanly on KeyboardInterrupt, with a last snapshot), then SIGKILL
+    whatever has not stopped within STOP_TIMEOUT."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    for proc in procs:
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            log.warning("pid %d did not stop in %.0fs; killing it", proc.pid, STOP_TIMEOUT)
+            proc.kill()
+            proc.wait()
+
+
+def _kill(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 def main() -> int:
@@ -254,9 +351,13 @@ def main() -> int:
     jobs = default_jobs(settings)
     for job in jobs:
         init_recovery(settings, job)
-    supervisor = Supervisor(jobs, settings.data_dir.resolve() / "logs")
+    supervisor = Supervisor(
+        jobs, settings.data_dir.resolve() / "logs", reload=lambda: default_jobs(settings)
+    )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: supervisor.stop())
+    # `loyalnest flows scale` records the new process count, then sends SIGHUP.
+    signal.signal(signal.SIGHUP, lambda *_: supervisor.request_reload())
     supervisor.run()
     return 0
 

@@ -16,6 +16,8 @@ from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.shops import JWT_SECRET, SECRETS_KEY
 from loyalnest.registry import Kind, registered
 from loyalnest.supervisor import (
+    Job,
+    Process,
     create_recovery_store,
     dataflow_api_env,
     flow_allocator_env,
@@ -124,6 +126,32 @@ class FlowProcess(ChildProcess):
         )
         if api_port is not None:
             self.wait_answering(f"http://127.0.0.1:{api_port}/metrics")
+
+
+def flow_cluster_job(
+    deployment: Deployment,
+    processes: int,
+    *,
+    flow: str = "points",
+    snapshot_seconds: int = 1,
+    recovery_partitions: int = 2,
+) -> Job:
+    """A registered flow as the supervisor runs it with FLOW_PROCESSES=`processes`: a Bytewax
+    cluster on free local ports, against the deployment, resuming from its recovery store."""
+    job = registered(flow)
+    if job.kind is not Kind.FLOW:
+        raise ValueError(f"{flow} is not a flow")
+    create_recovery_store(deployment.recovery, recovery_partitions)
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(processes)]
+    environ = deployment.environ(**flow_allocator_env(deployment.settings))
+    cluster = [
+        Process(
+            flow_argv(job.target, deployment.recovery, snapshot_seconds, 30, 1, (k, addresses)),
+            environ,
+        )
+        for k in range(processes)
+    ]
+    return Job(job.name, cluster[0].argv, cluster[0].env, peers=tuple(cluster[1:]))
 
 
 class ApiProcess(ChildProcess):

@@ -3,13 +3,15 @@ the flag (exit status 2), and `points adjust` waits for its outcome, bounded."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from loyalnest.cli import parser, produce_sample_orders
+from loyalnest.cli import main, parser, produce_sample_orders
 from loyalnest.points_adjust import POLL_SECONDS, outcome_status, wait_for_decision
 from loyalnest.settings import Settings
 from loyalty.policy import Expiry, ExpiryMode
@@ -405,3 +407,24 @@ def test_dlq_refuses_what_it_cannot_use(
     with pytest.raises(SystemExit):
         parser().parse_args(argv)
     assert "error" in capsys.readouterr().err
+
+
+def test_flows_scale_names_a_registered_flow_and_a_count() -> None:
+    args = parser().parse_args(["flows", "scale", "points", "2"])
+
+    assert (args.command, args.action, args.flow, args.processes) == ("flows", "scale", "points", 2)
+    with pytest.raises(SystemExit):
+        parser().parse_args(["flows", "scale", "clock", "2"])  # a job, not a flow
+
+
+def test_flows_scale_records_the_count_and_list_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOYALNEST_DATA_DIR", str(tmp_path))
+
+    assert main(["flows", "scale", "rfm", "2"]) == 0
+    assert "rfm: 1 → 2 process(es); applies at the next start" in capsys.readouterr().out
+    assert main(["flows", "scale", "rfm", "99"]) == 2
+    assert "KAFKA_TOPIC_PARTITIONS" in capsys.readouterr().err
+    assert main(["flows", "list"]) == 0
+    assert json.loads(capsys.readouterr().out)["rfm"] == 2

@@ -108,4 +108,5 @@ def test_the_supervisor_creates_a_job_s_files_directory_before_starting_it(
 
     runner._start(job)
 
-    assert runner._procs["probe"].wait(30) == 0
+    (proc,) = runner._procs["probe"]
+    assert proc.wait(30) == 0
