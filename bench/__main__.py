@@ -24,6 +24,7 @@ from bench import (
     rfm_ageing,
     rfm_api,
     rfm_flow,
+    scaling,
     sink,
     state,
     sweep,
@@ -51,6 +52,7 @@ BENCHMARKS = {
     "referral-api": "referral_api",
     "tiers": "vip_tiers",
     "dlq": "dlq_replay",
+    "scaling": "scale_out",
 }
 TARGETS: dict[str, Targets] = {
     "pipeline": pipeline.TARGETS,
@@ -68,6 +70,7 @@ TARGETS: dict[str, Targets] = {
     "referral_flow": referral_flow.TARGETS,
     "referral_api": referral_api.TARGETS,
     "vip_tiers": tiers.TARGETS,
+    "scale_out": scaling.TARGETS,
 }
 
 
@@ -169,6 +172,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dlq-letters", type=count, default=100_000, help="dlq: dead letters to re-drive"
     )
+    parser.add_argument(
+        "--scale-orders", type=count, default=60_000, help="scaling: orders for each cluster size"
+    )
     args = parser.parse_args(argv)
     if args.rfm_orders_per_customer < 1:
         parser.error("--rfm-orders-per-customer must be at least 1")
@@ -224,6 +230,7 @@ def runs(args: argparse.Namespace, settings: Settings) -> dict[str, Callable[[],
             settings, args.tier_orders, args.tier_customers, args.tier_requests
         ),
         "dlq_replay": lambda: dlq.measure(settings, args.dlq_letters),
+        "scale_out": lambda: scaling.measure(settings, args.scale_orders),
     }
 
 

@@ -384,8 +384,20 @@ def build(
 
 def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.points:flow()"`."""
-    collect_garbage_less_often()
     settings = Settings()
+    return wired(
+        settings,
+        ledger=MongoSink(settings.mongo_url, settings.mongo_database),
+        cache=BalanceCacheSink(
+            settings.redis_url, settings.redis_key_prefix, settings.balance_cache_seconds
+        ),
+    )
+
+
+def wired(settings: Settings, *, ledger: Sink[RoutedWrite], cache: Sink[CacheUpdate]) -> Dataflow:
+    """The flow on the configured Kafka topics, translations and schemas, writing its store
+    documents to `ledger` and its balance cache updates to `cache`."""
+    collect_garbage_less_often()
     logs.configure_job(settings)
     client: pymongo.MongoClient[dict[str, Any]]
     with pymongo.MongoClient(settings.mongo_url) as client:
@@ -397,13 +409,11 @@ def flow() -> Dataflow:
     }
     brokers = settings.kafka_brokers
     sinks = PointsSinks(
-        ledger=MongoSink(settings.mongo_url, settings.mongo_database),
+        ledger=ledger,
         commands=ReliableKafkaSink(brokers, settings.topic(POINTS_COMMANDS)),
         events=ReliableKafkaSink(brokers),
         dead_letters=dead_letter_sink(brokers, settings.topic(POINTS_DLQ)),
-        cache=BalanceCacheSink(
-            settings.redis_url, settings.redis_key_prefix, settings.balance_cache_seconds
-        ),
+        cache=cache,
     )
     return build(
         # points.replay: dead letters re-driven from a topic no flow reads (loyalnest/dlq.py).

@@ -133,11 +133,13 @@ def flow_cluster_job(
     processes: int,
     *,
     flow: str = "points",
+    target: str | None = None,
     snapshot_seconds: int = 1,
     recovery_partitions: int = 2,
 ) -> Job:
     """A registered flow as the supervisor runs it with FLOW_PROCESSES=`processes`: a Bytewax
-    cluster on free local ports, against the deployment, resuming from its recovery store."""
+    cluster on free local ports, against the deployment, resuming from its recovery store.
+    `target` runs another import string in its place (a benchmark's variant)."""
     job = registered(flow)
     if job.kind is not Kind.FLOW:
         raise ValueError(f"{flow} is not a flow")
@@ -146,7 +148,9 @@ def flow_cluster_job(
     environ = deployment.environ(**flow_allocator_env(deployment.settings))
     cluster = [
         Process(
-            flow_argv(job.target, deployment.recovery, snapshot_seconds, 30, 1, (k, addresses)),
+            flow_argv(
+                target or job.target, deployment.recovery, snapshot_seconds, 30, 1, (k, addresses)
+            ),
             environ,
         )
         for k in range(processes)

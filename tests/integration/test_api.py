@@ -3,13 +3,14 @@ Shopify webhook ingest, balances, transactions, redemptions, gRPC, health and me
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import httpx
@@ -23,9 +24,11 @@ from loyalnest.harness.shops import Shop, add_merchants
 from loyalnest.samples import order_body
 from loyalnest.settings import Settings
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW
+from loyalnest.topics import POINTS_DLQ
 from loyalnest_grpc.points.v1 import points_pb2, points_pb2_grpc
 from loyalty.i18n import BUILT_IN
 from tests.integration.api_harness import ApiStack, api_stack
+from tests.integration.points_harness import read_log
 
 HEBREW_BALANCE = BUILT_IN[("points.balance", "he")]
 ENGLISH_BALANCE = BUILT_IN[("points.balance", "en")]
@@ -720,3 +723,39 @@ def test_redemption_amount_beyond_int64_is_400(stack: ApiStack) -> None:
         )
 
     assert response.status_code == 400
+
+
+def test_a_webhooks_correlation_id_reaches_the_flows_log_through_kafka_headers(
+    stack: ApiStack, client: httpx.Client
+) -> None:
+    """An order the API accepts but the points flow refuses (it would earn past the per-change
+    limit): the flow's log line about it carries the id the webhook came with, read from the
+    record's Kafka header, as its dead letter keeps that header."""
+    shop, customer = stack.shop_a, 100_000 + stack.next_id()
+    order = new_order(stack, customer) | {"subtotal_price": "999999999999999"}
+    raw = encode_body(order)
+    correlation = f"it-{uuid.uuid4().hex}"
+    headers = shop.webhook_headers("orders/create", raw) | {"X-Correlation-Id": correlation}
+
+    response = client.post("/webhooks/shopify", content=raw, headers=headers)
+
+    accepted(response)
+    assert response.json()["correlation_id"] == correlation
+
+    def logged() -> dict[str, Any] | None:
+        for line in stack.flow.log_tail(400).splitlines():
+            if line.startswith("{") and correlation in line:
+                return cast(dict[str, Any], json.loads(line))
+        return None
+
+    line = stack.wait_for("the flow's log line", logged)
+    assert line["correlation_id"] == correlation
+    assert line["level"] == "WARNING"
+    assert "points.order-state" in line["message"]
+    assert "limit" in line["message"]
+    (letter,) = [
+        r
+        for r in read_log(stack.settings, stack.points.topic(POINTS_DLQ))
+        if dict(r.headers).get("X-Correlation-Id") == correlation.encode()
+    ]
+    assert json.loads(letter.value)["id"] == order["id"]
