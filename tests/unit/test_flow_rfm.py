@@ -236,3 +236,23 @@ def test_the_merchants_window_is_the_one_its_orders_carry() -> None:
     [picture] = run.latest(RFM_MERCHANTS).values()
     assert picture["lookback_days"] == 90
     assert customer_doc(run, 502)["next_exit"] == datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_an_old_order_re_driven_from_a_dead_letter_counts_at_its_own_day() -> None:
+    """`loyalnest dlq replay` re-drives an order weeks after it was placed, behind newer ones:
+    it is dated by its own `processed_at`, inside the window, not dropped as late."""
+    newer = webhook(0, "orders/paid", paid(11, 601, "2026-02-27", "60.00"))
+    redriven = webhook(
+        1,
+        "orders/paid",
+        paid(10, 601, "2026-01-15", "40.00"),
+        **{"dlq-attempt": b"1", "dlq-replayed-from": b"points.dlq/0/7"},
+    )
+
+    run = Run([newer, redriven], [])
+
+    customer = customer_doc(run, 601)
+    assert (customer["frequency"], customer["monetary"]) == (2, Decimal128("100.00"))
+    assert customer["last_order_day"] == datetime(2026, 2, 27, tzinfo=UTC)
+    assert customer["next_exit"] == datetime(2027, 1, 15, tzinfo=UTC)  # its own day + 365
+    assert run.dead_letters == []
