@@ -30,7 +30,6 @@ from connectors.tier_configs import TierVersion, UnknownMerchantError, in_force
 from connectors.tier_reads import StoredCounts, stored_customers
 from loyalnest.tokens import SCOPE_ANALYTICS, SCOPE_TIERS_MANAGE, SCOPE_VIEW
 from loyalty import json_input
-from loyalty.errors import InvalidEventError
 from loyalty.tier_config import InvalidTiersError, Metric, Tier, TierConfig, parse_tiers
 from loyalty.tier_counts import NO_TIER
 from loyalty.tier_customers import metric_of_config, position, tier_id
@@ -73,8 +72,8 @@ async def put_tiers(request: Request) -> JSONResponse:
 def config_body(raw: bytes) -> TierConfig:
     try:
         return parse_tiers(json_input.loads(raw))
-    except InvalidEventError as exc:
-        raise HTTPException(400, f"body is not JSON: {exc}") from exc
+    except json_input.NotJsonError as exc:
+        raise HTTPException(400, f"body is {exc}") from exc
     except InvalidTiersError as exc:
         raise HTTPException(400, str(exc)) from exc
 

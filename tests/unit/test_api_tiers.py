@@ -285,7 +285,7 @@ def with_tier(**fields: object) -> dict[str, Any]:
     ("body", "said"),
     [
         (b"{", "body is not JSON"),
-        (b"\xff", "body is not JSON"),
+        (b"\xff", "body is not JSON: not UTF-8"),  # said once, as every route says it
         (b"", "body is not JSON"),
         (b'{"metric": NaN}', "body is not JSON"),
         (b"[]", 'tiers must be a JSON object {"metric", "period", "tiers"}'),
