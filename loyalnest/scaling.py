@@ -64,7 +64,6 @@ class Scaled:
     flow: str
     before: int
     after: int
-    supervisor_pid: int | None  # the supervisor told to restart the flow; None: not running
 
 
 def scale(settings: Settings, flow: str, processes: int, supervisor_pid: int | None) -> Scaled:
@@ -79,4 +78,4 @@ def scale(settings: Settings, flow: str, processes: int, supervisor_pid: int | N
     staged.replace(target)  # a supervisor reading it sees the old count or the new one
     if supervisor_pid is not None:
         os.kill(supervisor_pid, signal.SIGHUP)
-    return Scaled(flow, before, processes, supervisor_pid)
+    return Scaled(flow, before, processes)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -61,6 +62,12 @@ class Job:
     @property
     def processes(self) -> list[Process]:
         return [Process(self.argv, self.env), *self.peers]
+
+
+def cluster_job(name: str, processes: list[Process], **fields: Any) -> Job:
+    """A job of one or more processes (the first is the job's argv and env)."""
+    first, *peers = processes
+    return Job(name, first.argv, first.env, peers=tuple(peers), **fields)
 
 
 def flow_argv(
@@ -130,14 +137,12 @@ def flow_job(settings: Settings, job: RegisteredJob) -> Job:
         )
         for k in range(len(addresses))
     ]
-    return Job(
-        name=job.name,
-        argv=processes[0].argv,
-        env=processes[0].env,
+    return cluster_job(
+        job.name,
+        processes,
         health_url=f"http://127.0.0.1:{port}/metrics",
         recovery=recovery,
         files=files,
-        peers=tuple(processes[1:]),
     )
 
 

@@ -18,6 +18,7 @@ from loyalnest.registry import Kind, registered
 from loyalnest.supervisor import (
     Job,
     Process,
+    cluster_job,
     create_recovery_store,
     dataflow_api_env,
     flow_allocator_env,
@@ -155,7 +156,7 @@ def flow_cluster_job(
         )
         for k in range(processes)
     ]
-    return Job(job.name, cluster[0].argv, cluster[0].env, peers=tuple(cluster[1:]))
+    return cluster_job(job.name, cluster)
 
 
 class ApiProcess(ChildProcess):

@@ -139,3 +139,18 @@ def tz_mongo(settings: Settings) -> Iterator[pymongo.MongoClient[dict[str, Any]]
 @pytest.fixture
 def rfm_db(tz_mongo: pymongo.MongoClient[dict[str, Any]], rfm_env: Deployment) -> Database[Any]:
     return tz_mongo[rfm_env.database]
+
+
+@pytest.fixture
+def points_env(settings: Settings, admin: AdminClient, tmp_path: Path) -> Iterator[Deployment]:
+    """A private deployment for the points flow's tests (tests/integration/points_harness.py)."""
+    with isolated_deployment(settings, "test", tmp_path) as env:
+        yield env
+
+
+@pytest.fixture
+def db(settings: Settings, points_env: Deployment) -> Iterator[Database[Any]]:
+    """The points deployment's database (a module whose flow runs elsewhere defines its own)."""
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
+    yield client[points_env.database]
+    client.close()

@@ -7,17 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pymongo
-import pytest
-from confluent_kafka.admin import AdminClient
 from pymongo.database import Database
 
 from bench.scenario import ScenarioConfig, build_scenario
-from loyalnest.harness.deployment import Deployment, isolated_deployment
+from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.processes import flow_cluster_job, wait_until
 from loyalnest.settings import Settings
 from loyalnest.supervisor import Backoff, Job, Supervisor
@@ -37,19 +34,6 @@ from tests.integration.test_points_flow import (
 
 TIMEOUT = 240.0
 QUICK = Backoff(initial=0.5, maximum=2.0)
-
-
-@pytest.fixture
-def points_env(settings: Settings, admin: AdminClient, tmp_path: Path) -> Iterator[Deployment]:
-    with isolated_deployment(settings, "scale", tmp_path) as env:
-        yield env
-
-
-@pytest.fixture
-def db(settings: Settings, points_env: Deployment) -> Iterator[Database[Any]]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
-    yield client[points_env.database]
-    client.close()
 
 
 class Supervised:

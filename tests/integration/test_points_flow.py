@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pymongo
-import pytest
-from confluent_kafka.admin import AdminClient
 from pymongo.database import Database
 
 from bench.scenario import ScenarioConfig, build_scenario
 from connectors.dead_letters import DLQ_REASON
-from loyalnest.harness.deployment import Deployment, isolated_deployment
+from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.processes import FlowProcess, wait_until
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, POINTS_DLQ, SHOPIFY_ORDERS
@@ -29,19 +26,6 @@ from tests.integration.points_harness import (
 )
 
 FLOW_TIMEOUT = 240.0
-
-
-@pytest.fixture
-def points_env(settings: Settings, admin: AdminClient, tmp_path: Path) -> Iterator[Deployment]:
-    with isolated_deployment(settings, "test", tmp_path) as env:
-        yield env
-
-
-@pytest.fixture
-def db(settings: Settings, points_env: Deployment) -> Iterator[Database[Any]]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
-    yield client[points_env.database]
-    client.close()
 
 
 def wait_for(condition: Callable[[], bool], flow: FlowProcess, what: str) -> None:
