@@ -164,7 +164,7 @@ async def get_transactions(request: Request) -> JSONResponse:
         raise HTTPException(404, "customer not found")
     cursor = ctx.db[LEDGER].find(
         {  # served by the ledger's idx_customer_id_merchant_id_seq
-            "customer_id": str(ids.customer_id(principal.merchant_id, customer)),
+            "customer_id": ids.customer_key(principal.merchant_id, customer),
             "merchant_id": principal.merchant_id,
             "seq": {"$lt": before},
         },

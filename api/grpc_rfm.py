@@ -138,7 +138,7 @@ def core_customer_id(merchant_id: str, asked: str) -> str:
             grpc.StatusCode.INVALID_ARGUMENT,
             "customer_id must be a customer UUID or a Shopify customer id",
         )
-    return str(ids.customer_id(merchant_id, shopify_id))
+    return ids.customer_key(merchant_id, shopify_id)
 
 
 def add_rfm_services(ctx: ApiContext, server: grpc.aio.Server) -> None:

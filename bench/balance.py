@@ -57,7 +57,7 @@ def balance_writes(merchant_id: str, balances: dict[int, int]) -> list[MongoWrit
     for customer, points in balances.items():
         writes.extend(
             first_earn_writes(
-                str(ids.event_id("balance-bench", customer)),
+                ids.event_key("balance-bench", customer),
                 merchant_id,
                 customer,
                 customer,

@@ -44,7 +44,7 @@ def balance_docs(due: int, not_due: int) -> list[dict[str, Any]]:
             {
                 "_id": balance_id(merchant, customer),
                 "merchant_id": merchant,
-                "customer_id": str(ids.customer_id(merchant, customer)),
+                "customer_id": ids.customer_key(merchant, customer),
                 "shopify_customer_id": customer,
                 "balance": 120,
                 "seq": 3,

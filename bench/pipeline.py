@@ -87,7 +87,7 @@ def ceiling_writes(count: int) -> list[MongoWrite]:
     for n in range(count):
         writes.extend(
             first_earn_writes(
-                str(ids.event_id("ceiling", n)),
+                ids.event_key("ceiling", n),
                 merchant,
                 2_000_000 + n,
                 9_000_000 + n,

@@ -44,7 +44,7 @@ def ledger_document(entry: LedgerEntry, translations: Translations) -> dict[str,
         "_id": entry.event_id,
         "event_id": entry.event_id,
         "merchant_id": entry.merchant_id,
-        "customer_id": str(ids.customer_id(entry.merchant_id, entry.customer)),
+        "customer_id": ids.customer_key(entry.merchant_id, entry.customer),
         "shopify_customer_id": entry.customer,
         "points": entry.points,
         "type": entry.kind.value,
@@ -113,7 +113,7 @@ def balance_document(snapshot: BalanceSnapshot) -> dict[str, Any]:
     expiry = snapshot.next_expiry
     return {
         "merchant_id": snapshot.merchant_id,
-        "customer_id": str(ids.customer_id(snapshot.merchant_id, snapshot.customer)),
+        "customer_id": ids.customer_key(snapshot.merchant_id, snapshot.customer),
         "shopify_customer_id": snapshot.customer,
         "balance": snapshot.balance,
         "seq": snapshot.seq,
@@ -132,7 +132,7 @@ def redemption_facts(r: Redemption) -> dict[str, Any]:
     return {
         "merchant_id": r.merchant_id,
         "shopify_customer_id": r.customer,
-        "customer_id": str(ids.customer_id(r.merchant_id, r.customer)),
+        "customer_id": ids.customer_key(r.merchant_id, r.customer),
         "points": r.points,
         "reward_id": r.reward_id,
         "idempotency_key": r.idempotency_key,
@@ -176,7 +176,7 @@ def adjustment_facts(a: Adjustment) -> dict[str, Any]:
     return {
         "merchant_id": a.merchant_id,
         "shopify_customer_id": a.customer,
-        "customer_id": str(ids.customer_id(a.merchant_id, a.customer)),
+        "customer_id": ids.customer_key(a.merchant_id, a.customer),
         "points": a.points,
         "memo": a.reason,
         "idempotency_key": a.idempotency_key,
@@ -192,7 +192,7 @@ def points_event(entry: LedgerEntry, translations: Translations) -> dict[str, An
     return {
         "event_id": entry.event_id,
         "merchant_id": entry.merchant_id,
-        "customer_id": str(ids.customer_id(entry.merchant_id, entry.customer)),
+        "customer_id": ids.customer_key(entry.merchant_id, entry.customer),
         "shopify_customer_id": entry.customer,
         "points": entry.points,
         "balance": entry.balance,
@@ -216,7 +216,7 @@ def expiring_event(warning: ExpiryWarning) -> dict[str, Any]:
     return {
         "event_id": warning.event_id,
         "merchant_id": warning.merchant_id,
-        "customer_id": str(ids.customer_id(warning.merchant_id, warning.customer)),
+        "customer_id": ids.customer_key(warning.merchant_id, warning.customer),
         "shopify_customer_id": warning.customer,
         "points": warning.points,
         "expires_at": warning.expires_at,
@@ -230,10 +230,10 @@ def redemption_event(outcome: RedemptionOutcome) -> dict[str, Any]:
     """The `reward.redemption` record (schema avro/reward_redemption.avsc)."""
     r = outcome.redemption
     return {
-        "event_id": str(ids.event_id("reward.redemption", r.redemption_id)),
+        "event_id": ids.event_key("reward.redemption", r.redemption_id),
         "redemption_id": r.redemption_id,
         "merchant_id": r.merchant_id,
-        "customer_id": str(ids.customer_id(r.merchant_id, r.customer)),
+        "customer_id": ids.customer_key(r.merchant_id, r.customer),
         "reward_id": r.reward_id,
         "idempotency_key": r.idempotency_key,
         "points": r.points,

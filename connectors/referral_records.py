@@ -88,7 +88,7 @@ def referral_event(r: Referral) -> tuple[str, dict[str, Any]] | None:
         return None
     contract = REFERRAL_COMPLETED if r.status is Status.COMPLETED else REFERRAL_REVOKED
     record: dict[str, Any] = {
-        "event_id": str(ids.event_id(contract, r.referral_id)),
+        "event_id": ids.event_key(contract, r.referral_id),
         "referral_id": r.referral_id,
         "merchant_id": r.merchant_id,
         "code": r.code,

@@ -41,7 +41,7 @@ def customer_write(
     values, scores = state.values(), state.scores
     document = {
         "merchant_id": merchant_id,
-        "customer_id": str(ids.customer_id(merchant_id, customer)),
+        "customer_id": ids.customer_key(merchant_id, customer),
         "shopify_customer_id": customer,
         "last_order_day": midnight(values.last_order_day),
         "frequency": values.frequency,
@@ -101,9 +101,9 @@ def updated_event(merchant_id: str, customer: int, update: RfmUpdate) -> dict[st
     """The `rfm.updated` record (schema avro/rfm_updated.avsc)."""
     scores, values = update.scores, update.values
     return {
-        "event_id": str(ids.event_id("rfm.updated", merchant_id, customer, update.sequence)),
+        "event_id": ids.event_key("rfm.updated", merchant_id, customer, update.sequence),
         "merchant_id": merchant_id,
-        "customer_id": str(ids.customer_id(merchant_id, customer)),
+        "customer_id": ids.customer_key(merchant_id, customer),
         "shopify_customer_id": customer,
         "recency_days": values.recency_days(update.as_of),
         "frequency": values.frequency,

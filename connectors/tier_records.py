@@ -30,7 +30,7 @@ def tier_event(move: TierMove) -> dict[str, Any]:
     previous = None if move.previous is None else tier_id(move.merchant_id, move.previous)
     return {
         "event_id": move.event_id,
-        "customer_id": str(ids.customer_id(move.merchant_id, move.customer)),
+        "customer_id": ids.customer_key(move.merchant_id, move.customer),
         "shopify_customer_id": move.customer,
         "merchant_id": move.merchant_id,
         "tier_id": None if tier is None else tier_id(move.merchant_id, tier.name),

@@ -257,7 +257,7 @@ class _Run:
         if kind in ACTIVITY:
             c.last_activity = max(c.last_activity or at, at)
         entry = LedgerEntry(
-            event_id=event_id or str(ids.event_id(self.merchant_id, self.customer, c.seq)),
+            event_id=event_id or ids.event_key(self.merchant_id, self.customer, c.seq),
             merchant_id=self.merchant_id,
             customer=self.customer,
             kind=kind,
@@ -332,7 +332,7 @@ def _assign_tier(run: _Run, change: TierChange) -> None:
 
 def _command_id(item: PointsChange | Adjustment) -> str:
     if isinstance(item, Adjustment):
-        return str(ids.event_id(item.merchant_id, Source.ADJUSTMENT.value, item.adjustment_id))
+        return ids.event_key(item.merchant_id, Source.ADJUSTMENT.value, item.adjustment_id)
     return item.event_id
 
 
@@ -480,7 +480,7 @@ def _redeem(run: _Run, redemption: Redemption) -> None:
         Source.REDEMPTION,
         redemption.redemption_id,
         spendable=-redemption.points,
-        event_id=str(ids.event_id("redemption", redemption.redemption_id)),
+        event_id=ids.event_key("redemption", redemption.redemption_id),
         redemption_id=redemption.redemption_id,
         correlation_id=redemption.correlation_id,
         locale=redemption.locale,

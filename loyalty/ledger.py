@@ -122,8 +122,8 @@ class PointsChange:
     @cached_property
     def event_id(self) -> str:
         if self.source in ORDER_SOURCES:
-            return str(ids.event_id(ids.normalize_shop(self.shop), self.order_id, self.key))
-        return str(ids.event_id(self.merchant_id, self.source.value, self.source_id, self.kind))
+            return ids.event_key(ids.normalize_shop(self.shop), self.order_id, self.key)
+        return ids.event_key(self.merchant_id, self.source.value, self.source_id, self.kind)
 
     @cached_property
     def merchant_id(self) -> str:

@@ -140,7 +140,7 @@ class Referral:
 
 def referral_id(merchant_id: str, friend: int, order_id: int) -> str:
     """One referral per friend's order naming a code."""
-    return str(ids.event_id(merchant_id, "referral", friend, order_id))
+    return ids.event_key(merchant_id, "referral", friend, order_id)
 
 
 FriendOutput = Claim | Referral | PointsChange

@@ -81,7 +81,7 @@ class TierMove:
 
     @property
     def event_id(self) -> str:
-        return str(ids.event_id(self.merchant_id, self.customer, "tier", self.revision))
+        return ids.event_key(self.merchant_id, self.customer, "tier", self.revision)
 
     def change(self) -> TierChange:
         multiplier = ONE if self.tier is None else self.tier.multiplier
@@ -138,7 +138,7 @@ class TierCustomer:
 def tier_id(merchant_id: str, name: str) -> str:
     """A tier's id: the same name (in any case) names the same tier across configurations.
     Cached: every bonus and event names one, and merchants have few."""
-    return str(ids.event_id(merchant_id, "tier", name.casefold()))
+    return ids.event_key(merchant_id, "tier", name.casefold())
 
 
 def apply_tiers(

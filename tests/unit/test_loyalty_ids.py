@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from loyalty import ids
 
@@ -99,3 +102,23 @@ def test_an_adjustment_id_is_derived_from_merchant_and_key_in_its_own_namespace(
     # The same key used for a redemption and an adjustment names two different things.
     assert ids.adjustment_id(M, "k-1") != ids.redemption_id(M, "k-1")
     assert ids.adjustment_id(M, "k-1") == uuid.uuid5(ids.NAMESPACE, f"adjustment:{M}:k-1")
+
+
+# The text forms are built without uuid.uuid5 (for speed): they must be exactly its ids.
+@given(st.text())
+def test_uuid5_text_is_the_standard_uuid5_of_the_name(name: str) -> None:
+    assert ids.uuid5_text(name) == str(uuid.uuid5(ids.NAMESPACE, name))
+
+
+@given(st.lists(st.one_of(st.text(), st.integers(), st.none()), max_size=5))
+def test_event_key_is_the_uuid5_of_the_parts_as_a_json_list(parts: list[object]) -> None:
+    name = "event:" + json.dumps([str(p) for p in parts])
+
+    assert ids.event_key(*parts) == str(uuid.uuid5(ids.NAMESPACE, name))
+    assert ids.event_id(*parts) == uuid.uuid5(ids.NAMESPACE, name)
+
+
+@given(st.integers(min_value=1, max_value=2**63 - 1))
+def test_customer_key_is_the_customer_id_as_text(customer: int) -> None:
+    assert ids.customer_key(M, customer) == str(ids.customer_id(M, customer))
+    assert ids.customer_id(M, customer) == uuid.uuid5(ids.NAMESPACE, f"customer:{M}:{customer}")
