@@ -15,7 +15,7 @@ from starlette.routing import Route
 from api.adjustments import create_adjustment, get_adjustment
 from api.balances import get_balance, get_transactions
 from api.context import ApiContext
-from api.errors import UNAVAILABLE, store_unavailable
+from api.errors import UNAVAILABLE, internal_error, store_unavailable
 from api.health import health, metrics, ready
 from api.openapi import OPENAPI_PATH, openapi
 from api.redemptions import create_redemption, get_redemption
@@ -79,6 +79,7 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_error,
     BadValueError: bad_value,
     **dict.fromkeys(UNAVAILABLE, store_unavailable),
+    Exception: internal_error,  # Starlette's own 500 would be plain text
 }
 
 

@@ -20,11 +20,11 @@ from api.request_values import int_query, requested_locale
 from connectors.balance_cache import CachedBalance
 from connectors.points_records import balance_id
 from connectors.store import BALANCES, LEDGER
-from connectors.times import as_utc, iso_z
 from loyalnest.tokens import SCOPE_VIEW, Principal
 from loyalty import ids
 from loyalty.fields import parse_id
 from loyalty.i18n import describe
+from loyalty.times import as_utc, iso_z
 
 log = logging.getLogger("loyalnest.api.balances")
 

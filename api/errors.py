@@ -1,5 +1,6 @@
 """A store the API needs is unreachable: that is a 503 with Retry-After (gRPC: UNAVAILABLE),
-never a 500. One mapping, used by the REST exception handlers and the gRPC service alike."""
+never a 500. One mapping, used by the REST exception handlers and the gRPC service alike.
+Anything else unexpected is a JSON 500."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import psycopg
 from pymongo.errors import ConnectionFailure
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from api.request_metrics import request_correlation
 
 log = logging.getLogger("loyalnest.api.errors")
 
@@ -33,6 +36,17 @@ def unavailable_store(exc: BaseException) -> str | None:
 
 def unavailable_message(store: str) -> str:
     return f"{store} is unavailable, retry later"
+
+
+async def internal_error(request: Request, _exc: Exception) -> Response:
+    """A bug met by a request: a JSON 500 like every other error, naming the caller's
+    correlation id to quote when it sent one, never the exception (its text may hold
+    internals). Starlette logs the traceback and re-raises after this reply is sent."""
+    body = {"error": "internal error"}
+    correlation = request_correlation(request.scope)
+    if correlation is not None:
+        body["correlation_id"] = correlation
+    return JSONResponse(body, status_code=500)
 
 
 async def store_unavailable(_request: Request, exc: Exception) -> Response:

@@ -11,7 +11,6 @@ import grpc
 from api import grpc_calls as rpc
 from api.context import ApiContext
 from api.rfm import read_customer_rfm, segment_counts
-from connectors.times import iso_z
 from loyalnest.tokens import (
     SCOPE_ANALYTICS,
     SCOPE_CUSTOMERS_MANAGE,
@@ -22,6 +21,7 @@ from loyalnest_grpc.core.v1 import core_pb2, core_pb2_grpc
 from loyalnest_grpc.rfm.v1 import rfm_pb2, rfm_pb2_grpc
 from loyalty import fields, ids
 from loyalty.pii import Hasher, is_email, merchant_key
+from loyalty.times import iso_z
 
 RFM_SERVICES = ("rfm.v1.RFMService", "core.v1.CoreService")
 

@@ -23,13 +23,13 @@ from api.request_values import correlation_id, idempotency_key
 from connectors.kafka import CORRELATION_HEADER
 from connectors.points_records import redemption_facts
 from connectors.store import REDEMPTIONS
-from connectors.times import iso_z
 from loyalnest.tokens import SCOPE_REDEEM, SCOPE_VIEW
 from loyalty import ids, json_input
 from loyalty.commands import customer_key, encode_redemption
 from loyalty.customers import Redemption, RedemptionStatus
 from loyalty.fields import parse_id
 from loyalty.limits import MAX_ID, MAX_POINTS, MAX_REWARD_ID
+from loyalty.times import iso_z
 
 
 def _request(body: Any) -> tuple[int, int, str]:

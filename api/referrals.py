@@ -30,7 +30,6 @@ from api.request_values import BadValueError, int_query
 from connectors.referral_cache import encode_document
 from connectors.referral_links import ReferralLink, advocate_link
 from connectors.referral_records import NEWEST, Page, ReferralRow
-from connectors.times import iso_z
 from loyalnest.tokens import SCOPE_REFERRALS_MANAGE, SCOPE_REFERRALS_VIEW
 from loyalnest.topics import REFERRAL_COMMANDS
 from loyalty import fields, json_input
@@ -39,6 +38,7 @@ from loyalty.pii import merchant_key
 from loyalty.referral_codes import ALPHABET, LENGTH, parse_code
 from loyalty.referral_commands import encode_code_created, referral_key
 from loyalty.referrals import CodeCreated, Status
+from loyalty.times import iso_z
 
 log = logging.getLogger("loyalnest.api.referrals")
 

@@ -53,7 +53,7 @@ class RequestMetrics:
             await send(message)
 
         try:
-            with correlated(_correlation(scope)):
+            with correlated(request_correlation(scope)):
                 await self.app(scope, receive, send_noting_status)
         finally:
             key = (_method(scope), route_of(scope), str(status))
@@ -73,7 +73,8 @@ def route_of(scope: Scope) -> str:
     return path if isinstance(path, str) else UNMATCHED
 
 
-def _correlation(scope: Scope) -> str | None:
+def request_correlation(scope: Scope) -> str | None:
+    """The caller's correlation id, when it sent a valid one."""
     value = Headers(scope=scope).get(CORRELATION_HEADER)
     return value if value is not None and is_correlation_id(value) else None
 

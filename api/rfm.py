@@ -19,9 +19,9 @@ from api.balances import customer_param
 from api.context import ApiContext
 from connectors.rfm_records import StoredPicture, customer_doc_id
 from connectors.store import RFM_CUSTOMERS
-from connectors.times import as_utc
 from loyalnest.tokens import SCOPE_ANALYTICS
 from loyalty.rfm import Segment, Values, day_date, day_number
+from loyalty.times import as_utc
 
 
 async def segment_counts(ctx: ApiContext, merchant_id: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from loyalty.tier_counts import NO_TIER
 from loyalty.tier_customers import metric_of_config, position, tier_id
 from loyalty.tier_preview import AS_OF_RULE, StoredCustomer, parse_as_of, preview
 from loyalty.tiers import CustomerMetric, status
+from loyalty.times import iso_z
 
 
 def now() -> datetime:
@@ -84,7 +85,7 @@ def version_view(merchant_id: str, version: TierVersion) -> dict[str, Any]:
         tier["tier_id"] = tier_id(merchant_id, tier["name"])
     return {
         "version": version.version,
-        "effective_at": version.effective_at.isoformat(),
+        "effective_at": iso_z(version.effective_at),
         **document,
     }
 
@@ -121,7 +122,7 @@ def tier_status(
     config: TierConfig | None,
     at: datetime,
 ) -> dict[str, Any]:
-    view: dict[str, Any] = {"customer_id": customer, "as_of": at.isoformat()}
+    view: dict[str, Any] = {"customer_id": customer, "as_of": iso_z(at)}
     if config is None:
         return view | {"tier": None, "tier_id": None, "multiplier": "1", "metric": None}
     found = status(metric_of_config(stored.points, stored.spent, config), config, at)
@@ -138,7 +139,7 @@ def tier_status(
         "next_tier": _name(found.next_tier),
         "delta_to_next": None if found.delta_to_next is None else number(found.delta_to_next),
         "delta_to_retain": number(found.delta_to_retain),
-        "period_end": None if found.period_end is None else found.period_end.isoformat(),
+        "period_end": None if found.period_end is None else iso_z(found.period_end),
     }
 
 
@@ -176,7 +177,7 @@ def counts_view(
             tiers[shown] = tiers.get(shown, 0) + customers
     return {
         "merchant_id": merchant_id,
-        "as_of": None if counts is None else counts.updated_at.isoformat(),
+        "as_of": None if counts is None else iso_z(counts.updated_at),
         "customers": sum(stored.values()),
         "tiers": tiers,
         "no_tier": stored.get(NO_TIER, 0),

@@ -17,13 +17,13 @@ from pymongo.database import Database
 from bench.kit import metrics_text
 from bench.rfm_shopping import MERCHANT, Expected, midnight
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
-from connectors.times import as_utc
 from loyalnest.clock import kafka_producer
 from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.processes import FlowProcess, wait_until
 from loyalnest.rfm_round import RescoringJob
 from loyalnest.topics import RFM_COMMANDS
 from loyalty.rfm import day_number
+from loyalty.times import as_utc
 
 TIMEOUT = 1800.0
 POLL = 0.1

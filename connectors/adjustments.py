@@ -24,10 +24,10 @@ from typing import Any
 
 from connectors.points_records import adjustment_facts
 from connectors.store import ADJUSTMENTS
-from connectors.times import iso_z
 from loyalty import ids
 from loyalty.commands import MAX_REASON, customer_key, encode_adjustment
 from loyalty.customers import MAX_ADJUSTMENT, Adjustment, Status
+from loyalty.times import iso_z
 
 __all__ = ["ADJUSTMENTS"]  # the collection, for the API and the CLI
 

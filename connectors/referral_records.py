@@ -22,10 +22,10 @@ from typing import Any, Protocol
 from psycopg.rows import class_row
 
 from connectors.merchants import Pool
-from connectors.times import iso_z
 from loyalnest.topics import REFERRAL_COMPLETED, REFERRAL_REVOKED
 from loyalty import ids
 from loyalty.referrals import Referral, Status
+from loyalty.times import iso_z
 
 RANK = {Status.PENDING: 0, Status.COMPLETED: 1, Status.BLOCKED: 1, Status.REVOKED: 2}
 # What a stored referral is read as (ReferralRow's fields, in order).

@@ -16,12 +16,12 @@ from bson.decimal128 import Decimal128
 from pymongo import InsertOne, ReplaceOne
 
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
-from connectors.times import as_utc
 from loyalty import ids
 from loyalty.rfm import Scale, Scales, day_date, day_number
 from loyalty.rfm_commands import scales_from, scales_json
 from loyalty.rfm_customers import RfmCustomer, RfmUpdate
 from loyalty.rfm_merchants import MerchantPicture
+from loyalty.times import as_utc
 from sinks.mongo import MongoWrite, encoded
 
 SCHEMA_VERSION = "1.0.0"

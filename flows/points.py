@@ -184,7 +184,9 @@ def change_message(change: PointsChange) -> SinkMessage:
 
 def count_skipped(skipped: Skipped) -> None:
     SKIPPED.labels(skipped.reason.value).inc()
-    log.info(
+    # DEBUG: an unpaid or test order is routine (a line each would flood a busy merchant's log);
+    # the counter above is what operators watch.
+    log.debug(
         "order %s of %s earns nothing: %s", skipped.order_id, skipped.shop, skipped.reason.value
     )
 

@@ -26,7 +26,6 @@ from pymongo.database import Database
 from connectors.kafka import produce_when_room
 from connectors.rfm_records import stale_customers
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
-from connectors.times import as_utc
 from loyalnest.clock import CURSOR_BATCH, FLUSH_SECONDS, kafka_producer
 from loyalnest.rounds import Clock, run_job, utc_now
 from loyalnest.topics import RFM_COMMANDS
@@ -34,6 +33,7 @@ from loyalty.rfm import day_number
 from loyalty.rfm_commands import CustomerTick, DayTick, RfmCommand, encode, scales_from
 from loyalty.rfm_customers import Tick
 from loyalty.rfm_window import DEFAULT_LOOKBACK_DAYS
+from loyalty.times import as_utc
 
 log = logging.getLogger("loyalnest.rfm_round")
 

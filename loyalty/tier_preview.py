@@ -19,6 +19,7 @@ from loyalty.tier_config import TierConfig
 from loyalty.tier_counts import NO_TIER
 from loyalty.tier_customers import metric_of_config, position
 from loyalty.tiers import CustomerMetric, entry_bonuses, held
+from loyalty.times import iso_z
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Preview:
     def document(self, config: TierConfig) -> dict[str, object]:
         names = [t.name for t in config.tiers]
         return {
-            "as_of": self.as_of.isoformat(),
+            "as_of": iso_z(self.as_of),
             "customers": self.customers,
             "today": _by_name(self.today, []),
             "proposed": _by_name(self.proposed, names),

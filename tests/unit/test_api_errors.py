@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 
 from api.app import EXCEPTION_HANDLERS
 from api.errors import RETRY_AFTER, unavailable_store
+from connectors.kafka import CORRELATION_HEADER
 
 FAILURES: dict[str, Exception] = {
     "server-selection": ServerSelectionTimeoutError("no servers"),
@@ -66,6 +67,21 @@ def test_an_unreachable_store_is_503_with_retry_after(
     assert unavailable_store(FAILURES[kind]) == store
 
 
-def test_any_other_store_error_stays_a_500(client: TestClient) -> None:
-    assert client.get("/fail/bug").status_code == 500
+def test_any_other_store_error_stays_a_500_in_json_without_the_exceptions_text(
+    client: TestClient,
+) -> None:
+    response = client.get("/fail/bug")
+
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error"}
     assert unavailable_store(FAILURES["bug"]) is None
+
+
+def test_a_500_names_the_callers_correlation_id_when_it_sent_a_valid_one(
+    client: TestClient,
+) -> None:
+    valid = client.get("/fail/bug", headers={CORRELATION_HEADER: "order-42.retry_1"})
+    invalid = client.get("/fail/bug", headers={CORRELATION_HEADER: "not valid!"})
+
+    assert valid.json() == {"error": "internal error", "correlation_id": "order-42.retry_1"}
+    assert invalid.json() == {"error": "internal error"}

@@ -72,7 +72,7 @@ def get_tier(
 def test_a_full_document_becomes_text_fields() -> None:
     document: dict[str, Any] = {
         "customer_id": 42,
-        "as_of": "2026-06-15T12:00:00+00:00",
+        "as_of": "2026-06-15T12:00:00Z",
         "tier": "Silver",
         "tier_id": "b5f3c1de-0000-5000-8000-000000000001",
         "multiplier": "1.25",
@@ -82,7 +82,7 @@ def test_a_full_document_becomes_text_fields() -> None:
         "next_tier": "Gold",
         "delta_to_next": "849.25",
         "delta_to_retain": "99.25",
-        "period_end": "2027-01-01T00:00:00+00:00",
+        "period_end": "2027-01-01T00:00:00Z",
     }
 
     message = tier_message(document)
@@ -93,7 +93,7 @@ def test_a_full_document_becomes_text_fields() -> None:
 def test_numbers_become_text_and_nones_empty_strings() -> None:
     document = {
         "customer_id": 42,
-        "as_of": "2026-06-15T12:00:00+00:00",
+        "as_of": "2026-06-15T12:00:00Z",
         "tier": None,
         "tier_id": None,
         "multiplier": "1",
@@ -118,7 +118,7 @@ def test_at_the_top_tier_the_next_is_empty() -> None:
     message = tier_message(
         {
             "customer_id": 7,
-            "as_of": "2026-06-15T12:00:00+00:00",
+            "as_of": "2026-06-15T12:00:00Z",
             "tier": "Gold",
             "next_tier": None,
             "delta_to_next": None,
@@ -132,7 +132,7 @@ def test_at_the_top_tier_the_next_is_empty() -> None:
 def test_the_document_without_tiers_leaves_the_status_empty() -> None:
     document = {
         "customer_id": 42,
-        "as_of": "2026-06-15T12:00:00+00:00",
+        "as_of": "2026-06-15T12:00:00Z",
         "tier": None,
         "tier_id": None,
         "multiplier": "1",
@@ -142,7 +142,7 @@ def test_the_document_without_tiers_leaves_the_status_empty() -> None:
     message = tier_message(document)
 
     assert message == tiers_pb2.GetCustomerTierResponse(
-        customer_id=42, as_of="2026-06-15T12:00:00+00:00", multiplier="1"
+        customer_id=42, as_of="2026-06-15T12:00:00Z", multiplier="1"
     )
 
 
@@ -163,8 +163,8 @@ def test_a_customers_tier_over_grpc(stores: FakeStores) -> None:
         next_tier="",
         delta_to_next="",
         delta_to_retain="0",
-        period_end="2028-01-01T00:00:00+00:00",
-        as_of="2026-06-15T12:00:00+00:00",
+        period_end="2028-01-01T00:00:00Z",
+        as_of="2026-06-15T12:00:00Z",
     )
 
 
@@ -190,7 +190,7 @@ def test_a_merchant_without_tiers_has_no_metric() -> None:
     )
 
     assert response == tiers_pb2.GetCustomerTierResponse(
-        customer_id=42, multiplier="1", as_of="2026-06-15T12:00:00+00:00"
+        customer_id=42, multiplier="1", as_of="2026-06-15T12:00:00Z"
     )
 
 

@@ -25,6 +25,7 @@ from loyalty.tier_config import parse_tiers
 from loyalty.tier_customers import tier_id
 from loyalty.tier_preview import AS_OF_RULE, StoredCustomer
 from loyalty.tiers import CustomerMetric, OrderMetric
+from loyalty.times import iso_z
 from tests.unit.api_fakes import MERCHANT, OTHER_MERCHANT, OTHER_SHOP, FakeStores, auth
 
 NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
@@ -174,7 +175,7 @@ def test_a_saved_configuration_is_a_201_with_its_version_and_tier_ids(
     assert reply.status_code == 201
     assert reply.json() == {
         "version": 1,
-        "effective_at": "2026-06-15T12:00:10+00:00",
+        "effective_at": "2026-06-15T12:00:10Z",
         "metric": "amount_spent",
         "period": "rolling_12_months",
         "tiers": [
@@ -211,7 +212,7 @@ def test_a_version_in_the_future_is_pending_and_one_in_the_past_current(
     assert (first["version"], second["version"]) == (1, 2)
     assert after_first == {"merchant_id": MERCHANT, "current": first, "pending": None}
     assert after_second == {"merchant_id": MERCHANT, "current": first, "pending": second}
-    assert second["effective_at"] == "2026-06-15T12:00:10+00:00"
+    assert second["effective_at"] == "2026-06-15T12:00:10Z"
 
 
 def test_a_first_version_not_yet_in_force_is_pending_with_nothing_current(
@@ -234,7 +235,7 @@ def test_a_version_taking_effect_exactly_now_is_current(
 
     assert body["pending"] is None
     assert body["current"]["version"] == 1
-    assert body["current"]["effective_at"] == NOW.isoformat()
+    assert body["current"]["effective_at"] == iso_z(NOW)
 
 
 def test_without_tiers_nothing_is_current_or_pending(http: TestClient) -> None:
@@ -364,7 +365,7 @@ def test_a_customer_on_points_over_a_lifetime(stores: FakeStores, http: TestClie
     assert reply.status_code == 200
     assert reply.json() == {
         "customer_id": 42,
-        "as_of": NOW.isoformat(),
+        "as_of": iso_z(NOW),
         "tier": "Silver",
         "tier_id": tier_id(MERCHANT, "Silver"),
         "multiplier": "1.25",
@@ -402,7 +403,7 @@ def test_at_the_top_tier_there_is_no_next(stores: FakeStores, http: TestClient) 
                 "progress": "150.75",
                 "delta_to_next": "849.25",
                 "delta_to_retain": "99.25",
-                "period_end": "2027-01-01T00:00:00+00:00",
+                "period_end": "2027-01-01T00:00:00Z",
             },
         ),
         (
@@ -412,7 +413,7 @@ def test_at_the_top_tier_there_is_no_next(stores: FakeStores, http: TestClient) 
                 "progress": "260.00",
                 "delta_to_next": "740.00",
                 "delta_to_retain": "0",
-                "period_end": "2028-01-01T00:00:00+00:00",
+                "period_end": "2028-01-01T00:00:00Z",
             },
         ),
     ],
@@ -432,7 +433,7 @@ def test_a_customer_on_amount_spent_over_calendar_years(
     assert reply.status_code == 200
     assert reply.json() == {
         "customer_id": 43,
-        "as_of": NOW.isoformat(),
+        "as_of": iso_z(NOW),
         "tier": "Insider",
         "tier_id": tier_id(MERCHANT, "Insider"),
         "multiplier": "1.1",
@@ -453,7 +454,7 @@ def test_a_customer_without_orders_has_no_tier_and_nothing_counted(
     assert reply.status_code == 200
     assert reply.json() == {
         "customer_id": 99,
-        "as_of": NOW.isoformat(),
+        "as_of": iso_z(NOW),
         "tier": None,
         "tier_id": None,
         "multiplier": "1",
@@ -480,7 +481,7 @@ def test_a_customer_without_orders_on_amount_spent_counts_decimal_text(
         "250.00",
         "0",
     )
-    assert body["period_end"] == "2027-01-01T00:00:00+00:00"
+    assert body["period_end"] == "2027-01-01T00:00:00Z"
 
 
 def test_a_tier_the_configuration_no_longer_has_multiplies_by_one(
@@ -522,7 +523,7 @@ def test_without_tiers_in_force_there_is_no_tier_and_no_metric(
     assert reply.status_code == 200
     assert reply.json() == {
         "customer_id": 42,
-        "as_of": NOW.isoformat(),
+        "as_of": iso_z(NOW),
         "tier": None,
         "tier_id": None,
         "multiplier": "1",
@@ -563,7 +564,7 @@ def test_counts_name_every_configured_tier(stores: FakeStores, http: TestClient)
     assert reply.status_code == 200
     assert reply.json() == {
         "merchant_id": MERCHANT,
-        "as_of": "2026-06-15T11:59:00+00:00",
+        "as_of": "2026-06-15T11:59:00Z",
         "customers": 10,
         # Silver: nobody yet; Platinum: no longer configured, still held until re-evaluated
         "tiers": {"Bronze": 3, "Silver": 0, "Gold": 1, "Platinum": 2},
@@ -630,7 +631,7 @@ def test_a_preview_compares_today_with_the_proposal(stores: FakeStores, http: Te
     assert reply.status_code == 200
     assert reply.json() == {
         "merchant_id": MERCHANT,
-        "as_of": NOW.isoformat(),
+        "as_of": iso_z(NOW),
         "customers": 6,
         "today": {"tiers": {"Bronze": 1, "Silver": 1, "Gold": 1}, "no_tier": 3},
         "proposed": {"tiers": {"Bronze": 1, "Silver": 2, "Gold": 2}, "no_tier": 1},
@@ -670,12 +671,12 @@ def test_a_preview_without_customers_names_every_proposed_tier(http: TestClient)
 @pytest.mark.parametrize(
     ("as_of", "said_as_of", "bronze"),
     [
-        (None, NOW.isoformat(), 0),
+        (None, iso_z(NOW), 0),
         # a date: its end, so an order counting from 20:00 that day counts
-        ("2026-12-31", "2026-12-31T23:59:59.999999+00:00", 1),
-        ("2026-12-31T10:00:00+02:00", "2026-12-31T08:00:00+00:00", 0),
-        ("2026-12-31T20:00:00Z", "2026-12-31T20:00:00+00:00", 1),
-        ("2026-12-31T19:59:59.999999+00:00", "2026-12-31T19:59:59.999999+00:00", 0),
+        ("2026-12-31", "2026-12-31T23:59:59.999999Z", 1),
+        ("2026-12-31T10:00:00+02:00", "2026-12-31T08:00:00Z", 0),
+        ("2026-12-31T20:00:00Z", "2026-12-31T20:00:00Z", 1),
+        ("2026-12-31T19:59:59.999999Z", "2026-12-31T19:59:59.999999Z", 0),
     ],
 )
 def test_a_preview_is_as_of_the_moment_asked(

@@ -248,7 +248,7 @@ def test_the_document_counts_today_against_the_proposal() -> None:
     document = preview(customers, proposed, AS_OF).document(proposed)
 
     assert document == {
-        "as_of": "2026-06-15T12:00:00+00:00",
+        "as_of": "2026-06-15T12:00:00Z",
         "customers": 5,
         # today: only the tiers customers hold; proposed: every proposed tier
         "today": {"tiers": {"Bronze": 1, "Silver": 1, "Gold": 1}, "no_tier": 2},
@@ -265,7 +265,7 @@ def test_the_document_of_no_customers_names_every_proposed_tier_at_zero() -> Non
     document = preview([], config(), AS_OF).document(config())
 
     assert document == {
-        "as_of": "2026-06-15T12:00:00+00:00",
+        "as_of": "2026-06-15T12:00:00Z",
         "customers": 0,
         "today": {"tiers": {}, "no_tier": 0},
         "proposed": {"tiers": {"Bronze": 0, "Silver": 0, "Gold": 0}, "no_tier": 0},
