@@ -237,7 +237,10 @@ class Supervisor:
         self.backoff = backoff
         self.poll_interval = poll_interval
         self.delays: dict[str, float] = {}  # the wait before each job's last restart
-        self._clock = clock
+        # When each job waiting out its backoff starts again: every job keeps its own
+        # schedule, so one crash-looping job never holds up the restart of another.
+        self._due: dict[str, float] = {}
+        self._clock = clock  # uptimes and restart times (tests drive it)
         self._reload = reload
         self._procs: dict[str, list[subprocess.Popen[bytes]]] = {}
         self._started_at: dict[str, float] = {}
@@ -255,7 +258,7 @@ class Supervisor:
             for job in self.jobs:
                 if self._stopping.is_set():
                     break
-                self._restart_if_exited(job)
+                self._tend(job)
         self._terminate_all()
 
     def stop(self) -> None:
@@ -269,12 +272,22 @@ class Supervisor:
     def pids(self, name: str) -> list[int]:
         return [proc.pid for proc in self._procs.get(name, [])]
 
-    def _restart_if_exited(self, job: Job) -> None:
+    def _tend(self, job: Job) -> None:
+        """Start a job whose backoff is over; schedule the restart of one that exited."""
+        due = self._due.get(job.name)
+        if due is None:
+            self._schedule_if_exited(job)
+        elif self._clock() >= due:
+            del self._due[job.name]
+            self._start(job)
+
+    def _schedule_if_exited(self, job: Job) -> None:
         procs = self._procs[job.name]
         exited = [proc for proc in procs if proc.poll() is not None]
         if not exited:
             return
-        uptime = self._clock() - self._started_at[job.name]
+        now = self._clock()
+        uptime = now - self._started_at[job.name]
         delay = self.backoff.delay(self.delays.get(job.name), uptime)
         self.delays[job.name] = delay
         log.error(
@@ -290,8 +303,8 @@ class Supervisor:
         # What the survivors hold is in the recovery store up to the last snapshot; a cluster
         # missing a process cannot finish another, so they are not asked to stop cleanly.
         _kill(procs)
-        if not self._stopping.wait(delay):
-            self._start(job)
+        self._procs[job.name] = []
+        self._due[job.name] = now + delay
 
     def _apply_reload(self) -> None:
         if self._reload is None:
@@ -303,6 +316,7 @@ class Supervisor:
                 continue
             log.info("%s changed: restarting it with %d process(es)", job.name, len(job.peers) + 1)
             _stop(self._procs.pop(job.name, []))
+            self._due.pop(job.name, None)  # a job waiting out a backoff starts as now defined
             self._start(job)
 
     def _start(self, job: Job) -> None:

@@ -86,7 +86,10 @@ def await_condition(condition: Callable[[], bool], timeout: float) -> None:
 
 
 def test_run_backs_off_to_the_maximum_while_a_job_crash_loops(tmp_path: Path) -> None:
-    supervisor = supervise(tmp_path, clock=lambda: 0.0)  # every run lasted no time at all
+    # Each reading of the clock is a millisecond after the previous one: every run lasts far
+    # less than the healthy uptime, and each backoff ends after a few readings.
+    ticks = itertools.count(start=0.0, step=0.001)
+    supervisor = supervise(tmp_path, clock=lambda: next(ticks))
 
     assert supervisor.delays["crasher"] == FAST.maximum
 
@@ -120,3 +123,61 @@ def test_flows_run_with_the_configured_allocator_and_other_jobs_do_not() -> None
 def test_an_unknown_flow_allocator_is_a_settings_error() -> None:
     with pytest.raises(ValueError, match="FLOW_ALLOCATOR"):
         Settings(_env_file=None, FLOW_ALLOCATOR="tcmalloc")
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gated_job(name: str, gate: Path) -> Job:
+    """Runs until `gate` exists, then removes it and exits (a crash the test decides)."""
+    code = (
+        "import os, sys, time; print('ran', flush=True); gate = sys.argv[1]\n"
+        "while not os.path.exists(gate): time.sleep(0.01)\n"
+        "os.remove(gate); raise SystemExit(1)"
+    )
+    return Job(name, [sys.executable, "-c", code, str(gate)])
+
+
+def backing_off(supervisor: Supervisor, logs: Path, ran: int, delay: float) -> Callable[[], bool]:
+    """The crasher has run `ran` times and waits `delay` before its next start."""
+    return lambda: runs(logs / "crasher.log") == ran and supervisor.delays.get("crasher") == delay
+
+
+def test_a_job_waiting_out_its_backoff_does_not_hold_up_another_jobs_restart(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    crasher, gate = crashing_job(), tmp_path / "gate"
+    supervisor = Supervisor(
+        [crasher, gated_job("steady", gate)],
+        tmp_path,
+        backoff=Backoff(initial=1.0, maximum=100.0, healthy_uptime=1000.0),
+        clock=clock,
+        poll_interval=0.01,
+    )
+    worker = threading.Thread(target=supervisor.run)
+    worker.start()
+    try:
+        # The crasher backs off 1, 2, then 4 s of the test's clock: due again at t = 7.
+        for now, ran, delay in ((0.0, 1, 1.0), (1.0, 2, 2.0), (3.0, 3, 4.0)):
+            clock.now = now
+            await_condition(backing_off(supervisor, tmp_path, ran, delay), timeout=30)
+        clock.now = 3.5
+        gate.touch()  # the steady job exits: its first restart is due at t = 4.5
+        await_condition(lambda: supervisor.delays.get("steady") == 1.0, timeout=30)
+        clock.now = 5.0
+        await_condition(lambda: runs(tmp_path / "steady.log") == 2, timeout=30)
+        assert (
+            runs(tmp_path / "crasher.log") == 3
+        )  # still waiting: its own restart is not due before t = 7
+        clock.now = 7.0
+        await_condition(lambda: runs(tmp_path / "crasher.log") == 4, timeout=30)
+    finally:
+        supervisor.stop()
+        worker.join(30)
+    assert not worker.is_alive()
