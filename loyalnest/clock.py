@@ -42,6 +42,7 @@ from connectors.store import BALANCES
 from connectors.tier_records import DUE_TIERS
 from loyalnest.rounds import (
     Clock,
+    RoundJob,
     TickProducer,
     as_utc,
     round_args,
@@ -273,20 +274,16 @@ def kafka_producer(settings: Settings) -> Producer:
     )
 
 
+PROG = "python -m loyalnest.clock"
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    return round_args("python -m loyalnest.clock", __doc__, argv)
+    return round_args(PROG, __doc__, argv)
 
 
 def main(argv: list[str] | None = None, clock: Clock = utc_now) -> int:
     # A time in the future is refused: points expired early would stay expired.
-    return run_job(
-        "python -m loyalnest.clock",
-        __doc__,
-        argv,
-        clock,
-        _clock_rounds,
-        lambda settings: settings.clock_interval_seconds,
-    )
+    return run_job(JOB, argv, clock)
 
 
 def _clock_rounds(settings: Settings, db: Database[Any]) -> Callable[[datetime], Round]:
@@ -299,6 +296,15 @@ def _clock_rounds(settings: Settings, db: Database[Any]) -> Callable[[datetime],
     )
     log.info("ticking every %ds", settings.clock_interval_seconds)
     return job.run_round
+
+
+JOB = RoundJob(
+    "clock",
+    PROG,
+    __doc__,
+    _clock_rounds,
+    lambda settings: settings.clock_interval_seconds,
+)
 
 
 if __name__ == "__main__":

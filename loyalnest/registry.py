@@ -5,7 +5,8 @@ Adding a flow is one line in JOBS. A flow is named by its Bytewax import string,
 here: the supervisor runs it as `python -m bytewax.run <target>` with a recovery store under
 the data directory and the Bytewax dataflow API (`/metrics`, the health check) on
 FLOW_API_PORT + `port_offset`. A job that is not a dataflow (a MODULE, e.g. a clock that
-produces ticks) runs as `python -m <target>`.
+produces ticks) runs as `python -m <target>`, serving its health on FLOW_API_PORT + `port_offset`
+when it has one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ class RegisteredJob:
     name: str  # the job's log, recovery store and files are named after it (kebab-case)
     kind: Kind
     target: str  # FLOW: "package.module:factory()"; MODULE: "package.module"
-    port_offset: int | None = None  # FLOW: its dataflow API on FLOW_API_PORT + this
+    # FLOW: its dataflow API on FLOW_API_PORT + this; MODULE: its health server, if any
+    # (loyalnest/liveness.py), on the same range.
+    port_offset: int | None = None
 
     def port(self, settings: Settings) -> int | None:
         return None if self.port_offset is None else settings.flow_api_port + self.port_offset
@@ -46,11 +49,11 @@ JOBS: tuple[RegisteredJob, ...] = (
     flow("referrals", "flows.referrals:flow()", 4),
     # VIP tiers: from order changes on points.commands; assignments and bonuses back to it.
     flow("tiers", "flows.tiers:flow()", 5),
-    # Time as data: a points.tick per due customer every CLOCK_INTERVAL_SECONDS. No health
-    # check: a dead clock is restarted like any job, and its rounds are logged.
-    RegisteredJob("clock", Kind.MODULE, "loyalnest.clock"),
+    # Time as data: a points.tick per due customer every CLOCK_INTERVAL_SECONDS. Its health
+    # says whether its rounds keep finishing.
+    RegisteredJob("clock", Kind.MODULE, "loyalnest.clock", 6),
     # RFM: day ticks and the customers whose scores must follow, every RFM_ROUND_SECONDS.
-    RegisteredJob("rfm-rounds", Kind.MODULE, "loyalnest.rfm_round"),
+    RegisteredJob("rfm-rounds", Kind.MODULE, "loyalnest.rfm_round", 7),
 )
 
 

@@ -27,7 +27,7 @@ from connectors.kafka import produce_when_room
 from connectors.rfm_records import stale_customers
 from connectors.store import RFM_CUSTOMERS, RFM_MERCHANTS
 from loyalnest.clock import CURSOR_BATCH, FLUSH_SECONDS, kafka_producer
-from loyalnest.rounds import Clock, run_job, utc_now
+from loyalnest.rounds import Clock, RoundJob, run_job, utc_now
 from loyalnest.topics import RFM_COMMANDS
 from loyalty.rfm import day_number
 from loyalty.rfm_commands import CustomerTick, DayTick, RfmCommand, encode, scales_from
@@ -139,17 +139,19 @@ class RescoringJob:
             self._failures += 1
 
 
+JOB = RoundJob(
+    "rfm-rounds",
+    "python -m loyalnest.rfm_round",
+    __doc__,
+    lambda settings, db: (
+        RescoringJob(db, kafka_producer(settings), settings.topic(RFM_COMMANDS)).run_round
+    ),
+    lambda settings: settings.rfm_round_seconds,
+)
+
+
 def main(argv: list[str] | None = None, clock: Clock = utc_now) -> int:
-    return run_job(
-        "python -m loyalnest.rfm_round",
-        __doc__,
-        argv,
-        clock,
-        lambda settings, db: (
-            RescoringJob(db, kafka_producer(settings), settings.topic(RFM_COMMANDS)).run_round
-        ),
-        lambda settings: settings.rfm_round_seconds,
-    )
+    return run_job(JOB, argv, clock)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -22,6 +23,7 @@ from confluent_kafka import KafkaError, Message
 from pymongo.database import Database
 
 from loyalnest import logs
+from loyalnest.liveness import Liveness, serve_health
 from loyalnest.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -77,17 +79,23 @@ def refused_future(args: argparse.Namespace, clock: Clock) -> bool:
     return False
 
 
-def run_job(
-    prog: str,
-    description: str | None,
-    argv: list[str] | None,
-    clock: Clock,
-    build: Callable[[Settings, Database[Any]], Callable[[datetime], object]],
-    interval: Callable[[Settings], float],
-) -> int:
+@dataclass(frozen=True)
+class RoundJob:
+    """What makes one round job: its name (as the registry names it), its command line, how
+    it builds its round function, and how often it runs one."""
+
+    name: str
+    prog: str
+    description: str | None
+    build: Callable[[Settings, Database[Any]], Callable[[datetime], object]]
+    interval: Callable[[Settings], float]
+
+
+def run_job(job: RoundJob, argv: list[str] | None, clock: Clock) -> int:
     """A round job's `main`: its command line, settings and logging, a MongoDB client (times
-    read as aware UTC), then one round or rounds forever. `build` makes the round function."""
-    args = round_args(prog, description, argv)
+    read as aware UTC), then one round or rounds forever; running forever, it serves its health
+    on ROUND_HEALTH_PORT when that is set (loyalnest/liveness.py)."""
+    args = round_args(job.prog, job.description, argv)
     if refused_future(args, clock):
         return 2
     settings = Settings()
@@ -96,33 +104,49 @@ def run_job(
         settings.mongo_url, tz_aware=True
     )
     try:
-        serve(args, clock, build(settings, client[settings.mongo_database]), interval(settings))
+        run_round = job.build(settings, client[settings.mongo_database])
+        if args.at is not None or args.once:
+            run_round(args.at or clock())
+        else:
+            serve(settings, job.name, run_round, clock, job.interval(settings))
         return 0
     finally:
         client.close()
 
 
 def serve(
-    args: argparse.Namespace,
-    clock: Clock,
+    settings: Settings,
+    name: str,
     run_round: Callable[[datetime], object],
+    clock: Clock,
     interval: float,
 ) -> None:
-    """One round (`--once`, `--at`) or rounds until a stop signal."""
-    if args.at is not None or args.once:
-        run_round(args.at or clock())
-        return
+    """Rounds until a stop signal, with the health server when a port is configured."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())  # the round under way finishes first
-    run_forever(run_round, clock, interval, stop)
+    liveness = Liveness(name, interval)
+    port = settings.round_health_port
+    # The API's listen address: 127.0.0.1 locally, all interfaces in a pod (its probes).
+    server = None if port is None else serve_health(settings.api_host, port, liveness)
+    try:
+        run_forever(run_round, clock, interval, stop, liveness.beat)
+    finally:
+        if server is not None:
+            server.shutdown()
 
 
 def run_forever(
-    run_round: Callable[[datetime], object], clock: Clock, interval: float, stop: threading.Event
+    run_round: Callable[[datetime], object],
+    clock: Clock,
+    interval: float,
+    stop: threading.Event,
+    finished: Callable[[], None] = lambda: None,
 ) -> None:
-    """A round every `interval` seconds (measured start to start) until `stop` is set."""
+    """A round every `interval` seconds (measured start to start) until `stop` is set;
+    `finished` is told of each round that ended."""
     while not stop.is_set():
         started = time.monotonic()
         run_round(clock())
+        finished()
         stop.wait(max(0.0, interval - (time.monotonic() - started)))

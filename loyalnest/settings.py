@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # How often the RFM rescoring round runs (loyalnest/rfm_round.py): how long, at most, a
     # customer's announced scores lag their values or their merchant's picture.
     rfm_round_seconds: int = Field(default=5, ge=1)
+    # Where a round job (the clock, the RFM rounds) serves /health and /metrics while it runs
+    # rounds forever (loyalnest/liveness.py); unset: none. The supervisor sets it per job.
+    round_health_port: int | None = Field(default=None, validation_alias="ROUND_HEALTH_PORT")
     data_dir: Path = Field(default=Path(".data"), validation_alias="LOYALNEST_DATA_DIR")
     log_level: str = Field(default="INFO", validation_alias="LOYALNEST_LOG_LEVEL")
     # json: one object per line (for log shippers); text: plain lines for a terminal.

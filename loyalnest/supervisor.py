@@ -146,9 +146,17 @@ def flow_job(settings: Settings, job: RegisteredJob) -> Job:
     )
 
 
-def module_job(name: str, module: str) -> Job:
-    """A job that is a plain Python module (`python -m module`), with no health check."""
-    return Job(name=name, argv=[sys.executable, "-m", module])
+def module_job(name: str, module: str, health_port: int | None = None) -> Job:
+    """A job that is a plain Python module (`python -m module`); given a port, it serves its
+    health there (ROUND_HEALTH_PORT, loyalnest/liveness.py)."""
+    if health_port is None:
+        return Job(name=name, argv=[sys.executable, "-m", module])
+    return Job(
+        name=name,
+        argv=[sys.executable, "-m", module],
+        env={"ROUND_HEALTH_PORT": str(health_port)},
+        health_url=f"http://127.0.0.1:{health_port}/health",
+    )
 
 
 def api_job(settings: Settings) -> Job:
@@ -162,7 +170,7 @@ def api_job(settings: Settings) -> Job:
 def registered_job(settings: Settings, job: RegisteredJob) -> Job:
     if job.kind is Kind.FLOW:
         return flow_job(settings, job)
-    return module_job(job.name, job.target)
+    return module_job(job.name, job.target, job.port(settings))
 
 
 def default_jobs(settings: Settings) -> list[Job]:

@@ -4,6 +4,7 @@ store and broker: exactly one tick command per due customer, and one clock tick.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -12,15 +13,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo.database import Database
 
 from connectors.points_records import balance_id
 from connectors.store import BALANCES
 from loyalnest.bootstrap.mongo import ensure_collections
+from loyalnest.harness.processes import free_port, wait_until
 from loyalnest.settings import Settings
 from loyalnest.topics import CLOCK_TICKS, POINTS_COMMANDS
 from loyalty.clock_ticks import CLOCK_KEY, decode_clock_tick
@@ -132,3 +136,64 @@ def test_one_round_ticks_exactly_the_due_customers_and_the_clock(
     ticks = read_all(settings, f"{prefix}{CLOCK_TICKS}")
     assert [(m.key(), decode_clock_tick(m.value())) for m in ticks] == [(CLOCK_KEY, AT)]
     assert "3 due, 3 ticked" in done.stderr
+
+
+def test_running_forever_the_clock_serves_its_health_and_the_time_of_its_last_round(
+    settings: Settings, mongo_db: Database[dict[str, Any]], prefix: str, tmp_path: Path
+) -> None:
+    """As the supervisor runs it: rounds every CLOCK_INTERVAL_SECONDS, /health and /metrics on
+    ROUND_HEALTH_PORT, and a clean exit on SIGTERM."""
+    ensure_collections(mongo_db)
+    mongo_db[BALANCES].insert_one(balance(MERCHANT, 1, due_at=AT, v=2))
+    port, log = free_port(), tmp_path / "clock.log"
+    with log.open("wb") as out:
+        clock = subprocess.Popen(
+            [sys.executable, "-m", "loyalnest.clock"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "KAFKA_TOPIC_PREFIX": prefix,
+                "MONGO_DATABASE": mongo_db.name,
+                "CLOCK_INTERVAL_SECONDS": "1",
+                "ROUND_HEALTH_PORT": str(port),
+            },
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        # The gauge exists once a round has finished; each round ticks the due customer.
+        wait_until(lambda: "job" in health(port), 60, "the clock's health")
+        wait_until(lambda: last_round(port) is not None, 60, "a finished round")
+        first = last_round(port)
+        wait_until(lambda: (last_round(port) or 0.0) > (first or 0.0), 60, "a second round")
+        body = health(port)
+        assert (body["status"], body["job"]) == ("ok", "clock")
+        assert isinstance(body["seconds_since_last_round"], float)
+        assert body["seconds_since_last_round"] < 60
+        commands = read_all(settings, f"{prefix}{POINTS_COMMANDS}")
+        assert {decode_command(m.value()) for m in commands} == {Tick(MERCHANT, 1, AT)}
+    finally:
+        clock.send_signal(signal.SIGTERM)
+        returncode = clock.wait(60)
+    assert returncode == 0, log.read_text()
+
+
+def health(port: int) -> dict[str, Any]:
+    """The health check's body, or {} while nothing answers."""
+    try:
+        reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+    except httpx.HTTPError:
+        return {}
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+def last_round(port: int) -> float | None:
+    """The clock's loyalnest_round_last_completed_timestamp_seconds, if it has one yet."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "loyalnest_round_last_completed_timestamp_seconds":
+                return float(sample.value)
+    return None

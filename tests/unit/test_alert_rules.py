@@ -55,12 +55,14 @@ METRIC_MODULES = (
     "connectors.dead_letters",
     "api.app",
     "api.request_metrics",
+    "loyalnest.liveness",
     "bytewax.connectors.kafka",
 )
 # Series Prometheus makes itself, with their labels (besides the target's).
 SCRAPE_SERIES = {"up": frozenset[str]()}
-# Labels the scrape target adds to every series (prometheus.yml): `flow` on the flows' job.
-TARGET_LABELS = frozenset({"job", "instance", "flow"})
+# Labels the scrape target adds to every series (prometheus.yml): `flow` on the flows' job,
+# `round` on the round jobs'.
+TARGET_LABELS = frozenset({"job", "instance", "flow", "round"})
 # The series a metric family of each type exposes, by suffix (prometheus_client's names).
 SAMPLE_SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -439,7 +441,8 @@ def test_exported_series_follow_prometheus_client_naming() -> None:
 
 def test_scrape_targets_follow_the_registry_and_settings() -> None:
     """One flow target per registered flow at FLOW_API_PORT + port_offset, labelled with the
-    flow's name; the API at API_HTTP_PORT. (Defaults: compose's Prometheus scrapes them.)"""
+    flow's name, and one per round job with a health port likewise; the API at API_HTTP_PORT.
+    (Defaults: compose's Prometheus scrapes them.)"""
     jobs = {job["job_name"]: job for job in load_yaml(CONFIG)["scrape_configs"]}
     flow_port = Settings.model_fields["flow_api_port"].default
     api_port = Settings.model_fields["api_http_port"].default
@@ -452,6 +455,15 @@ def test_scrape_targets_follow_the_registry_and_settings() -> None:
         job.name: [f"127.0.0.1:{flow_port + job.port_offset}"]
         for job in registry.flows()
         if job.port_offset is not None
+    }
+    rounds = {
+        group["labels"]["round"]: group["targets"]
+        for group in jobs["loyalnest-rounds"]["static_configs"]
+    }
+    assert rounds == {
+        job.name: [f"127.0.0.1:{flow_port + job.port_offset}"]
+        for job in registry.JOBS
+        if job.kind is registry.Kind.MODULE and job.port_offset is not None
     }
     assert [group["targets"] for group in jobs["loyalnest-api"]["static_configs"]] == [
         [f"127.0.0.1:{api_port}"]

@@ -302,7 +302,12 @@ def check_module_jobs(objects: list[Manifest]) -> None:
         container = main_container(deployment)
         assert deployment["spec"].get("replicas") == 1, f"{job.name} must run once"
         assert container["command"] == ["python", "-m", job.target], container["command"]
-        assert "ports" not in container, f"{job.name} listens on nothing"
+        env = env_values(container)
+        assert env["API_HOST"] == ALL_INTERFACES, f"{job.name} health binds {env['API_HOST']}"
+        check = container["livenessProbe"]["httpGet"]
+        assert check["path"] == "/health", f"{job.name} liveness asks {check['path']}"
+        health_port = container_port(container, check["port"])
+        assert health_port == int(env["ROUND_HEALTH_PORT"]), f"{job.name} probe port"
 
 
 def check_api(objects: list[Manifest]) -> None:
