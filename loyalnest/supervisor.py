@@ -149,11 +149,12 @@ def flow_job(settings: Settings, job: RegisteredJob) -> Job:
 def module_job(name: str, module: str, health_port: int | None = None) -> Job:
     """A job that is a plain Python module (`python -m module`); given a port, it serves its
     health there (ROUND_HEALTH_PORT, loyalnest/liveness.py)."""
+    argv = [sys.executable, "-m", module]
     if health_port is None:
-        return Job(name=name, argv=[sys.executable, "-m", module])
+        return Job(name=name, argv=argv)
     return Job(
         name=name,
-        argv=[sys.executable, "-m", module],
+        argv=argv,
         env={"ROUND_HEALTH_PORT": str(health_port)},
         health_url=f"http://127.0.0.1:{health_port}/health",
     )

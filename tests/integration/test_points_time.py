@@ -8,19 +8,17 @@ pure state machines applied to every record in log order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pymongo
-import pytest
 from confluent_kafka import Producer
 from pymongo.database import Database
 
 from bench.scenario import ScenarioConfig, build_scenario
-from loyalnest.harness.deployment import Deployment, isolated_deployment
+from loyalnest.harness.deployment import Deployment
 from loyalnest.harness.processes import FlowProcess, wait_until
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, POINTS_DLQ, SHOPIFY_ORDERS
@@ -38,19 +36,6 @@ from tests.integration.points_harness import (
 TIMEOUT = 240.0
 LOT = Policy(pending_days=2, expiry=Expiry.parse("lot:30"), warning_days=3)
 INACTIVE = Policy(points_per_unit=Decimal("0.5"), expiry=Expiry.parse("inactivity:20"))
-
-
-@pytest.fixture
-def env(settings: Settings, tmp_path: Path) -> Iterator[Deployment]:
-    with isolated_deployment(settings, "time", tmp_path) as deployment:
-        yield deployment
-
-
-@pytest.fixture
-def db(settings: Settings, env: Deployment) -> Iterator[Database[Any]]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
-    yield client[env.database]
-    client.close()
 
 
 def produce_orders(settings: Settings, env: Deployment) -> list[tuple[str, int]]:
@@ -145,14 +130,14 @@ def wait_for(condition: Callable[[], bool], flow: FlowProcess, what: str) -> Non
 
 
 def test_pending_and_expiry_by_ticks_survive_sigkill_and_replay(
-    settings: Settings, env: Deployment, db: Database[Any], tmp_path: Path
+    settings: Settings, points_env: Deployment, db: Database[Any], tmp_path: Path
 ) -> None:
-    customers = produce_orders(settings, env)
+    customers = produce_orders(settings, points_env)
     start = datetime.now(UTC)
-    flow = FlowProcess(env, tmp_path / "flow.log")
+    flow = FlowProcess(points_env, tmp_path / "flow.log")
     try:
         wait_for(lambda: db.points_transactions.estimated_document_count() > 100, flow, "earns")
-        produce_time(settings, env, customers, start)
+        produce_time(settings, points_env, customers, start)
         wait_for(
             lambda: db.points_transactions.count_documents({"type": "release"}) > 5,
             flow,
@@ -161,13 +146,13 @@ def test_pending_and_expiry_by_ticks_survive_sigkill_and_replay(
         flow.kill()  # SIGKILL mid-stream
     finally:
         flow.stop()
-    restarted = FlowProcess(env, tmp_path / "restarted.log")
+    restarted = FlowProcess(points_env, tmp_path / "restarted.log")
     try:
-        wait_for(converged(settings, env, db), restarted, "the fold after the restart")
+        wait_for(converged(settings, points_env, db), restarted, "the fold after the restart")
     finally:
         restarted.stop()
 
-    expected = fold(settings, env)
+    expected = fold(settings, points_env)
     kinds = {e.kind.value for e in expected.entries.values()}
     assert {"earn", "reverse", "release", "expire", "adjust"} <= kinds, kinds
     sources = {
@@ -185,19 +170,17 @@ def test_pending_and_expiry_by_ticks_survive_sigkill_and_replay(
     before = {c: sorted(db[c].find(), key=lambda d: d["_id"]) for c in COLLECTIONS}
 
     # Replay from offset 0 with empty state: the same ledger, balances and outcomes.
-    env.recovery = tmp_path / "replay-recovery"
-    replay = FlowProcess(env, tmp_path / "replay.log")
+    points_env.recovery = tmp_path / "replay-recovery"
+    replay = FlowProcess(points_env, tmp_path / "replay.log")
     try:
-        marker = Tick(str(ids.merchant_id("lots.myshopify.com")), customers[0][1], start)
-        wait_for(converged(settings, env, db), replay, "the replay")
+        wait_for(converged(settings, points_env, db), replay, "the replay")
         # The replay has read everything once the order stage's re-emitted commands are in.
-        wait_for(lambda: _replayed(settings, env), replay, "the re-emitted commands")
-        del marker
+        wait_for(lambda: _replayed(settings, points_env), replay, "the re-emitted commands")
     finally:
         replay.stop()
     after = {c: sorted(db[c].find(), key=lambda d: d["_id"]) for c in COLLECTIONS}
     assert after == before
-    assert list(read_log(settings, env.topic(POINTS_DLQ))) == []
+    assert list(read_log(settings, points_env.topic(POINTS_DLQ))) == []
 
 
 COLLECTIONS = ("points_transactions", "point_balances", "points_adjustments")
