@@ -156,6 +156,7 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
             assert progress.last is not None
             elapsed, steady = progress.last - started, progress.last - progress.first
             rss = flow.rss_bytes()
+            busy = metric(port, "loyalnest_mongo_sink_busy_seconds_total")
             batch = metric(port, "loyalnest_mongo_sink_batch_size_sum") / metric(
                 port, "loyalnest_mongo_sink_batch_size_count"
             )
@@ -179,6 +180,7 @@ def measure(settings: Settings, orders: int, port: int = 3130) -> dict[str, floa
         "flow_idle_rss_mib": idle / 2**20,
         "flow_mib_per_100k_customers": (rss - idle) / 2**20 * 100_000 / orders,
         "mongo_sink_mean_batch": batch,
+        "mongo_sink_busy_share": busy / elapsed,
     }
 
 

@@ -16,6 +16,11 @@ Headers: TypeAlias = list[tuple[str, Any]]
 
 
 _CLIENT_PREFIX = "loyalnest-"
+# What each partition's consumer fetches ahead of the flow. Bytewax opens one consumer per
+# partition, and librdkafka's defaults (100,000 messages or 64 MiB each) let a flow that starts
+# behind (a backlog after downtime) pull whole partitions into memory, whose pages the
+# allocator then keeps. A few MiB each is still many batches ahead of any flow here.
+PREFETCH = {"queued.min.messages": "10000", "queued.max.messages.kbytes": "4096"}
 
 
 def source(brokers: list[str], topics: list[str], *, flow: str, tail: bool = True) -> KafkaSource:
@@ -29,6 +34,7 @@ def source(brokers: list[str], topics: list[str], *, flow: str, tail: bool = Tru
         "log_level": "3",
         "isolation.level": "read_committed",
         "client.id": f"{_CLIENT_PREFIX}{flow}",
+        **PREFETCH,
     }
     return KafkaSource(brokers, topics, tail=tail, raise_on_errors=False, add_config=config)
 

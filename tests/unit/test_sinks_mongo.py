@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -444,24 +445,42 @@ def test_write_batch_returns_before_the_store_has_written() -> None:
 
     assert db.log == []
     db.gate.set()
-    part.snapshot()
+    part.flush()
     assert [len(call.ops) for call in db.log] == [3]
 
 
-def test_snapshot_waits_until_every_pending_batch_is_written() -> None:
+def test_snapshot_holds_the_writes_not_yet_acknowledged_without_waiting_for_the_store() -> None:
     db = GatedDatabase()
     part, _ = pipelined(db)
-    part.write_batch(inserts("a", 2))
-    part.write_batch(inserts("b", 2))
+    first, second = inserts("a", 2), inserts("b", 2)
+    part.write_batch(first)
+    part.write_batch(second)
 
-    snapshot = in_thread(part.snapshot)
-    snapshot.join(0.2)
-    assert snapshot.is_alive(), "snapshot returned while writes were still pending"
+    assert part.snapshot() == [*first, *second]  # returned while the store holds them back
 
     db.gate.set()
-    snapshot.join(10)
-    assert not snapshot.is_alive()
+    part.flush()
+    assert part.snapshot() == []
     assert [call.collection for call in db.log] == ["a", "b"]  # written in arrival order
+
+
+def test_a_partition_resumed_from_a_snapshot_writes_what_it_held_before_anything_new() -> None:
+    held = GatedDatabase()  # the store never acknowledges: the process dies first
+    part, _ = pipelined(held)
+    part.write_batch(inserts("a", 3))
+    state = pickle.loads(pickle.dumps(part.snapshot()))  # noqa: S301 - as Bytewax keeps it
+
+    db = FakeDatabase()
+    resumed = _PipelinedPartition(
+        cast("MongoClient[Any]", FakeClient()), make_writer(db, []), 2, state
+    )
+    resumed.write_batch(inserts("b", 1))
+    resumed.flush()
+
+    assert [(call.collection, len(call.ops)) for call in db.log] == [("a", 3), ("b", 1)]
+    assert resumed.snapshot() == []
+    held.gate.set()  # let the first partition's thread end
+    part.close()
 
 
 def test_write_batch_blocks_when_depth_batches_are_waiting() -> None:
@@ -477,7 +496,7 @@ def test_write_batch_blocks_when_depth_batches_are_waiting() -> None:
 
     db.gate.set()
     third.join(10)
-    part.snapshot()
+    part.flush()
     assert sum(len(call.ops) for call in db.log) == 3  # the later two may go as one
 
 
@@ -490,7 +509,7 @@ def test_batches_waiting_together_are_written_as_one_without_superseded_writes()
     part.write_batch([("ledger", InsertOne({"_id": 1})), balance("a", 3)])
 
     db.gate.set()
-    part.snapshot()
+    part.flush()
 
     calls = [(call.collection, len(call.ops)) for call in db.log]
     assert calls == [("balances", 1), ("balances", 2), ("ledger", 1)]
@@ -514,11 +533,13 @@ def test_a_failed_write_is_raised_by_the_next_call_and_nothing_later_is_written(
     assert [call.collection for call in db.log] == ["a"]
 
 
-def test_a_failure_after_the_last_batch_is_raised_by_snapshot() -> None:
+def test_a_failure_after_the_last_batch_is_raised_by_flush_and_snapshot() -> None:
     db = FakeDatabase({"a": [OperationFailure("boom", code=2)]})
     part, _ = pipelined(db)
     part.write_batch(inserts("a", 1))
 
+    with pytest.raises(MongoSinkError, match="boom"):
+        part.flush()
     with pytest.raises(MongoSinkError, match="boom"):
         part.snapshot()
 
@@ -535,13 +556,13 @@ def test_close_writes_what_is_pending_then_closes_the_client() -> None:
     assert not part._thread.is_alive()
 
 
-def test_sink_lists_its_partitions_and_keeps_no_resume_state() -> None:
+def test_sink_lists_its_partitions_and_a_new_partition_holds_nothing_unwritten() -> None:
     sink = MongoSink("mongodb://127.0.0.1:1", "db", partitions=3)
 
     assert sink.list_parts() == ["mongo-0", "mongo-1", "mongo-2"]
-    part = sink.build_part("out", "mongo-0", None)
+    part = sink.build_part("out", "mongo-0", None)  # also what a snapshot of older code holds
     try:
-        assert part.snapshot() is None
+        assert part.snapshot() == []
     finally:
         part.close()
 
