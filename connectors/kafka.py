@@ -19,8 +19,11 @@ _CLIENT_PREFIX = "loyalnest-"
 # What each partition's consumer fetches ahead of the flow. Bytewax opens one consumer per
 # partition, and librdkafka's defaults (100,000 messages or 64 MiB each) let a flow that starts
 # behind (a backlog after downtime) pull whole partitions into memory, whose pages the
-# allocator then keeps. A few MiB each is still many batches ahead of any flow here.
-PREFETCH = {"queued.min.messages": "10000", "queued.max.messages.kbytes": "4096"}
+# allocator then keeps. 1 MiB each is still about three polls ahead (BATCH records of
+# 1-2 KB); 4 MiB held up to 32 MiB more in the points flow (8 partitions) for the same
+# throughput (`python -m bench --only pipeline --orders 100000`: 121 MiB per 100,000
+# customers, 1,185 orders/s, against 137-160 MiB at 60,000 orders with 4 MiB).
+PREFETCH = {"queued.min.messages": "2000", "queued.max.messages.kbytes": "1024"}
 # Records each partition hands the flow per poll (Bytewax's default is 1,000). A flow's sinks
 # get one batch per poll of all partitions: smaller ones keep the store's writes flowing
 # while the worker computes the next, and bound what waits in memory and in the Mongo sink's
