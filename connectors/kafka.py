@@ -20,7 +20,7 @@ _CLIENT_PREFIX = "loyalnest-"
 # partition, and librdkafka's defaults (100,000 messages or 64 MiB each) let a flow that starts
 # behind (a backlog after downtime) pull whole partitions into memory, whose pages the
 # allocator then keeps. 1 MiB each is still about three polls ahead (BATCH records of
-# 1-2 KB); 4 MiB held up to 32 MiB more in the points flow (8 partitions) for the same
+# 1-2 KB); 4 MiB let the points flow's 8 partitions hold up to 32 MiB, for the same
 # throughput (`python -m bench --only pipeline --orders 100000`: 121 MiB per 100,000
 # customers, 1,185 orders/s, against 137-160 MiB at 60,000 orders with 4 MiB).
 PREFETCH = {"queued.min.messages": "2000", "queued.max.messages.kbytes": "1024"}
