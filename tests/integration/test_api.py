@@ -753,9 +753,15 @@ def test_a_webhooks_correlation_id_reaches_the_flows_log_through_kafka_headers(
     assert line["level"] == "WARNING"
     assert "points.order-state" in line["message"]
     assert "limit" in line["message"]
-    (letter,) = [
-        r
-        for r in read_log(stack.settings, stack.points.topic(POINTS_DLQ))
-        if dict(r.headers).get("X-Correlation-Id") == correlation.encode()
-    ]
+
+    def dead_letters() -> list[Any] | None:
+        found = [
+            r
+            for r in read_log(stack.settings, stack.points.topic(POINTS_DLQ))
+            if dict(r.headers).get("X-Correlation-Id") == correlation.encode()
+        ]
+        return found or None
+
+    # The line is logged at the step; the letter goes out later, through the dead-letter sink.
+    (letter,) = stack.wait_for("the dead letter", dead_letters)
     assert json.loads(letter.value)["id"] == order["id"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from loyalnest.settings import Settings
 from loyalnest.topics import DLQ_REPLAYED, POINTS_DLQ, POINTS_REPLAY, SHOPIFY_ORDERS
 from loyalty.policy import Policy
 from tests.integration.points_harness import read_log
+from tests.integration.test_points_flow import balances_caught_up
 
 RECEIVED_MS = 1_777_000_000_000
 UNKNOWN = "unknown merchant"
@@ -174,14 +175,27 @@ def documents(settings: Settings, env: Deployment) -> dict[str, list[dict[str, A
         client.close()
 
 
-def run_flow_until(settings: Settings, env: Deployment, entries: int, act: Any = None) -> None:
+def run_flow_until(
+    settings: Settings,
+    env: Deployment,
+    entries: int,
+    act: Any = None,
+    also: Callable[[], bool] | None = None,
+) -> None:
+    """The flow until the ledger holds `entries`, every balance shows its last entry (the
+    balances are written apart from the ledger) and `also` holds."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(settings.mongo_url)
     flow = FlowProcess(env, env.workdir / "flow.log")
     try:
         if act is not None:
             act()
-        ledger = client[env.database][LEDGER]
-        wait_until(lambda: ledger.count_documents({}) >= entries, 120, "every earn", flow, 0.25)
+        db = client[env.database]
+
+        def settled() -> bool:
+            ledger = db[LEDGER].count_documents({})
+            return ledger >= entries and balances_caught_up(db, ledger) and (also is None or also())
+
+        wait_until(settled, 120, "every earn and balance (and `also`)", flow, 0.25)
     finally:
         flow.stop()
         client.close()
@@ -222,7 +236,17 @@ def test_re_driven_orders_end_as_if_they_had_been_valid_the_first_time(
         def replay_all() -> None:
             report.append(dlq.replay(s, None, everything, dlq.ReplayOptions(), io.StringIO()))
 
-        run_flow_until(settings, env, 41, replay_all)
+        def failed_again() -> list[dict[str, bytes]]:
+            return [dict(m.headers) for m in read_log(s, env.topic(POINTS_DLQ)) if m.key == b"bad"]
+
+        # The bad record, re-driven, fails again: the flow writes its second dead letter.
+        run_flow_until(
+            settings,
+            env,
+            41,
+            replay_all,
+            lambda: any(h.get(DLQ_ATTEMPT) == b"2" for h in failed_again()),
+        )
         assert report[0].document()["to"] == {
             env.topic(SHOPIFY_ORDERS): 41,  # the 40 and the bad one
             env.topic(POINTS_REPLAY): 1,
@@ -233,10 +257,7 @@ def test_re_driven_orders_end_as_if_they_had_been_valid_the_first_time(
             s, None, dlq.Selection(reason=REFUSED), dlq.ReplayOptions(), io.StringIO()
         )
         assert (again.selected, again.already, again.redriven) == (41, 41, 0)
-        failed_again = [
-            dict(m.headers) for m in read_log(s, env.topic(POINTS_DLQ)) if m.key == b"bad"
-        ]
-        assert [h[DLQ_ATTEMPT] for h in failed_again] == [b"1", b"2"]
+        assert [h[DLQ_ATTEMPT] for h in failed_again()] == [b"1", b"2"]
         # Left out once it has failed twice: nothing is left to re-drive.
         capped = dlq.replay(
             s, None, dlq.Selection(max_attempt=1), dlq.ReplayOptions(), io.StringIO()

@@ -136,7 +136,35 @@ def rewards(settings: Settings, env: Deployment) -> list[PointsChange]:
     return [c for c in changes if isinstance(c, PointsChange)]
 
 
-def run_flow(env: Deployment, core_url: str, tmp_path: Path, run: int) -> None:
+def cached(settings: Settings, env: Deployment, url: str) -> dict[int, tuple[str, str | None]]:
+    """Each stored referral's status and reason as its Redis cache entry shows them."""
+    with psycopg.connect(url) as conn:
+        referral_ids = [str(r) for (r,) in conn.execute("SELECT id FROM referrals").fetchall()]
+    found: dict[int, tuple[str, str | None]] = {}
+    with redis.Redis.from_url(settings.redis_url) as client:
+        for referral_id in referral_ids:
+            document = client.hget(cache_key(env, referral_id), "document")
+            if isinstance(document, bytes):
+                doc = json.loads(document)
+                found[doc["friend"]["customer_id"]] = (doc["status"], doc["reason"])
+    return found
+
+
+def cache_key(env: Deployment, referral_id: str) -> str:
+    return f"{env.redis_prefix}referral:{MERCHANT}:{referral_id}"
+
+
+# Each run from offset 0: two rewards on points.commands (the advocate's and friend 9's) and
+# one referral.completed event; a replay sends copies of both.
+REWARDS_PER_RUN = 2
+COMPLETED_PER_RUN = 1
+
+
+def run_flow(settings: Settings, env: Deployment, core_url: str, tmp_path: Path, run: int) -> None:
+    """The flow from offset 0 until every output of this run is out. Its sinks write
+    independently (the cache after the rows it refreshes, in the same batch), so the rows can
+    be complete while the rewards, the event or the cache entries are yet to come: wait for
+    them all, not the rows alone."""
     flow = FlowProcess(
         env,
         tmp_path / f"referrals-{run}.log",
@@ -144,10 +172,18 @@ def run_flow(env: Deployment, core_url: str, tmp_path: Path, run: int) -> None:
         recovery=tmp_path / f"recovery-{run}",
         POSTGRES_URL=core_url,
     )
-    try:
-        wait_until(
-            lambda: statuses(core_url) == EXPECTED, 120, "every referral decided", flow, 0.25
+
+    def settled() -> bool:
+        return (
+            statuses(core_url) == EXPECTED
+            and cached(settings, env, core_url) == EXPECTED
+            and len(rewards(settings, env)) >= REWARDS_PER_RUN * run
+            and len(list(read_log(settings, env.topic(REFERRAL_COMPLETED))))
+            >= COMPLETED_PER_RUN * run
         )
+
+    try:
+        wait_until(settled, 120, "every referral decided, rewarded, announced, cached", flow, 0.25)
     finally:
         flow.stop()
 
@@ -157,7 +193,7 @@ def test_referrals_are_decided_once_and_a_replay_decides_the_same(
 ) -> None:
     produce(settings, rfm_env)
 
-    run_flow(rfm_env, core_url, tmp_path, 1)
+    run_flow(settings, rfm_env, core_url, tmp_path, 1)
     first = rewards(settings, rfm_env)
     assert sorted((c.customer, c.points, c.kind) for c in first) == [
         (ADVOCATE, 500, Kind.BONUS),
@@ -168,15 +204,17 @@ def test_referrals_are_decided_once_and_a_replay_decides_the_same(
     assert events(settings, rfm_env, REFERRAL_REVOKED) == []
     # The flow cached each referral it stored, as the API shows it.
     with redis.Redis.from_url(settings.redis_url) as client:
-        cached = client.hget(
-            f"{rfm_env.redis_prefix}referral:{MERCHANT}:{completed['referral_id']}", "document"
-        )
-    assert isinstance(cached, bytes)
-    assert json.loads(cached)["status"] == "completed"
+        document = client.hget(cache_key(rfm_env, completed["referral_id"]), "document")
+    assert isinstance(document, bytes)
+    assert json.loads(document)["status"] == "completed"
 
+    # Both stores emptied, so that the replay's wait sees its own rows and cache entries.
     with psycopg.connect(core_url) as conn:
+        stored = [str(r) for (r,) in conn.execute("SELECT id FROM referrals").fetchall()]
         conn.execute("DELETE FROM referrals")
-    run_flow(rfm_env, core_url, tmp_path, 2)  # from offset 0, a fresh recovery store
+    with redis.Redis.from_url(settings.redis_url) as client:
+        client.delete(*(cache_key(rfm_env, r) for r in stored))
+    run_flow(settings, rfm_env, core_url, tmp_path, 2)  # from offset 0, a fresh recovery store
     again = rewards(settings, rfm_env)
     # The replay posts the same commands again (same ids: the points flow applies them once).
     assert {c.event_id for c in again} == {c.event_id for c in first}

@@ -17,13 +17,17 @@ import httpx
 import pytest
 
 from connectors.shopify import encode_body
-from loyalnest.harness.deployment import fresh_postgres, isolated_deployment
+from loyalnest.harness.deployment import Deployment, fresh_postgres, isolated_deployment
 from loyalnest.harness.processes import ApiProcess, FlowProcess, wait_until
 from loyalnest.harness.shops import Shop, add_merchants
 from loyalnest.samples import order_body
 from loyalnest.settings import Settings
 from loyalnest.tokens import SCOPE_ANALYTICS, SCOPE_TIERS_MANAGE, SCOPE_VIEW
+from loyalnest.topics import POINTS_COMMANDS
 from loyalnest_grpc.campaign.v1 import tiers_pb2, tiers_pb2_grpc
+from loyalty.commands import customer_key, decode_command
+from loyalty.customers import TierChange
+from tests.integration.points_harness import read_log
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +45,14 @@ TIMEOUT = 90.0
 
 
 @pytest.fixture
-def api(settings: Settings, tmp_path: Path) -> Iterator[ApiProcess]:
-    with (
-        isolated_deployment(settings, "tiersapi", tmp_path) as env,
-        fresh_postgres(settings, "tiersapi") as postgres_url,
-    ):
+def env(settings: Settings, tmp_path: Path) -> Iterator[Deployment]:
+    with isolated_deployment(settings, "tiersapi", tmp_path) as deployment:
+        yield deployment
+
+
+@pytest.fixture
+def api(settings: Settings, env: Deployment, tmp_path: Path) -> Iterator[ApiProcess]:
+    with fresh_postgres(settings, "tiersapi") as postgres_url:
         add_merchants(postgres_url, SHOP)
         flows = [
             FlowProcess(env, tmp_path / "points.log", recovery=tmp_path / "points"),
@@ -91,8 +98,16 @@ def reply_when(client: httpx.Client, path: str, scope: str, ready: Any) -> dict[
     return found[0]
 
 
+def tier_changes(settings: Settings, env: Deployment) -> list[TierChange]:
+    """The customer's tier assignments on points.commands, in log order."""
+    key = customer_key(SHOP.merchant_id, CUSTOMER)
+    log = read_log(settings, env.topic(POINTS_COMMANDS))
+    commands = [decode_command(m.value) for m in log if m.key == key]
+    return [c for c in commands if isinstance(c, TierChange)]
+
+
 def test_tiers_set_over_rest_move_a_customer_and_multiply_their_next_order(
-    api: ApiProcess,
+    settings: Settings, env: Deployment, api: ApiProcess
 ) -> None:
     with httpx.Client(base_url=api.url, timeout=30) as client:
         bad = {**TIERS, "tiers": list(reversed(TIERS["tiers"]))}
@@ -114,6 +129,14 @@ def test_tiers_set_over_rest_move_a_customer_and_multiply_their_next_order(
             350,
             "Gold",
             650,
+        )
+        # The tier shown comes from PostgreSQL (the tiers flow's rows); the multiplier from the
+        # TierChange the same flow puts on points.commands, through another sink. The second
+        # order earns at 1.25 only if it lands in the customer's log after that command.
+        wait_until(
+            lambda: any(c.tier == "Silver" for c in tier_changes(settings, env)),
+            TIMEOUT,
+            "the Silver TierChange on points.commands",
         )
         post_order(client, 9_100_002, "300.00")
         balance = reply_when(
