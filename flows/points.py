@@ -389,7 +389,9 @@ def flow() -> Dataflow:
     settings = Settings()
     return wired(
         settings,
-        ledger=MongoSink(settings.mongo_url, settings.mongo_database),
+        ledger=MongoSink(
+            settings.mongo_url, settings.mongo_database, hold=settings.balance_write_hold_seconds
+        ),
         cache=BalanceCacheSink(
             settings.redis_url, settings.redis_key_prefix, settings.balance_cache_seconds
         ),

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     webhook_rate_limit: int = Field(default=40, ge=1)
     # Lifetime of every balance cache entry, so a failed cache update is stale at most this long.
     balance_cache_seconds: int = Field(default=5, ge=1)
+    # How long the points flow's store sink may hold a balance document back, writing only its
+    # newest version when the time is up: a customer's burst of commands (an earn, then the
+    # tier entry bonus it brings) costs the store one balance write. Below
+    # balance_cache_seconds, so that a cache entry the flow refreshed outlives the hold and a
+    # read never falls back to a document older than the hold.
+    balance_write_hold_seconds: float = Field(default=2.0, ge=0)
     # Lifetime of every referral cache entry (the referrals flow refreshes an entry on every
     # change; this bounds how stale one whose refresh failed may be).
     referral_cache_seconds: int = Field(default=60, ge=1)
@@ -87,6 +93,15 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default="json", validation_alias="LOYALNEST_LOG_FORMAT"
     )
+
+    @model_validator(mode="after")
+    def _hold_within_cache(self) -> Settings:
+        if self.balance_write_hold_seconds >= self.balance_cache_seconds:
+            raise ValueError(
+                f"BALANCE_WRITE_HOLD_SECONDS ({self.balance_write_hold_seconds}) must be below "
+                f"BALANCE_CACHE_SECONDS ({self.balance_cache_seconds})"
+            )
+        return self
 
     @field_validator("jwt_secret", "secrets_key", mode="before")
     @classmethod

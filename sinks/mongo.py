@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from itertools import chain
 from typing import Any, TypeAlias
 
@@ -203,6 +204,66 @@ def coalesced(writes: Iterable[SinkWrite]) -> list[MongoWrite]:
     return kept
 
 
+class _Control(Enum):
+    FLUSH = "flush"  # write everything handed over, held writes too
+    CLOSE = "close"  # the same, then stop
+
+
+class _Held:
+    """`Latest` writes kept back for up to `hold` seconds, each document's newest only.
+
+    A customer's commands often come in bursts a few seconds long (an order's earn, then the
+    tier entry bonus the tiers flow sends back for it): held, the burst costs the store one
+    balance write instead of one per command. A document's held write goes out `hold` seconds
+    after the first write it stands for arrived, so no document lags the flow by more."""
+
+    def __init__(self, hold: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._hold = hold
+        self._clock = clock
+        self._writes: dict[tuple[str, str], tuple[float, Latest]] = {}  # oldest first
+
+    def add_from(self, writes: Iterable[SinkWrite]) -> list[SinkWrite]:
+        """Hold the `Latest` writes among `writes`; the others, to be written now."""
+        if self._hold <= 0:
+            return list(writes)
+        now = self._clock()
+        others: list[SinkWrite] = []
+        for write in writes:
+            if not isinstance(write, Latest):
+                others.append(write)
+                continue
+            document = (write.write[0], write.key)
+            earlier = self._writes.get(document)
+            if earlier is not None:
+                SUPERSEDED.inc()
+            self._writes[document] = (now if earlier is None else earlier[0], write)
+        return others
+
+    def due(self, everything: bool) -> list[Latest]:
+        """The held writes whose time has come (all of them if `everything`), oldest first."""
+        deadline = self._clock() - self._hold
+        due = []
+        for since, write in self._writes.values():
+            if not everything and since > deadline:
+                break  # held in arrival order: the rest came later still
+            due.append(write)
+        return due
+
+    def written(self, writes: Iterable[Latest]) -> None:
+        for write in writes:
+            del self._writes[(write.write[0], write.key)]
+
+    def writes(self) -> list[SinkWrite]:
+        return [write for _, write in self._writes.values()]
+
+    def wait(self) -> float | None:
+        """How long until the oldest held write is due (None: nothing held)."""
+        if not self._writes:
+            return None
+        since, _ = next(iter(self._writes.values()))
+        return max(0.0, since + self._hold - self._clock())
+
+
 class _PipelinedPartition(StatefulSinkPartition[SinkWrite, list[SinkWrite]]):
     """Writes each batch on a background thread while the worker computes the next ones.
 
@@ -227,12 +288,14 @@ class _PipelinedPartition(StatefulSinkPartition[SinkWrite, list[SinkWrite]]):
         writer: MongoWriter,
         depth: int,
         unwritten: Sequence[SinkWrite] = (),
+        hold: float = 0.0,
     ) -> None:
         self._client = client
         self._writer = writer
-        self._pending: queue.Queue[Sequence[SinkWrite] | None] = queue.Queue(maxsize=depth)
+        self._pending: queue.Queue[Sequence[SinkWrite] | _Control] = queue.Queue(maxsize=depth)
         # Batches handed over and not yet acknowledged by the store, oldest first.
         self._unacknowledged: deque[Sequence[SinkWrite]] = deque()
+        self._held = _Held(hold)
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._drain, name="mongo-sink", daemon=True)
@@ -250,16 +313,17 @@ class _PipelinedPartition(StatefulSinkPartition[SinkWrite, list[SinkWrite]]):
     def snapshot(self) -> list[SinkWrite]:
         self._raise_failure()
         with self._lock:
-            return list(chain.from_iterable(self._unacknowledged))
+            # Held writes are older than any batch still waiting: they go first on resume.
+            return [*self._held.writes(), *chain.from_iterable(self._unacknowledged)]
 
     def flush(self) -> None:
-        """Wait until every batch handed over is written (or the writing has failed)."""
+        """Write every batch handed over, held writes included (or raise the failure)."""
+        self._pending.put(_Control.FLUSH)
         self._pending.join()
         self._raise_failure()
 
     def close(self) -> None:
-        self._pending.join()
-        self._pending.put(None)
+        self._pending.put(_Control.CLOSE)  # after all else is written, held writes too
         self._thread.join()
         self._client.close()
         self._raise_failure()
@@ -267,29 +331,38 @@ class _PipelinedPartition(StatefulSinkPartition[SinkWrite, list[SinkWrite]]):
     def _drain(self) -> None:
         stopping = False
         while not stopping:
-            taken = self._waiting()
-            stopping = taken[-1] is None  # close() sends None after all else is written
+            taken = self._waiting(self._held.wait())
+            batches = [batch for batch in taken if not isinstance(batch, _Control)]
+            stopping = _Control.CLOSE in taken
             try:
                 if self._failure is None:  # after a failure, nothing more is written
-                    self._write([batch for batch in taken if batch is not None])
+                    self._write(batches, release_all=len(batches) < len(taken))
             except BaseException as exc:  # the worker thread raises it on its next call
                 self._failure = exc
             finally:
                 for _ in taken:
                     self._pending.task_done()
 
-    def _write(self, batches: list[Sequence[SinkWrite]]) -> None:
+    def _write(self, batches: list[Sequence[SinkWrite]], release_all: bool) -> None:
+        with self._lock:  # held before written: a snapshot may hold a write twice, never none
+            now = self._held.add_from(chain.from_iterable(batches))
+        released = self._held.due(release_all)
         started = time.perf_counter()
-        self._writer.write(coalesced(chain.from_iterable(batches)))
+        self._writer.write(coalesced([*released, *now]))
         BUSY.inc(time.perf_counter() - started)
         with self._lock:
+            self._held.written(released)
             for _ in batches:  # the oldest ones: batches are taken in the order handed over
                 self._unacknowledged.popleft()
 
-    def _waiting(self) -> list[Sequence[SinkWrite] | None]:
-        """The next batch (waiting for it), and every other batch already waiting."""
-        taken = [self._pending.get()]
-        while taken[-1] is not None:
+    def _waiting(self, timeout: float | None) -> list[Sequence[SinkWrite] | _Control]:
+        """The next batch or control (waiting for it until `timeout`; nothing after that),
+        and every other one already waiting."""
+        try:
+            taken = [self._pending.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while taken[-1] is not _Control.CLOSE:
             try:
                 taken.append(self._pending.get_nowait())
             except queue.Empty:
@@ -319,6 +392,7 @@ class MongoSink(FixedPartitionedSink[SinkWrite, list[SinkWrite]]):
         depth: int = 2,
         max_batch: int = MAX_BATCH,
         retry: RetryPolicy | None = None,
+        hold: float = 0.0,
     ) -> None:
         self._url = url
         self._database = database
@@ -326,6 +400,7 @@ class MongoSink(FixedPartitionedSink[SinkWrite, list[SinkWrite]]):
         self._depth = depth
         self._max_batch = max_batch
         self._retry = retry
+        self._hold = hold
 
     def list_parts(self) -> list[str]:
         return [f"mongo-{n}" for n in range(self._partitions)]
@@ -336,4 +411,4 @@ class MongoSink(FixedPartitionedSink[SinkWrite, list[SinkWrite]]):
         client: MongoClient[Any] = MongoClient(self._url, appname=f"loyalnest-{step_id}")
         writer = MongoWriter(client[self._database], max_batch=self._max_batch, retry=self._retry)
         # A snapshot taken before the sink kept its unwritten writes holds None.
-        return _PipelinedPartition(client, writer, self._depth, resume_state or ())
+        return _PipelinedPartition(client, writer, self._depth, resume_state or (), hold=self._hold)

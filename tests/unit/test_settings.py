@@ -53,3 +53,16 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_TOPIC_PARTITIONS", "0")
     with pytest.raises(ValueError, match="kafka_topic_partitions"):
         Settings(_env_file=None)
+
+
+def test_a_balance_write_hold_as_long_as_the_cache_lifetime_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The cache entry the flow refreshed must outlive the hold, or a read after it expires could
+    # fall back to a store document older than the hold.
+    monkeypatch.setenv("BALANCE_CACHE_SECONDS", "2")
+    monkeypatch.setenv("BALANCE_WRITE_HOLD_SECONDS", "2")
+    with pytest.raises(ValueError, match="must be below BALANCE_CACHE_SECONDS"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("BALANCE_WRITE_HOLD_SECONDS", "1.5")
+    assert Settings(_env_file=None).balance_write_hold_seconds == 1.5

@@ -28,7 +28,9 @@ from sinks.mongo import (
     MongoSinkError,
     MongoWrite,
     MongoWriter,
+    SinkWrite,
     WriteOp,
+    _Held,
     _PipelinedPartition,
     coalesced,
     count_duplicates,
@@ -425,9 +427,13 @@ class FakeClient:
         self.closed = True
 
 
-def pipelined(db: FakeDatabase, depth: int = 2) -> tuple[_PipelinedPartition, FakeClient]:
+def pipelined(
+    db: FakeDatabase, depth: int = 2, hold: float = 0.0
+) -> tuple[_PipelinedPartition, FakeClient]:
     client = FakeClient()
-    part = _PipelinedPartition(cast("MongoClient[Any]", client), make_writer(db, []), depth)
+    part = _PipelinedPartition(
+        cast("MongoClient[Any]", client), make_writer(db, []), depth, hold=hold
+    )
     return part, client
 
 
@@ -587,3 +593,83 @@ def test_a_batch_with_duplicate_keys_and_unchanged_updates_counts_both() -> None
     stats = make_writer(db, []).write(inserts("orders", 4))
 
     assert (stats.applied, stats.duplicates) == (2, 2)
+
+
+# --- held balance writes -------------------------------------------------------------------------
+
+
+@dataclass
+class Clock:
+    now: float = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_held_writes_go_out_hold_seconds_after_the_first_they_stand_for_newest_only() -> None:
+    clock = Clock()
+    held = _Held(2.0, clock)
+    ledger = ("ledger", InsertOne({"_id": 1}))
+
+    assert held.add_from([balance("a", 1), ledger]) == [ledger]  # plain writes pass
+    clock.now = 1.5
+    assert held.add_from([balance("a", 2), balance("b", 1)]) == []
+    assert held.due(everything=False) == []
+    assert held.wait() == 0.5  # a's first write came at 0
+
+    clock.now = 2.0
+    due = held.due(everything=False)
+    assert due == [balance("a", 2)]  # a's newest, on a's first write's time; b not yet
+    held.written(due)
+    assert held.writes() == [balance("b", 1)]
+    assert held.wait() == 1.5
+    assert held.due(everything=True) == [balance("b", 1)]
+
+
+def test_nothing_is_held_without_a_hold() -> None:
+    held = _Held(0.0)
+    writes: list[SinkWrite] = [balance("a", 1), ("ledger", InsertOne({"_id": 1})), balance("a", 2)]
+
+    assert held.add_from(writes) == writes
+    assert held.writes() == []
+    assert held.wait() is None
+
+
+def test_a_held_write_waits_for_its_time_and_is_in_the_snapshot_meanwhile() -> None:
+    db = FakeDatabase()
+    part, _ = pipelined(db, hold=3600)
+    part.write_batch([("ledger", InsertOne({"_id": 1})), balance("a", 1)])
+    part.write_batch([balance("a", 2)])
+
+    wait_until(lambda: part._pending.unfinished_tasks == 0)
+    assert [call.collection for call in db.log] == ["ledger"]  # the balance is held
+    assert part.snapshot() == [balance("a", 2)]
+
+    part.flush()  # writes what is held, too
+    assert [(call.collection, len(call.ops)) for call in db.log] == [
+        ("ledger", 1),
+        ("balances", 1),
+    ]
+    assert db.log[1].ops[0]._doc == {"$set": {"v": 2}}
+    assert part.snapshot() == []
+    part.close()
+
+
+def test_a_held_write_goes_out_by_itself_when_its_time_comes() -> None:
+    db = FakeDatabase()
+    part, _ = pipelined(db, hold=0.05)
+    part.write_batch([balance("a", 1)])
+
+    wait_until(lambda: len(db.log) == 1)  # no other batch, no flush: the hold ran out
+    assert part.snapshot() == []
+    part.close()
+
+
+def test_close_writes_the_held_writes() -> None:
+    db = FakeDatabase()
+    part, _ = pipelined(db, hold=3600)
+    part.write_batch([balance("a", 1), balance("b", 1)])
+
+    part.close()
+
+    assert [(call.collection, len(call.ops)) for call in db.log] == [("balances", 2)]
