@@ -331,7 +331,7 @@ class _PipelinedPartition(StatefulSinkPartition[SinkWrite, list[SinkWrite]]):
     def _drain(self) -> None:
         stopping = False
         while not stopping:
-            taken = self._waiting(self._held.wait())
+            taken = self._waiting(self._timeout())
             batches = [batch for batch in taken if not isinstance(batch, _Control)]
             stopping = _Control.CLOSE in taken
             try:
@@ -342,6 +342,12 @@ class _PipelinedPartition(StatefulSinkPartition[SinkWrite, list[SinkWrite]]):
             finally:
                 for _ in taken:
                     self._pending.task_done()
+
+    def _timeout(self) -> float | None:
+        """How long to wait for the next batch: until the oldest held write is due. After a
+        failure nothing is written, so held writes never leave: wait for the next batch or
+        control only, or the loop would spin on a deadline long past."""
+        return None if self._failure is not None else self._held.wait()
 
     def _write(self, batches: list[Sequence[SinkWrite]], release_all: bool) -> None:
         with self._lock:  # held before written: a snapshot may hold a write twice, never none

@@ -673,3 +673,19 @@ def test_close_writes_the_held_writes() -> None:
     part.close()
 
     assert [(call.collection, len(call.ops)) for call in db.log] == [("balances", 2)]
+
+
+def test_after_a_failure_the_writer_waits_for_the_next_batch_not_for_held_writes() -> None:
+    db = FakeDatabase({"ledger": [OperationFailure("boom", code=2)]})
+    part, _ = pipelined(db, hold=3600)
+    part.write_batch([balance("a", 1)])
+    wait_until(lambda: part._pending.unfinished_tasks == 0)
+    assert part._timeout() is not None  # a held write: wait until it is due
+
+    part.write_batch([("ledger", InsertOne({"_id": 1}))])
+    wait_until(lambda: part._failure is not None)
+
+    assert part._held.writes() == [balance("a", 1)]  # never to be written now
+    assert part._timeout() is None  # so no deadline to wake up for, again and again
+    with pytest.raises(MongoSinkError, match="boom"):
+        part.close()
