@@ -1,51 +1,23 @@
 """`python -m api`: REST (uvicorn) and gRPC in one process and one event loop (uvloop: its
-C event loop spends less CPU per request than asyncio's, with the HTTP parser in C as well)."""
+C event loop spends less CPU per request than asyncio's, with the HTTP parser in C as well).
+
+With API_WORKERS > 1 this process only supervises: it starts that many `python -m api
+--worker` processes, which share both ports through SO_REUSEPORT (api/workers.py). It imports
+nothing that makes metrics: each worker's go to files in a directory made for them."""
 
 from __future__ import annotations
 
-import gc
 import sys
 
-import uvicorn
 import uvloop
 
-from api.app import create_app
-from api.context import ApiContext
-from api.grpc_service import create_server
-from api.http_protocol import BoundedHeadProtocol
+from api.workers import WORKER_FLAG, supervise
 from loyalnest import logs
-from loyalnest.app_secrets import Secrets, SecretsError, load_secrets
+from loyalnest.app_secrets import SecretsError, load_secrets
 from loyalnest.settings import Settings
 
 
-async def serve(settings: Settings, secrets: Secrets) -> None:
-    ctx = await ApiContext.open(settings, secrets)
-    grpc_server = await create_server(ctx, settings.api_host, settings.api_grpc_port)
-    http = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, ctx),
-            host=settings.api_host,
-            port=settings.api_http_port,
-            log_level="warning",
-            log_config=None,  # uvicorn's lines go through our JSON handler (loyalnest.logs)
-            access_log=False,
-            http=BoundedHeadProtocol,  # httptools, with a bound on a head still arriving
-        )
-    )
-    await grpc_server.start()
-    # What exists now (modules, clients, the app) lives as long as the process. Frozen, it is
-    # left out of every later garbage collection: otherwise each full collection walks ~90k
-    # startup objects, ~50 ms with every request on hold, every ~2,000 requests under load.
-    gc.collect()
-    gc.freeze()
-    try:
-        await http.serve()  # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
-    finally:
-        await grpc_server.stop(grace=5)
-        await ctx.close()
-
-
-def main() -> int:
+def main(argv: list[str]) -> int:
     settings = Settings()
     logs.configure_job(settings)
     try:
@@ -53,9 +25,14 @@ def main() -> int:
     except SecretsError as exc:
         print(f"python -m api: {exc}", file=sys.stderr)
         return 2
-    uvloop.run(serve(settings, secrets))
+    worker = WORKER_FLAG in argv
+    if not worker and settings.api_workers > 1:
+        return supervise(settings)
+    from api.serve import serve  # here: a supervisor must not make metrics of its own
+
+    uvloop.run(serve(settings, secrets, shared=worker))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -51,7 +51,9 @@ TRANSLATIONS_RETRY = 5.0  # seconds between attempts to load them while MongoDB 
 BALANCE_TEXT = "points.balance"
 
 MERCHANT_CACHE_ENTRIES = Gauge(
-    "loyalnest_merchant_cache_entries", "Shops (known or unknown) in the merchant cache"
+    "loyalnest_merchant_cache_entries",
+    "Shops (known or unknown) in the merchant caches",
+    multiprocess_mode="livesum",  # with API_WORKERS > 1: the sum over live processes
 )
 
 
@@ -208,10 +210,11 @@ class ApiContext:
             ),
             mongo=mongo,
             pool=pool,
-            merchants=MerchantCache(load, settings.merchant_cache_entries),
+            merchants=MerchantCache(
+                load, settings.merchant_cache_entries, on_size=MERCHANT_CACHE_ENTRIES.set
+            ),
             translations=merged([]),
         )
-        MERCHANT_CACHE_ENTRIES.set_function(lambda: len(ctx.merchants))
         if not await ctx.load_translations():
             log.warning("MongoDB unavailable: built-in translations until it answers")
             ctx.background(ctx.keep_loading_translations())

@@ -26,6 +26,7 @@ class ExpiringCache(Generic[V]):
         max_entries: int,
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
+        on_size: Callable[[int], object] = lambda _size: None,
     ) -> None:
         if max_entries < 1:
             raise ValueError("a cache needs room for at least one entry")
@@ -33,6 +34,7 @@ class ExpiringCache(Generic[V]):
         self._max_entries = max_entries
         self._ttl = ttl
         self._clock = clock
+        self._on_size = on_size  # told the number of entries whenever it may have changed
         self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._lookups: dict[str, asyncio.Future[V]] = {}
 
@@ -55,6 +57,7 @@ class ExpiringCache(Generic[V]):
     def forget(self, key: str) -> None:
         """The next get loads again (this process changed the value)."""
         self._entries.pop(key, None)
+        self._on_size(len(self._entries))
 
     async def _refresh(self, key: str) -> V:
         value = await self._load(key)
@@ -62,4 +65,5 @@ class ExpiringCache(Generic[V]):
         self._entries.move_to_end(key)
         while len(self._entries) > self._max_entries:
             self._entries.popitem(last=False)
+        self._on_size(len(self._entries))
         return value

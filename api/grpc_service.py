@@ -69,9 +69,17 @@ def _next_expiry(expiry: tuple[int, datetime] | None) -> points_pb2.NextExpiry |
     return points_pb2.NextExpiry(points=points, at=stamp)
 
 
-async def create_server(ctx: ApiContext, host: str, port: int) -> grpc.aio.Server:
-    # Requests are a few short strings: the same 64 KiB bound as REST bodies (not gRPC's 4 MB).
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", DEFAULT_LIMIT)])
+async def create_server(
+    ctx: ApiContext, host: str, port: int, shared: bool = False
+) -> grpc.aio.Server:
+    """`shared`: other API workers listen on the same port (SO_REUSEPORT); otherwise a port
+    another process holds is an error, not silently shared."""
+    options = [
+        # Requests are a few short strings: the same 64 KiB bound as REST bodies (not 4 MB).
+        ("grpc.max_receive_message_length", DEFAULT_LIMIT),
+        ("grpc.so_reuseport", 1 if shared else 0),
+    ]
+    server = grpc.aio.server(options=options)
     points_pb2_grpc.add_PointsServiceServicer_to_server(  # type: ignore[no-untyped-call]
         PointsService(ctx), server
     )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.context import ApiContext
+from api.prometheus import metrics_text
 
 CHECK_TIMEOUT = 2.0
 
@@ -54,4 +54,5 @@ async def ready(request: Request) -> JSONResponse:
 
 
 async def metrics(_request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = metrics_text()
+    return Response(body, media_type=content_type)

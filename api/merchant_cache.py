@@ -27,5 +27,6 @@ class MerchantCache(ExpiringCache[Merchant | None]):
         max_entries: int = MAX_ENTRIES,
         ttl: float = MERCHANT_TTL,
         clock: Callable[[], float] = time.monotonic,
+        on_size: Callable[[int], object] = lambda _size: None,
     ) -> None:
-        super().__init__(load, max_entries, ttl, clock)
+        super().__init__(load, max_entries, ttl, clock, on_size)

@@ -19,6 +19,12 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and of its running children (an API's workers)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
+
+
 def store_pid(settings: Settings) -> int | None:
     """The local MongoDB-wire server's pid, or None when the store is not one `make up` started
     (an existing server elsewhere: its CPU cannot be read from here)."""

@@ -26,8 +26,8 @@ advocates share one, and the repeat answers exactly what the first call did; a c
 its advocate and the counts the seeded referrals give; a referral's is its stored row's
 document (`ReferralRow.document()`). Afterwards `referral.commands` must hold one record per
 code request. Each call is warmed up first (the API's PostgreSQL pool opens), and besides its
-rate and latencies reports the CPU milliseconds per request the API process and the PostgreSQL
-server processes serving it spent (/proc).
+rate and latencies reports the CPU milliseconds per request the API processes (API_WORKERS: one
+per core) and the PostgreSQL server processes serving it spent (/proc).
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ from psycopg.rows import class_row
 
 from bench.http import Paced, Pool, Reply, Run, build_request, closed_loop, paced, percentile
 from bench.ingest import records_on
-from bench.proc import cpu_seconds
+from bench.proc import cpu_seconds, tree_cpu_seconds
 from bench.report import Targets, at_least, at_most
-from bench.stackenv import bench_env
+from bench.stackenv import API_WORKERS, bench_env
 from connectors.referral_cache import ReferralCache
 from connectors.referral_links import MAX_ATTEMPTS
 from connectors.referral_records import BY_IDS, UPSERT, ReferralRow, upsert_params
@@ -110,7 +110,7 @@ def running_stack(settings: Settings) -> Iterator[Stack]:
         ExitStack() as running,
     ):
         add_merchants(postgres_url, SHOP)
-        api = ApiProcess(env, postgres_url, env.workdir / "api.log")
+        api = ApiProcess(env, postgres_url, env.workdir / "api.log", API_WORKERS=API_WORKERS)
         running.callback(api.stop)
         api.wait_healthy()
         yield Stack(env, api, postgres_url)
@@ -298,10 +298,10 @@ def timed(
     """One closed-loop run, and its figures under `name`: rate, latencies, and CPU
     milliseconds per request of the API process and of the PostgreSQL server processes
     serving it (/proc: where the time goes on a shared machine)."""
-    api = cpu_seconds(stack.api.pid)
+    api = tree_cpu_seconds(stack.api.pid)
     postgres = backend_cpu(backends(stack.postgres_url))
     run = asyncio.run(closed_loop(stack.api.http_port, requests, connections))
-    api = cpu_seconds(stack.api.pid) - api
+    api = tree_cpu_seconds(stack.api.pid) - api
     after = backend_cpu(set(postgres) | set(backends(stack.postgres_url)))
     postgres_spent = sum(cpu - postgres.get(pid, 0.0) for pid, cpu in after.items())
     summary = run.summary()

@@ -16,6 +16,10 @@ from loyalnest.harness.processes import ApiProcess, FlowProcess
 from loyalnest.harness.shops import Shop, add_merchants
 from loyalnest.settings import Settings
 
+# API processes for the benches that measure the API at 1,000 req/s: one per core, as the
+# README advises (API_WORKERS), unless BENCH_API_WORKERS says otherwise.
+API_WORKERS = os.environ.get("BENCH_API_WORKERS", str(os.cpu_count() or 1))
+
 
 @contextmanager
 def bench_env(settings: Settings, partitions: int = 4) -> Iterator[Deployment]:

@@ -39,7 +39,7 @@ from bench.http import Pool, build_request, closed_loop, paced, percentile
 from bench.kit import metrics_text, produce_patiently
 from bench.proc import cpu_seconds, store_pid
 from bench.report import Targets, at_least, at_most, require_status
-from bench.stackenv import bench_env
+from bench.stackenv import API_WORKERS, bench_env
 from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, encode_body, kafka_headers, partition_key
 from connectors.store import BALANCES, LEDGER
 from connectors.tier_configs import save_tiers
@@ -279,7 +279,7 @@ def running_stack(settings: Settings) -> Iterator[Stack]:
     ):
         add_merchants(postgres_url, SHOP)
         save_config(postgres_url, CONFIG)
-        api = ApiProcess(env, postgres_url, env.workdir / "api.log")
+        api = ApiProcess(env, postgres_url, env.workdir / "api.log", API_WORKERS=API_WORKERS)
         running.callback(api.stop)
         api.wait_healthy()
         yield Stack(api, postgres_url)

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_http_port: int = 8080
     api_grpc_port: int = 50059
+    # API processes serving both ports (SO_REUSEPORT spreads connections over them); more than
+    # one adds CPU cores to the API, and /metrics then sums all of them (README, "Scaling").
+    api_workers: int = Field(default=1, ge=1, le=64)
     # Signs API tokens (HS256). No default, as a published one signs tokens for anyone: read
     # it through loyalnest.app_secrets.load_secrets (which falls back to <data_dir>/secrets.env).
     jwt_secret: SecretStr | None = None

@@ -70,6 +70,11 @@ class ChildProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
 
+    def child_pids(self) -> list[int]:
+        """The process's own children (an API's workers when API_WORKERS > 1)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(pid) for pid in path.read_text().split()]
+
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
