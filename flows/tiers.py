@@ -55,7 +55,7 @@ from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, TIERS_DLQ, VIP_TIER_ASSIGNED
 from loyalty.commands import customer_key, decode_command, encode_change, encode_tier
 from loyalty.customers import Tick
-from loyalty.ledger import ORDER_SOURCES, Kind, PointsChange
+from loyalty.ledger import ORDER_SOURCES, Kind, PointsChange, Source
 from loyalty.tier_config import TierConfig
 from loyalty.tier_counts import CountsSnapshot, TierCounts, apply_count
 from loyalty.tier_customers import (
@@ -82,6 +82,11 @@ DECIDED_BY_KIND = {kind: DECIDED.labels(kind) for kind in ("order_change", "tick
 ZERO = Decimal(0)
 # Only these command types can concern tiers; the others are skipped before parsing.
 _OURS = (b'"type":"points.change"', b'"type":"points.tick"')
+# Nor can changes from other sources (entry bonuses are a third of the log under tiers). The
+# log is compact JSON, where a quote inside a string is escaped: this text is the field.
+_NOT_COUNTED = tuple(
+    f'"source":"{source.value}"'.encode() for source in Source if source not in ORDER_SOURCES
+)
 
 ConfigAt = Callable[[str, datetime], TierConfig | None]
 
@@ -114,6 +119,8 @@ class Effects:
 def tier_input(raw: bytes | None) -> TierInput | None:
     """What a points.commands record means to tiers: an order change, a tick, or nothing."""
     if raw is None or not any(kind in raw for kind in _OURS):
+        return None
+    if any(source in raw for source in _NOT_COUNTED):
         return None
     command = decode_command(raw)
     if isinstance(command, Tick):

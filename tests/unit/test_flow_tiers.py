@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, run_main
 
@@ -25,7 +26,7 @@ from loyalty.commands import (
     encode_tier,
 )
 from loyalty.customers import Adjustment, Tick, TierChange
-from loyalty.ledger import Kind, PointsChange, Source, Terms
+from loyalty.ledger import ORDER_SOURCES, Kind, PointsChange, Source, Terms
 from loyalty.tier_config import TierConfig, parse_tiers
 from loyalty.tier_counts import CountsSnapshot
 from loyalty.tier_customers import OrderCount, TierSnapshot, TierTick
@@ -246,3 +247,13 @@ def test_the_merchants_counts_follow_its_customers_moves() -> None:
         2,
     )
     assert final.updated_at == later
+
+
+@pytest.mark.parametrize("source", sorted(set(Source) - ORDER_SOURCES))
+def test_changes_from_other_sources_are_never_counted(source: Source) -> None:
+    # Skipped before parsing (a sniff for their source field): bonuses, rewards, releases.
+    fields = {"source": source, "source_id": "b-9", "key": None, "order_id": None, "amount": None}
+    change = PointsChange(**{**earn(1, 150).__dict__, **fields})
+    raw = encode_change(change)
+    assert decode_command(raw) == change  # a well-formed command, not a rejected one
+    assert tier_input(raw) is None
