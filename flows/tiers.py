@@ -55,7 +55,8 @@ from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, TIERS_DLQ, VIP_TIER_ASSIGNED
 from loyalty.commands import customer_key, decode_command, encode_change, encode_tier
 from loyalty.customers import Tick
-from loyalty.ledger import ORDER_SOURCES, Kind, PointsChange, Source
+from loyalty.ledger import ORDER_SOURCES, Kind, PointsChange
+from loyalty.ledger import Source as ChangeSource
 from loyalty.tier_config import TierConfig
 from loyalty.tier_counts import CountsSnapshot, TierCounts, apply_count
 from loyalty.tier_customers import (
@@ -85,7 +86,7 @@ _OURS = (b'"type":"points.change"', b'"type":"points.tick"')
 # Nor can changes from other sources (entry bonuses are a third of the log under tiers). The
 # log is compact JSON, where a quote inside a string is escaped: this text is the field.
 _NOT_COUNTED = tuple(
-    f'"source":"{source.value}"'.encode() for source in Source if source not in ORDER_SOURCES
+    f'"source":"{source.value}"'.encode() for source in ChangeSource if source not in ORDER_SOURCES
 )
 
 ConfigAt = Callable[[str, datetime], TierConfig | None]
