@@ -10,10 +10,12 @@ headers and a Content-Length body (no chunked replies, no pipelining).
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 HOST = "127.0.0.1"
@@ -122,7 +124,8 @@ async def closed_loop(port: int, requests: Sequence[bytes], connections: int) ->
 
     started = time.perf_counter()
     try:
-        await asyncio.gather(*(worker() for _ in range(connections)))
+        with no_collections():
+            await asyncio.gather(*(worker() for _ in range(connections)))
     finally:
         await pool.close()
     return Run([r for r in replies if r is not None], time.perf_counter() - started)
@@ -145,14 +148,15 @@ async def paced(
         replies[i] = reply = await pool.exchange(requests[i])
         on_reply(i, reply)
 
-    for i in range(len(requests)):
-        delay = due[i] - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.create_task(send(i))
-        in_flight.add(task)  # the loop keeps only weak references to tasks
-        task.add_done_callback(in_flight.discard)
-    await asyncio.gather(*in_flight)
+    with no_collections():
+        for i in range(len(requests)):
+            delay = due[i] - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(send(i))
+            in_flight.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(in_flight.discard)
+        await asyncio.gather(*in_flight)
     return Paced([r for r in replies if r is not None], due)
 
 
@@ -193,6 +197,19 @@ class Run:
             "p99_ms": percentile(latencies, 0.99) * 1000,
             "max_ms": latencies[-1] * 1000,
         }
+
+
+@contextmanager
+def no_collections() -> Iterator[None]:
+    """No garbage collection in this process meanwhile. A full collection walks every reply
+    kept so far (tens of thousands of objects): a pause of tens of milliseconds during which
+    replies wait unread, which would be counted as the server's latency. The few cycles a run
+    makes (finished tasks) are collected once it is over."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
