@@ -351,10 +351,10 @@ class _PipelinedPartition(StatefulSinkPartition[SinkWrite, list[SinkWrite]]):
 
     def _write(self, batches: list[Sequence[SinkWrite]], release_all: bool) -> None:
         with self._lock:  # held before written: a snapshot may hold a write twice, never none
-            now = self._held.add_from(chain.from_iterable(batches))
+            unheld = self._held.add_from(chain.from_iterable(batches))
         released = self._held.due(release_all)
         started = time.perf_counter()
-        self._writer.write(coalesced([*released, *now]))
+        self._writer.write(coalesced([*released, *unheld]))
         BUSY.inc(time.perf_counter() - started)
         with self._lock:
             self._held.written(released)
