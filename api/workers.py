@@ -41,14 +41,18 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 def shared_socket(host: str, port: int) -> socket.socket:
     """A listening socket on (host, port) that the other workers' sockets share."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=BACKLOG, reuse_port=True)
+    return socket.create_server(
+        (host, port), family=_family(host), backlog=BACKLOG, reuse_port=True
+    )
 
 
 def check_free(host: str, port: int) -> None:
     """Raise OSError when some process already holds (host, port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    socket.create_server((host, port), family=family).close()
+    socket.create_server((host, port), family=_family(host)).close()
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from loyalnest.harness.processes import ChildProcess
 from loyalnest.settings import Settings
 
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -19,10 +20,9 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _TICKS
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of `pid` and of its running children (an API's workers)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return cpu_seconds(pid) + sum(cpu_seconds(int(child)) for child in children)
+def tree_cpu_seconds(process: ChildProcess) -> float:
+    """CPU seconds of `process` and of its running children (an API's workers)."""
+    return cpu_seconds(process.pid) + sum(cpu_seconds(pid) for pid in process.child_pids())
 
 
 def store_pid(settings: Settings) -> int | None:

@@ -298,10 +298,10 @@ def timed(
     """One closed-loop run, and its figures under `name`: rate, latencies, and CPU
     milliseconds per request of the API process and of the PostgreSQL server processes
     serving it (/proc: where the time goes on a shared machine)."""
-    api = tree_cpu_seconds(stack.api.pid)
+    api = tree_cpu_seconds(stack.api)
     postgres = backend_cpu(backends(stack.postgres_url))
     run = asyncio.run(closed_loop(stack.api.http_port, requests, connections))
-    api = tree_cpu_seconds(stack.api.pid) - api
+    api = tree_cpu_seconds(stack.api) - api
     after = backend_cpu(set(postgres) | set(backends(stack.postgres_url)))
     postgres_spent = sum(cpu - postgres.get(pid, 0.0) for pid, cpu in after.items())
     summary = run.summary()
