@@ -70,7 +70,7 @@ from loyalty.tier_customers import (
     apply_tiers,
 )
 from loyalty.tier_rows import tier_from_row, tier_row
-from sinks.kafka import ReliableKafkaSink, dead_letter_sink
+from sinks.kafka import SnapshotKafkaSink, dead_letter_sink, routed
 from sinks.tiers import customer_tiers_sink, tier_counts_sink
 
 FLOW = "tiers"
@@ -196,8 +196,8 @@ def count_effects(effects: Effects) -> None:
 
 @dataclass(frozen=True)
 class TierSinks:
-    points: Sink[SinkMessage]
-    events: Sink[SinkMessage]
+    points: Sink[tuple[str, SinkMessage]]  # keyed (sinks.kafka.routed)
+    events: Sink[tuple[str, SinkMessage]]
     tiers: Sink[TierSnapshot]
     counts: Sink[CountsSnapshot]
     dead_letters: Sink[SinkMessage]
@@ -231,8 +231,10 @@ def build(
     )
     effects = op.filter_map("effects", out, only(Effects))
     op.inspect("count-effects", effects, lambda _s, e: count_effects(e))
-    op.output("points-out", op.flat_map("to-points", effects, lambda e: e.points), sinks.points)
-    op.output("events-out", op.flat_map("to-events", effects, lambda e: e.events), sinks.events)
+    to_points = op.flat_map("to-points", effects, lambda e: e.points)
+    op.output("points-out", op.key_on("route-points", to_points, routed), sinks.points)
+    to_events = op.flat_map("to-events", effects, lambda e: e.events)
+    op.output("events-out", op.key_on("route-events", to_events, routed), sinks.events)
     op.output("tiers-out", op.flat_map("to-rows", effects, lambda e: e.snapshots), sinks.tiers)
     changes = op.key_on(
         "key-merchant", op.flat_map("to-counts", effects, lambda e: e.counts), merchant_of
@@ -278,8 +280,8 @@ def flow() -> Dataflow:
     return build(
         kafka_source(brokers, [settings.topic(POINTS_COMMANDS)], flow=FLOW),
         TierSinks(
-            points=ReliableKafkaSink(brokers, settings.topic(POINTS_COMMANDS)),
-            events=ReliableKafkaSink(brokers),
+            points=SnapshotKafkaSink(brokers, settings.topic(POINTS_COMMANDS)),
+            events=SnapshotKafkaSink(brokers),
             tiers=customer_tiers_sink(settings.postgres_url),
             counts=tier_counts_sink(settings.postgres_url),
             dead_letters=dead_letter_sink(brokers, settings.topic(TIERS_DLQ)),

@@ -85,11 +85,13 @@ class Run:
         return max(((t, c) for t, c in self.configs if t <= at), default=(None, None))[1]
 
     def go(self) -> Run:
+        points: list[tuple[str, SinkMessage]] = []
+        events: list[tuple[str, SinkMessage]] = []
         flow = build(
             TestingSource([record(v, n) for n, v in enumerate(self.commands)]),
             TierSinks(
-                TestingSink(self.points),
-                TestingSink(self.events),
+                TestingSink(points),
+                TestingSink(events),
                 TestingSink(self.tiers),
                 TestingSink(self.counts),
                 TestingSink(self.dead),
@@ -98,6 +100,11 @@ class Run:
             EventEncoding(lambda r: json.dumps(r, default=str).encode(), "vip_tier.assigned"),
         )
         run_main(flow)  # type: ignore[no-untyped-call]
+        for route, message in points + events:  # routed by customer: one producer keeps order
+            assert message.key is not None
+            assert route == message.key.decode()
+        self.points = [message for _, message in points]
+        self.events = [message for _, message in events]
         return self
 
     def sent(self) -> list[object]:
