@@ -23,6 +23,7 @@ from connectors.kafka import SinkMessage, SourceItem, SourceMessage
 from connectors.kafka import source as kafka_source
 from flows.common import Rejected, dead_letters_out, guarded_decode, only
 from loyalnest import logs
+from loyalnest.priority import apply_priority
 from loyalnest.settings import Settings
 from loyalnest.topics import CUSTOMERS_DLQ, RFM_UPDATED
 from sinks.kafka import dead_letter_sink
@@ -70,6 +71,7 @@ def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.customers:flow()"`."""
     settings = Settings()
     logs.configure_job(settings)
+    apply_priority(settings, FLOW)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     brokers = settings.kafka_brokers
     dead_letters: DynamicSink[SinkMessage] = dead_letter_sink(

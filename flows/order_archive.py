@@ -22,6 +22,7 @@ from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, WEBHOOK_ID_HEADER, ord
 from connectors.store import ORDER_EVENTS
 from flows.common import Rejected, broker_time, guarded_decode, only, to_dead_letter
 from loyalnest import logs
+from loyalnest.priority import apply_priority
 from loyalnest.settings import Settings
 from loyalnest.topics import ORDER_ARCHIVE_DLQ, SHOPIFY_ORDERS
 from loyalty import ids
@@ -84,6 +85,7 @@ def flow() -> Dataflow:
     """The production wiring, for `python -m bytewax.run "flows.order_archive:flow()"`."""
     settings = Settings()
     logs.configure_job(settings)
+    apply_priority(settings, FLOW)
     return build(
         kafka_source(settings.kafka_brokers, [settings.topic(SHOPIFY_ORDERS)], flow=FLOW),
         MongoSink(settings.mongo_url, settings.mongo_database),

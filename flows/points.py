@@ -67,6 +67,7 @@ from flows.common import (
     only,
 )
 from loyalnest import logs
+from loyalnest.priority import apply_priority
 from loyalnest.settings import Settings
 from loyalnest.topics import (
     POINTS_COMMANDS,
@@ -387,6 +388,7 @@ def build(
 def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.points:flow()"`."""
     settings = Settings()
+    apply_priority(settings, FLOW)
     return wired(
         settings,
         ledger=MongoSink(

@@ -52,6 +52,7 @@ from flows.common import (
     pickled,
 )
 from loyalnest import logs
+from loyalnest.priority import apply_priority
 from loyalnest.settings import Settings
 from loyalnest.topics import (
     POINTS_COMMANDS,
@@ -315,6 +316,7 @@ def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.referrals:flow()"`."""
     settings = Settings()
     logs.configure_job(settings)
+    apply_priority(settings, FLOW)
     brokers = settings.kafka_brokers
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     encoders: dict[str, Encoder] = {

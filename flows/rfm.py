@@ -47,6 +47,7 @@ from flows.common import (
     only,
 )
 from loyalnest import logs
+from loyalnest.priority import apply_priority
 from loyalnest.settings import Settings
 from loyalnest.topics import RFM_COMMANDS, RFM_DLQ, RFM_UPDATED, SHOPIFY_ORDERS
 from loyalty import ids
@@ -350,6 +351,7 @@ def flow() -> Dataflow:
     collect_garbage_less_often()
     settings = Settings()
     logs.configure_job(settings)
+    apply_priority(settings, FLOW)
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     brokers = settings.kafka_brokers
     sinks = RfmSinks(

@@ -51,6 +51,7 @@ from flows.common import (
     pickled,
 )
 from loyalnest import logs
+from loyalnest.priority import apply_priority
 from loyalnest.settings import Settings
 from loyalnest.topics import POINTS_COMMANDS, TIERS_DLQ, VIP_TIER_ASSIGNED
 from loyalty.commands import customer_key, decode_command, encode_change, encode_tier
@@ -273,6 +274,7 @@ def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.tiers:flow()"`."""
     settings = Settings()
     logs.configure_job(settings)
+    apply_priority(settings, FLOW)
     brokers = settings.kafka_brokers
     registry = SchemaRegistryClient({"url": settings.schema_registry_url})
     topic = settings.topic(VIP_TIER_ASSIGNED)

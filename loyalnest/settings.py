@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     flow_processes: int = Field(default=1, ge=1, le=64, validation_alias="FLOW_PROCESSES")
     flow_processes_by_flow: dict[str, int] = Field(
         default={}, validation_alias="FLOW_PROCESSES_BY_FLOW"
+    )
+    # Each flow's CPU niceness (-20 to 19, lower runs first), as JSON; a flow not named keeps 0.
+    # The tiers flow's commands come back to the points flow, whose balance-write hold merges
+    # a bonus with its earn only if the bonus comes within the hold: on shared cores the tiers
+    # flow must not wait behind the bulk of the pipeline. Lowering niceness takes privilege
+    # (root or CAP_SYS_NICE); without it the flow logs a warning and runs at 0.
+    flow_nice_by_flow: dict[str, Annotated[int, Field(ge=-20, le=19)]] = Field(
+        default={"tiers": -5}, validation_alias="FLOW_NICE_BY_FLOW"
     )
     # Process k of the flow at port offset o talks to its peers on FLOW_CLUSTER_PORT + 100·o + k.
     flow_cluster_port: int = Field(default=2101, validation_alias="FLOW_CLUSTER_PORT")
