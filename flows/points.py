@@ -388,7 +388,6 @@ def build(
 def flow() -> Dataflow:
     """Production wiring, for `python -m bytewax.run "flows.points:flow()"`."""
     settings = Settings()
-    apply_priority(settings, FLOW)
     return wired(
         settings,
         ledger=MongoSink(
@@ -405,6 +404,7 @@ def wired(settings: Settings, *, ledger: Sink[RoutedWrite], cache: Sink[CacheUpd
     documents to `ledger` and its balance cache updates to `cache`."""
     collect_garbage_less_often()
     logs.configure_job(settings)
+    apply_priority(settings, FLOW)
     client: pymongo.MongoClient[dict[str, Any]]
     with pymongo.MongoClient(settings.mongo_url) as client:
         translations = load_translations(client[settings.mongo_database])

@@ -29,7 +29,7 @@ FLUSH_TIMEOUT = 60.0
 
 
 class KafkaDeliveryError(RuntimeError):
-    """The broker did not acknowledge every message of a batch."""
+    """The broker did not acknowledge every message of a batch (or of an epoch)."""
 
 
 class _Producing:
@@ -70,14 +70,14 @@ class _Producing:
                 f"{remaining} message(s) unacknowledged, {len(errors)} failed: {errors[:3]}"
             )
 
+    def close(self) -> None:
+        self._producer.flush(FLUSH_TIMEOUT)
+
 
 class _Partition(_Producing, StatelessSinkPartition[SinkMessage]):
     def write_batch(self, items: list[SinkMessage]) -> None:
         self._produce_all(items)
         self._check(self._producer.flush(FLUSH_TIMEOUT))
-
-    def close(self) -> None:
-        self._producer.flush(FLUSH_TIMEOUT)
 
 
 class _FlushedAtSnapshot(_Producing, StatefulSinkPartition[SinkMessage, None]):
@@ -90,9 +90,6 @@ class _FlushedAtSnapshot(_Producing, StatefulSinkPartition[SinkMessage, None]):
         # Every message of the epoch is acknowledged before its snapshot is kept, so a flow
         # resumed from that snapshot has nothing of it left to send.
         self._check(self._producer.flush(FLUSH_TIMEOUT))
-
-    def close(self) -> None:
-        self._producer.flush(FLUSH_TIMEOUT)
 
 
 class ReliableKafkaSink(DynamicSink[SinkMessage]):
