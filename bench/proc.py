@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from loyalnest.harness.processes import ChildProcess
@@ -25,10 +26,43 @@ def tree_cpu_seconds(process: ChildProcess) -> float:
     return cpu_seconds(process.pid) + sum(cpu_seconds(pid) for pid in process.child_pids())
 
 
+@dataclass(frozen=True)
+class MachineCpu:
+    """The whole machine's CPU time so far (/proc/stat, every core): busy and all."""
+
+    busy: float
+    total: float
+
+    @classmethod
+    def now(cls) -> MachineCpu:
+        with open("/proc/stat") as stat:
+            fields = [int(n) for n in stat.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal (guest time is counted in user);
+        # steal is time the host kept the machine from running: neither busy nor idle here.
+        user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+        busy = user + nice + system + irq + softirq
+        return cls(busy / _TICKS, (busy + idle + iowait + steal) / _TICKS)
+
+    def busy_cores(self, later: MachineCpu) -> float:
+        """Cores kept busy on average since this reading, by every process together (a load
+        generator included), of os.cpu_count() in all."""
+        cores = os.cpu_count() or 1
+        return cores * (later.busy - self.busy) / max(later.total - self.total, 1e-9)
+
+
 def store_pid(settings: Settings) -> int | None:
     """The local MongoDB-wire server's pid, or None when the store is not one `make up` started
     (an existing server elsewhere: its CPU cannot be read from here)."""
-    pid_file = settings.data_dir / "run" / "mongo.pid"
+    return _local_pid(settings, "mongo")
+
+
+def broker_pid(settings: Settings) -> int | None:
+    """The local Kafka broker's pid, or None when it is not one `make up` started."""
+    return _local_pid(settings, "kafka")
+
+
+def _local_pid(settings: Settings, service: str) -> int | None:
+    pid_file = settings.data_dir / "run" / f"{service}.pid"
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):

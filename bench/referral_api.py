@@ -50,7 +50,7 @@ from psycopg.rows import class_row
 
 from bench.http import Paced, Pool, Reply, Run, build_request, closed_loop, paced, percentile
 from bench.ingest import records_on
-from bench.proc import cpu_seconds, tree_cpu_seconds
+from bench.proc import MachineCpu, broker_pid, cpu_seconds, tree_cpu_seconds
 from bench.report import Targets, at_least, at_most
 from bench.stackenv import API_WORKERS, bench_env
 from connectors.referral_cache import ReferralCache
@@ -327,14 +327,23 @@ def at_rate(stack: Stack, requests: list[bytes], name: str) -> tuple[Run, dict[s
         finally:
             await pool.close()
 
+    broker = broker_pid(stack.env.settings)
+    broker_cpu = cpu_seconds(broker) if broker else 0.0
+    machine = MachineCpu.now()
     sent = asyncio.run(run())
+    busy = machine.busy_cores(MachineCpu.now())
     latencies = sorted(r.latency for r in sent.replies)
     figures = {
         f"{name}_at_rate_per_s": sent.rate,
         f"{name}_at_rate_p50_ms": percentile(latencies, 0.50) * 1000,
         f"{name}_at_rate_p99_ms": percentile(latencies, 0.99) * 1000,
         f"{name}_at_rate_max_lag_ms": sent.max_lag * 1000,  # > a few ms: not open loop
+        # Every process together, load generator included: how much of the machine is left.
+        f"{name}_at_rate_busy_cores": busy,
     }
+    if broker:  # the local broker's share (each code request is one record on Kafka)
+        spent = cpu_seconds(broker) - broker_cpu
+        figures[f"{name}_at_rate_kafka_cpu_ms"] = 1000 * spent / len(requests)
     return Run(sent.replies, len(requests) / RATE), figures
 
 

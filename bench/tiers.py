@@ -37,7 +37,7 @@ from confluent_kafka import Producer
 from api.tiers import tier_status
 from bench.http import Pool, build_request, closed_loop, paced, percentile
 from bench.kit import metrics_text, produce_patiently
-from bench.proc import cpu_seconds, store_pid
+from bench.proc import MachineCpu, cpu_seconds, store_pid
 from bench.report import Targets, at_least, at_most, require_status
 from bench.stackenv import API_WORKERS, bench_env
 from connectors.shopify import SHOP_HEADER, TOPIC_HEADER, encode_body, kafka_headers, partition_key
@@ -139,6 +139,7 @@ BONUS_ENTRIES = 'points_transactions_total{locale="en",type="bonus"}'
 READ = 'tier_inputs_total{kind="order_change"}'
 SENT = "tier_entry_bonuses_total"
 WRITES = 'loyalnest_mongo_sink_writes_total{{collection="{}",outcome="applied"}}'
+COMMANDS = 'loyalnest_mongo_sink_commands_total{{collection="{}"}}'
 
 
 @dataclass
@@ -181,6 +182,8 @@ def pipeline_run(settings: Settings, orders: int, with_tiers: bool, port: int) -
         pids = [p.pid for p in flows] + ([store] if store else [])
         cpu = [cpu_seconds(pid) for pid in pids]
         writes = store_writes(port)
+        commands = store_commands(port)
+        machine = MachineCpu.now()
         started = time.perf_counter()
         produce_orders(env, customers, orders, customers)
         done = Done(customers + orders, port, tiers_port)
@@ -191,9 +194,14 @@ def pipeline_run(settings: Settings, orders: int, with_tiers: bool, port: int) -
             "orders_per_s": orders / elapsed,
             "points_cpu_s_per_1k": 1000 * spent[0] / orders,
             "store_cpu_s_per_1k": 1000 * spent[-1] / orders if store else float("nan"),
+            # The store is one single-threaded process: near 1 core busy, it is the ceiling.
+            "store_cores": spent[-1] / elapsed if store else float("nan"),
+            "busy_cores": machine.busy_cores(MachineCpu.now()),
         }
         for collection, count in store_writes(port).items():
             figures[f"{collection}_writes_per_order"] = (count - writes[collection]) / orders
+            sent = store_commands(port)[collection] - commands[collection]
+            figures[f"{collection}_writes_per_command"] = (count - writes[collection]) / sent
         if with_tiers:
             figures["tiers_cpu_s_per_1k"] = 1000 * spent[1] / orders
             figures["entry_bonuses"] = metric(port + 1, SENT)
@@ -204,6 +212,11 @@ def pipeline_run(settings: Settings, orders: int, with_tiers: bool, port: int) -
 def store_writes(port: int) -> dict[str, float]:
     """Writes the points flow's store sink has had applied, by collection."""
     return {c: metric(port, WRITES.format(c)) for c in (BALANCES, LEDGER)}
+
+
+def store_commands(port: int) -> dict[str, float]:
+    """Bulk write commands the points flow's store sink has sent, by collection."""
+    return {c: metric(port, COMMANDS.format(c)) for c in (BALANCES, LEDGER)}
 
 
 def flow(env: Deployment, name: str, port: int, postgres_url: str) -> FlowProcess:
@@ -356,6 +369,7 @@ def preview_figures(stack: Stack, snapshots: Sequence[TierSnapshot]) -> dict[str
 def measure(settings: Settings, orders: int, customers: int, requests: int) -> dict[str, float]:
     without = pipeline_run(settings, orders, False, 3140)
     with_tiers = pipeline_run(settings, orders, True, 3142)
+    runs = (("without", without), ("with", with_tiers))
     figures = {
         "orders": float(orders),
         "without_orders_per_s": without["orders_per_s"],
@@ -366,8 +380,11 @@ def measure(settings: Settings, orders: int, customers: int, requests: int) -> d
         "with_tiers_cpu_s_per_1k": with_tiers["tiers_cpu_s_per_1k"],
         "without_store_cpu_s_per_1k": without["store_cpu_s_per_1k"],
         "with_store_cpu_s_per_1k": with_tiers["store_cpu_s_per_1k"],
+        **{f"{run}_{k}": f[k] for run, f in runs for k in ("store_cores", "busy_cores")},
         **{f"without_{k}": v for k, v in without.items() if k.endswith("_per_order")},
         **{f"with_{k}": v for k, v in with_tiers.items() if k.endswith("_per_order")},
+        **{f"without_{k}": v for k, v in without.items() if k.endswith("_per_command")},
+        **{f"with_{k}": v for k, v in with_tiers.items() if k.endswith("_per_command")},
         "entry_bonuses": with_tiers["entry_bonuses"],
         "multiplied_earns": with_tiers["multiplied_earns"],
     }

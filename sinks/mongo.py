@@ -65,6 +65,13 @@ WRITES = Counter(
     ["collection", "outcome"],
 )
 
+# Writes per command (the writes counter over this one) is how well the sink batches: each
+# command has a fixed cost in the store besides its writes.
+COMMANDS = Counter(
+    "loyalnest_mongo_sink_commands_total",
+    "Bulk write commands sent by the Mongo sink (retries included)",
+    ["collection"],
+)
 
 SUPERSEDED = Counter(
     "loyalnest_mongo_sink_superseded_total",
@@ -146,6 +153,7 @@ class MongoWriter:
         """Write unordered (one bad document does not block the others); count the writes
         that changed nothing: duplicate keys, and guarded updates that left a newer document
         as it was."""
+        COMMANDS.labels(collection).inc()
         try:
             details = self._db[collection].bulk_write(ops, ordered=False).bulk_api_result
         except BulkWriteError as exc:

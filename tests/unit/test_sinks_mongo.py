@@ -689,3 +689,19 @@ def test_after_a_failure_the_writer_waits_for_the_next_batch_not_for_held_writes
     assert part._timeout() is None  # so no deadline to wake up for, again and again
     with pytest.raises(MongoSinkError, match="boom"):
         part.close()
+
+
+def test_the_commands_counter_counts_each_bulk_write_sent() -> None:
+    collection = "commands_probe_collection"
+
+    def commands() -> float:
+        value = REGISTRY.get_sample_value(
+            "loyalnest_mongo_sink_commands_total", {"collection": collection}
+        )
+        return value or 0.0
+
+    before = commands()
+
+    make_writer(FakeDatabase(), [], max_batch=2).write(inserts(collection, 5))
+
+    assert commands() - before == 3.0  # chunks of 2, 2 and 1
