@@ -37,11 +37,26 @@ VALUES (%(id)s, %(merchant)s, pgp_sym_encrypt(%(email)s, %(key)s), %(email_hash)
 ON CONFLICT DO NOTHING
 RETURNING {COLUMNS}, true AS created
 """  # noqa: S608
+# The customer asked for; or, for one created by email alone who has since ordered, the
+# customer their orders made (the same email, with a Shopify id): the same person, as Core now
+# knows them.
 BY_ID = f"""
+WITH asked AS (
+    SELECT * FROM customers WHERE id = %(id)s AND merchant_id = %(merchant)s
+), ordered AS (
+    SELECT c.* FROM customers c JOIN asked a
+        ON c.merchant_id = a.merchant_id AND c.email_hash = a.email_hash
+    WHERE a.shopify_customer_id IS NULL AND c.shopify_customer_id IS NOT NULL
+    ORDER BY c.created_at
+    LIMIT 1
+), answered AS (
+    SELECT * FROM ordered
+    UNION ALL
+    SELECT * FROM asked WHERE NOT EXISTS (SELECT 1 FROM ordered)
+)
 SELECT {COLUMNS}, false AS created,
        CASE WHEN %(pii)s AND email IS NOT NULL THEN pgp_sym_decrypt(email, %(key)s) END AS email
-FROM customers
-WHERE id = %(id)s AND merchant_id = %(merchant)s
+FROM answered
 """  # noqa: S608
 
 

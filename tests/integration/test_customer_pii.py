@@ -141,3 +141,30 @@ def test_a_customer_created_by_email_is_found_again_and_read_back_with_or_withou
     assert isinstance(full, CustomerView)
     assert (plain.email, full.email) == (None, "bo@x.io")
     assert elsewhere is None
+
+
+def test_a_customer_created_by_email_who_then_orders_is_read_as_the_ordering_customer(
+    database: str,
+) -> None:
+    async def create() -> CustomerRow:
+        async with AsyncConnectionPool(database, min_size=1, max_size=2, open=False) as pool:
+            return await PooledCustomers(pool, KEY).create_by_email(
+                MERCHANT, "cy@example.com", HASHER.email("cy@example.com")
+            )
+
+    async def read(customer_id: str) -> CustomerView | None:
+        async with AsyncConnectionPool(database, min_size=1, max_size=2, open=False) as pool:
+            return await PooledCustomers(pool, KEY).get(MERCHANT, customer_id, with_email=True)
+
+    imported = asyncio.run(create())
+    before = asyncio.run(read(imported.customer_id))
+    save_all(database, [data("CY@example.com")])  # Cy's first order (Shopify id 5)
+    after = asyncio.run(read(imported.customer_id))
+    elsewhere = asyncio.run(read(str(ids.customer_id(MERCHANT, 6))))
+
+    assert before is not None
+    assert (before.customer_id, before.shopify_id) == (imported.customer_id, None)
+    assert after is not None
+    assert (after.customer_id, after.shopify_id) == (str(ids.customer_id(MERCHANT, 5)), 5)
+    assert (after.email, after.email_hash) == ("CY@example.com", imported.email_hash)
+    assert elsewhere is None
