@@ -1,7 +1,9 @@
 """Shopify webhooks as Kafka records on `shopify.orders`: the contract between ingest and flows.
 
-The value is the webhook body exactly as Shopify sent it (so its HMAC can be checked again);
-the delivery headers travel as Kafka headers, next to the merchant's earning terms at the time.
+The value is the webhook body as received with every personal value replaced by its keyed
+hash (api/webhooks.py, loyalty/pii.py), so it is no longer the body Shopify signed: the
+signature is checked at the edge and not kept. Shopify's other delivery headers travel as Kafka
+headers, next to the merchant's earning terms at the time.
 
 The key is shop:order. A refund webhook names its order but not its customer, so only the order
 keeps an order's creation, payment, refunds and cancellation in one partition, in the order
@@ -49,10 +51,9 @@ EVENT_ID_HEADER = "X-Shopify-Event-Id"
 TRIGGERED_AT_HEADER = "X-Shopify-Triggered-At"
 API_VERSION_HEADER = "X-Shopify-API-Version"
 
-# The delivery headers kept on the record, the HMAC among them: the value is the body exactly
-# as Shopify signed it, so the record (or its dead letter, re-driven) can be verified again.
+# The delivery headers kept on the record. Not the HMAC: the record's body is the redacted one,
+# which the signature no longer matches (a dead letter carrying it would fail any check).
 FORWARDED_HEADERS = (
-    HMAC_HEADER,
     TOPIC_HEADER,
     SHOP_HEADER,
     WEBHOOK_ID_HEADER,
