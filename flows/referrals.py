@@ -49,7 +49,6 @@ from flows.common import (
     keyed_outputs,
     keyed_state,
     only,
-    pickled,
 )
 from loyalnest import logs
 from loyalnest.priority import apply_priority
@@ -78,6 +77,14 @@ from loyalty.referral_commands import (
     referral_key,
 )
 from loyalty.referral_orders import ReferralOrder, ReferralUpdate, apply_referral_order, extras_of
+from loyalty.referral_rows import (
+    code_from_row,
+    code_row,
+    friend_from_row,
+    friend_row,
+    order_from_row,
+    order_row,
+)
 from loyalty.referrals import (
     Claim,
     CodeCreated,
@@ -99,10 +106,10 @@ ERRORS = Counter("referral_errors_total", "Messages sent to referral.dlq", ["ste
 DECIDED = Counter("referrals_total", "Referral changes decided", ["status"])
 
 
-# Each key holds its state pickled as it is (small dataclasses of plain values).
-ORDER_STATES: StateCodec[ReferralOrder] = pickled()
-FRIEND_STATES: StateCodec[FriendState] = pickled()
-CODE_STATES: StateCodec[CodeState] = pickled()
+# Each key holds its state as a versioned row (loyalty/referral_rows.py).
+ORDER_STATES = StateCodec(order_row, order_from_row)
+FRIEND_STATES = StateCodec(friend_row, friend_from_row)
+CODE_STATES = StateCodec(code_row, code_from_row)
 
 
 @dataclass(frozen=True)
