@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError
@@ -104,19 +104,6 @@ class StateCodec(Generic[S]):
 
     def decode(self, data: bytes) -> S:
         return self.from_row(pickle.loads(data))  # noqa: S301 - our own rows, from our store
-
-
-def pickled() -> StateCodec[Any]:
-    """A codec keeping a state pickled as it is: for small dataclasses of plain values."""
-    return StateCodec(_as_row, _from_row)
-
-
-def _as_row(state: Any) -> tuple[Any, ...]:
-    return (state,)
-
-
-def _from_row(row: object) -> Any:
-    return cast(tuple[Any, ...], row)[0]
 
 
 def keyed_state(

@@ -48,7 +48,6 @@ from flows.common import (
     keyed_outputs,
     keyed_state,
     only,
-    pickled,
 )
 from loyalnest import logs
 from loyalnest.priority import apply_priority
@@ -70,7 +69,7 @@ from loyalty.tier_customers import (
     TierTick,
     apply_tiers,
 )
-from loyalty.tier_rows import tier_from_row, tier_row
+from loyalty.tier_rows import counts_from_row, counts_row, tier_from_row, tier_row
 from sinks.kafka import SnapshotKafkaSink, dead_letter_sink, routed
 from sinks.tiers import customer_tiers_sink, tier_counts_sink
 
@@ -94,7 +93,7 @@ ConfigAt = Callable[[str, datetime], TierConfig | None]
 
 
 STATES = StateCodec(tier_row, tier_from_row)  # one compact row per customer
-COUNTS: StateCodec[TierCounts] = pickled()  # a count per tier name
+COUNTS = StateCodec(counts_row, counts_from_row)  # a count per tier name
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The tiers flow's customer state as a row: plain tuples of ints, strings and bytes.
+"""The tiers flow's states as rows: plain tuples of ints, strings and bytes.
 
 As with the points flow's states (loyalty/state_rows.py), the row is what a key holds and what
 its recovery snapshot is: pickling it is several times cheaper than pickling the dataclasses
@@ -15,10 +15,12 @@ from typing import Any
 
 from loyalty.dedup import RecentIds
 from loyalty.state_rows import RowVersionError, micros_of, time_of
+from loyalty.tier_counts import TierCounts
 from loyalty.tier_customers import TierCustomer
 from loyalty.tiers import CustomerMetric, OrderMetric
 
 TIER_ROW_VERSION = 1
+COUNTS_ROW_VERSION = 1
 
 Row = tuple[Any, ...]
 
@@ -82,3 +84,19 @@ def _array(typecode: str, data: bytes) -> array[int]:
     values = array(typecode)
     values.frombytes(data)
     return values
+
+
+def counts_row(c: TierCounts) -> Row:
+    """A merchant's customers per tier name."""
+    at = None if c.updated_at is None else micros_of(c.updated_at)
+    return (COUNTS_ROW_VERSION, tuple(c.counts.items()), at)
+
+
+def counts_from_row(row: object) -> TierCounts:
+    if not isinstance(row, tuple) or not row or row[0] != COUNTS_ROW_VERSION:
+        raise RowVersionError(
+            f"not a version-{COUNTS_ROW_VERSION} tier counts row: state saved by another "
+            "version of LoyalNest (delete the tiers flow's recovery store and replay it)"
+        )
+    _, counts, at = row
+    return TierCounts(dict(counts), None if at is None else time_of(at))
