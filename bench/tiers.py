@@ -201,7 +201,8 @@ def pipeline_run(settings: Settings, orders: int, with_tiers: bool, port: int) -
         for collection, count in store_writes(port).items():
             figures[f"{collection}_writes_per_order"] = (count - writes[collection]) / orders
             sent = store_commands(port)[collection] - commands[collection]
-            figures[f"{collection}_writes_per_command"] = (count - writes[collection]) / sent
+            applied = count - writes[collection]  # retried commands count, retried writes not
+            figures[f"{collection}_writes_per_command"] = applied / max(sent, 1)
         if with_tiers:
             figures["tiers_cpu_s_per_1k"] = 1000 * spent[1] / orders
             figures["entry_bonuses"] = metric(port + 1, SENT)

@@ -28,7 +28,7 @@ COLUMNS = """id::text AS customer_id, merchant_id::text AS merchant_id,
 BY_EMAIL = f"""
 SELECT {COLUMNS}, false AS created FROM customers
 WHERE merchant_id = %(merchant)s AND email_hash = %(email_hash)s
-ORDER BY shopify_customer_id IS NULL, created_at
+ORDER BY shopify_customer_id IS NULL, created_at, shopify_customer_id
 LIMIT 1
 """  # noqa: S608 - COLUMNS is a constant; every value is a parameter
 INSERT_BY_EMAIL = f"""
@@ -47,7 +47,7 @@ WITH asked AS (
     SELECT c.* FROM customers c JOIN asked a
         ON c.merchant_id = a.merchant_id AND c.email_hash = a.email_hash
     WHERE a.shopify_customer_id IS NULL AND c.shopify_customer_id IS NOT NULL
-    ORDER BY c.created_at
+    ORDER BY c.created_at, c.shopify_customer_id  -- rows of one write share created_at
     LIMIT 1
 ), answered AS (
     SELECT * FROM ordered

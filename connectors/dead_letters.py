@@ -1,8 +1,8 @@
 """Dead letters: a record no flow could use, kept whole with why, where and when it failed.
 
 The contract shared by every flow, the API's edge and the DLQ tools:
-- key, value and headers are the original record's, byte for byte (a Shopify webhook keeps its
-  HMAC header, so a re-drive can be verified again);
+- key, value and headers are the original record's, byte for byte (so a re-drive is the record
+  again);
 - `dlq-reason` says why (bounded to MAX_REASON bytes), `dlq-flow` and `dlq-step` which flow and
   step refused it, `dlq-origin` where it came from (`topic/partition/offset`, or just the topic
   when the API refused it before it reached one), `dlq-timestamp` the original record's time

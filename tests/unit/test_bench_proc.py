@@ -20,6 +20,5 @@ def test_a_reading_of_this_machine_is_busy_for_part_of_its_time() -> None:
     sum(range(200_000))  # some CPU time between the readings
     second = MachineCpu.now()
     assert 0 < first.busy <= first.total
-    assert second.busy >= first.busy
-    assert second.total >= first.total
+    assert second.busy >= first.busy  # (iowait, counted in total, may step back)
     assert 0 <= first.busy_cores(second) <= (os.cpu_count() or 1)

@@ -54,7 +54,7 @@ def test_dead_letter_keeps_key_value_and_headers_and_says_why_where_and_when() -
     dlq = dead_letter(message(), "not JSON: boom", "points", "decode-order")
 
     assert (dlq.key, dlq.value) == (b"order-1", b'{"id": 1}')
-    assert dlq.headers[: len(HEADERS)] == HEADERS  # the HMAC header too: a re-drive re-checks it
+    assert dlq.headers[: len(HEADERS)] == HEADERS  # every header the record had, as it was
     assert added(dlq) == {
         DLQ_REASON: b"not JSON: boom",
         DLQ_FLOW: b"points",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -36,11 +36,15 @@ from loyalty.referrals import (
     Status,
 )
 from loyalty.state_rows import RowVersionError
+from tests.unit.pickles import names_no_class
 
 AT = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
 LATER = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+RELEASE = datetime(2026, 3, 23, 8, 0, 0, 1, tzinfo=UTC)
 MERCHANT = "7f0c3a52-3b7e-5a55-9a53-2f1a2b3c4d5e"
-TERMS = ReferralTerms(advocate_points=750, friend_points=250, min_subtotal=Decimal("25.50"))
+TERMS = ReferralTerms(
+    advocate_points=750, friend_points=250, min_subtotal=Decimal("25.50"), review_days=14
+)
 FRIEND = Identity(42, "h1:email", "h1:name", frozenset({"h1:addr-b", "h1:addr-a"}))
 
 
@@ -74,7 +78,7 @@ def full_friend() -> FriendState:
         reason=Reason.REFUNDED,
         advocate_points=750,
         friend_points=250,
-        release_at=LATER,
+        release_at=RELEASE,
     )
     claim = Claim(MERCHANT, "AB3DEF7H", "ref-1", FRIEND, 5001, AT, "h1:ip")
     order = FriendOrder(
@@ -99,7 +103,7 @@ def full_friend() -> FriendState:
 
 def full_code() -> CodeState:
     return CodeState(
-        advocate=Identity(7, "h1:adv-email", None, frozenset({"h1:adv-addr"})),
+        advocate=Identity(7, "h1:adv-email", "h1:adv-name", frozenset({"h1:adv-addr"})),
         ips={
             "h1:ip-old": IpReferrals((AT,), ("ref-0",)),
             "h1:ip-new": IpReferrals((AT, LATER), ("ref-1", "ref-2")),
@@ -130,9 +134,31 @@ def test_a_state_comes_back_from_its_row_as_it_was(
     assert from_row(to_row(state)) == state
 
 
-@pytest.mark.parametrize("state", [full_order(), full_friend(), full_code()])
+@pytest.mark.parametrize("state", [full_order(), full_friend(), full_code(), TERMS])
 def test_the_examples_set_every_field(state: object) -> None:
     no_field_at_its_default(state)
+
+
+@pytest.mark.parametrize("flag", ["paid", "cancelled", "test"])
+def test_each_flag_of_an_order_comes_back_on_its_own(flag: str) -> None:
+    order = replace(
+        full_order(), paid=flag == "paid", cancelled=flag == "cancelled", test=flag == "test"
+    )
+    assert order_from_row(order_row(order)) == order
+
+
+@pytest.mark.parametrize("flag", ["paid", "cancelled", "fully_refunded"])
+def test_each_flag_of_a_friends_order_comes_back_on_its_own(flag: str) -> None:
+    state = full_friend()
+    assert state.order is not None
+    order = replace(
+        state.order,
+        paid=flag == "paid",
+        cancelled=flag == "cancelled",
+        fully_refunded=flag == "fully_refunded",
+    )
+    changed = replace(state, order=order)
+    assert friend_from_row(friend_row(changed)) == changed
 
 
 def test_the_flow_keeps_each_state_as_its_row_and_reads_it_back() -> None:
@@ -143,8 +169,12 @@ def test_the_flow_keeps_each_state_as_its_row_and_reads_it_back() -> None:
     ]
     for codec, state in states:
         data = codec.encode(state)
-        assert b"loyalty" not in data  # plain values: no class is named in the bytes
+        assert names_no_class(data)  # plain values only: no class to import back
         assert codec.decode(data) == state
+
+
+def test_a_pickled_object_names_its_class() -> None:  # what names_no_class looks for
+    assert not names_no_class(pickle.dumps(full_code()))
 
 
 def test_a_code_state_keeps_its_ips_oldest_first() -> None:
